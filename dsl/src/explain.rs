@@ -1,0 +1,1 @@
+//! Human-readable account of a decision. (stub: being written)

@@ -1,0 +1,1 @@
+//! Canonical formatting of policy text. (stub: being written)

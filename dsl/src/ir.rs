@@ -1,0 +1,451 @@
+//! The compiled snapshot: the one contract between control plane and data plane.
+//!
+//! Plain serde data with no Kubernetes or pingora types, no spans and no secrets (credentials
+//! are references). Everything is integers and strings so that equal input gives byte-equal
+//! JSON and therefore an equal [`Snapshot::hash`]. Units are in the field names: `_ms`
+//! milliseconds, `_bp` basis points (1% = 100), `_ppm` parts per million, `micro_usd` dollars
+//! times 10^6.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the meaning or shape of the IR changes; a data plane refuses snapshots whose
+/// version it does not know and keeps serving the last good one.
+pub const IR_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub ir_version: u32,
+    /// Hex SHA-256 of the snapshot's canonical JSON with this field empty. Content identity:
+    /// publishers issue a new version only when it changes.
+    pub hash: String,
+    pub providers: Vec<Provider>,
+    /// Every distinct `provider/model` any route or budget names; routes refer to them by index.
+    pub targets: Vec<Target>,
+    /// In evaluation order: the first route whose condition matches wins.
+    pub routes: Vec<Route>,
+    pub budgets: Vec<Budget>,
+}
+
+/// Index into [`Snapshot::targets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TargetId(pub u32);
+
+/// Index into [`Snapshot::providers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProviderId(pub u32);
+
+// ---------------------------------------------------------------------------------------------
+// Providers (the catalogue the checker validates against, carried into the snapshot)
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// `None` means the kind's public default (e.g. `https://api.openai.com/v1`).
+    pub base_url: Option<String>,
+    pub credential: Option<Credential>,
+    pub models: Vec<Model>,
+    pub rate_limits: RateLimits,
+    pub timeouts: ProviderTimeouts,
+    /// Azure OpenAI `api-version` query parameter.
+    pub api_version: Option<String>,
+    /// Behaviour of the built-in mock; set only for [`ProviderKind::Mock`].
+    pub mock: Option<MockBehaviour>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Openai,
+    OpenaiCompatible,
+    AzureOpenai,
+    Anthropic,
+    Gemini,
+    Mock,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::OpenaiCompatible => "openai-compatible",
+            Self::AzureOpenai => "azure-openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::Mock => "mock",
+        }
+    }
+}
+
+/// Where a provider's API key comes from. Never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A key in a Kubernetes Secret (or a Secret document in a standalone config folder).
+    Secret { namespace: Option<String>, name: String, key: String },
+    /// An environment variable of the proxy process.
+    Env { var: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Model {
+    /// The provider's model name (for Azure, the deployment name).
+    pub name: String,
+    /// Dollars per million input tokens, times 10^6.
+    pub input_micro_usd_per_mtok: u64,
+    /// Dollars per million output tokens, times 10^6.
+    pub output_micro_usd_per_mtok: u64,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RateLimits {
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProviderTimeouts {
+    pub connect_ms: Option<u64>,
+    pub first_token_ms: Option<u64>,
+    pub total_ms: Option<u64>,
+}
+
+/// How the built-in `mock` provider behaves; deterministic for a given seed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MockBehaviour {
+    /// Total time of a non-streamed response.
+    pub latency_ms: u64,
+    pub ttft_ms: u64,
+    pub tokens_per_second: u64,
+    pub error_rate_ppm: u32,
+    pub rate_limit_rate_ppm: u32,
+    /// `Retry-After` sent with a mock 429.
+    pub retry_after_ms: u64,
+    pub seed: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets and routes
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Target {
+    pub provider: ProviderId,
+    /// Index into that provider's `models`.
+    pub model_index: u32,
+    /// The upstream model name (copied for convenience).
+    pub model: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Route {
+    pub name: String,
+    /// The object the route came from (`namespace/name`).
+    pub origin: String,
+    pub condition: Condition,
+    pub selection: Selection,
+    /// Tried in order after the selection's candidates.
+    pub failover: Vec<TargetId>,
+    /// When an attempt counts as failed (moving to a retry or the next candidate).
+    pub triggers: Triggers,
+    pub retry: Retry,
+    pub timeouts: Timeouts,
+    pub hedge: Option<Hedge>,
+    pub cache_ttl_ms: Option<u64>,
+    /// Model names a client can ask for to reach this route (exact `model ==` / `model in`
+    /// literals not under `not`); what `/v1/models` lists.
+    pub exposed_models: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Always,
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    Model(StringMatch),
+    /// Header names are lower-case.
+    Header { name: String, matches: StringMatch },
+    HasHeader(String),
+    Key(StringMatch),
+    Team(StringMatch),
+    User(StringMatch),
+    PromptTokens { op: NumOp, value: u64 },
+    Stream(bool),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StringMatch {
+    Exact(String),
+    /// `*` matches any run of characters (including `/`), `?` one character.
+    Glob(String),
+    OneOf(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    Single(TargetId),
+    /// Weights sum to 100.
+    Split(Vec<WeightedTarget>),
+    /// Sorted by blended price (input + output per million tokens), cheapest first, at compile
+    /// time; the rest follow as fallbacks.
+    Cheapest(Vec<TargetId>),
+    /// Ranked at request time by the data plane's measured `by` percentile; `explore_bp` of
+    /// requests go to another healthy member so all stay measured.
+    Fastest { targets: Vec<TargetId>, by: LatencyMetric, explore_bp: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WeightedTarget {
+    pub target: TargetId,
+    pub weight: u32,
+}
+
+/// A percentile of a latency measure, e.g. p95 of time-to-first-token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LatencyMetric {
+    pub kind: LatencyKind,
+    /// Hundredths of a percent: p95 = 9500, p99.9 = 9990.
+    pub percentile_centi: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyKind {
+    /// Time to first token (first byte of the response body for non-streamed calls).
+    Ttft,
+    /// Whole-request latency.
+    Total,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Triggers {
+    /// Inclusive ranges of upstream status codes.
+    pub statuses: Vec<StatusRange>,
+    pub errors: Vec<ErrorClass>,
+    pub error_rate: Option<ErrorRateTrigger>,
+    pub latency: Vec<LatencyTrigger>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StatusRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+/// Provider-independent failure classes; the data plane classifies each provider's status
+/// codes and error bodies into these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    ConnectFailure,
+    Timeout,
+    RateLimited,
+    QuotaExhausted,
+    Overloaded,
+    ContextTooLong,
+    ContentPolicy,
+    BadRequest,
+    Auth,
+    ServerError,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 10] = [
+        Self::ConnectFailure,
+        Self::Timeout,
+        Self::RateLimited,
+        Self::QuotaExhausted,
+        Self::Overloaded,
+        Self::ContextTooLong,
+        Self::ContentPolicy,
+        Self::BadRequest,
+        Self::Auth,
+        Self::ServerError,
+    ];
+
+    /// The word used in the policy language.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectFailure => "connect_failure",
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::Overloaded => "overloaded",
+            Self::ContextTooLong => "context_too_long",
+            Self::ContentPolicy => "content_policy",
+            Self::BadRequest => "bad_request",
+            Self::Auth => "auth",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ErrorRateTrigger {
+    pub threshold_bp: u32,
+    pub window_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LatencyTrigger {
+    pub metric: LatencyMetric,
+    pub threshold_ms: u64,
+    pub window_ms: u64,
+    /// Below this many samples in the window the trigger never fires (no flapping on little data).
+    pub min_samples: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Retry {
+    /// Extra attempts on the same target before moving on; 0 = none.
+    pub attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub connect_ms: Option<u64>,
+    pub first_token_ms: Option<u64>,
+    pub total_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hedge {
+    pub after: HedgeDelay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HedgeDelay {
+    Fixed { ms: u64 },
+    /// The current measured percentile of the first candidate.
+    Percentile(LatencyMetric),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Budget {
+    pub name: String,
+    pub origin: String,
+    pub scope: BudgetScope,
+    pub limits: Vec<Limit>,
+    /// Ascending, e.g. `[8000, 9500]` for 80% and 95%.
+    pub warn_at_bp: Vec<u32>,
+    pub on_exhausted: OnExhausted,
+    pub on_overrun: OnOverrun,
+}
+
+/// Who a budget counts. `Each*` scopes keep one counter per distinct value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    Global,
+    Key(String),
+    EachKey,
+    Team(String),
+    EachTeam,
+    User(String),
+    EachUser,
+    /// One counter per distinct value of this (lower-case) request header.
+    EachHeaderValue(String),
+    Route(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Limit {
+    pub metric: LimitMetric,
+    pub amount: u64,
+    pub window: Window,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitMetric {
+    Requests,
+    InputTokens,
+    OutputTokens,
+    TotalTokens,
+    /// Dollars times 10^6, priced from the provider catalogue.
+    MicroUsd,
+}
+
+/// Calendar-aligned windows (UTC), so replicas agree on when a window starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExhausted {
+    Reject,
+    Downgrade(TargetId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOverrun {
+    /// Let a stream that started within budget finish (bounded overspend).
+    Finish,
+    /// End the stream with an error event once it exceeds what was left.
+    Cut,
+}
+
+impl Snapshot {
+    /// Computes the content hash over the canonical JSON form (with `hash` empty).
+    pub fn compute_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut unhashed = self.clone();
+        unhashed.hash.clear();
+        let json = serde_json::to_vec(&unhashed).expect("IR serializes: plain data only");
+        hex::encode(Sha256::digest(&json))
+    }
+
+    /// Sets `hash` from the content; call after building.
+    pub fn seal(mut self) -> Self {
+        self.hash = self.compute_hash();
+        self
+    }
+
+    pub fn target(&self, id: TargetId) -> &Target {
+        &self.targets[id.0 as usize]
+    }
+
+    pub fn provider(&self, id: ProviderId) -> &Provider {
+        &self.providers[id.0 as usize]
+    }
+
+    /// `provider/model` for display.
+    pub fn target_name(&self, id: TargetId) -> String {
+        let t = self.target(id);
+        format!("{}/{}", self.provider(t.provider).name, t.model)
+    }
+}

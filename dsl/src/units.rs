@@ -1,0 +1,1 @@
+//! Typed literals: durations, counts, money, percentages. (stub: being written)
