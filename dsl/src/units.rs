@@ -340,7 +340,7 @@ pub fn format_duration_ms(ms: u64) -> String {
         (1_000, "s"),
     ];
     for (factor, unit) in UNITS {
-        if ms >= factor && ms % factor == 0 {
+        if ms >= factor && ms.is_multiple_of(factor) {
             return format!("{}{unit}", ms / factor);
         }
     }
@@ -373,6 +373,7 @@ pub fn format_micro_usd(v: u64) -> String {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
