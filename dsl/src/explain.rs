@@ -1,1 +1,1 @@
-//! Human-readable account of a decision. (stub: being written)
+//! Human explanation of a route decision, for `switchyard explain`. (being written)
