@@ -1,0 +1,197 @@
+//! `LLMProvider`: one upstream model provider, its models and prices, credentials and limits.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::Condition;
+
+/// An upstream LLM provider (OpenAI, Anthropic, an OpenAI-compatible server, the built-in mock,
+/// ...) and the models it serves. Policies name its models as `<metadata.name>/<model>`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "switchyard.dev",
+    version = "v1alpha1",
+    kind = "LLMProvider",
+    plural = "llmproviders",
+    singular = "llmprovider",
+    shortname = "llmp",
+    category = "switchyard",
+    namespaced,
+    status = "LLMProviderStatus",
+    derive = "PartialEq",
+    doc = "An upstream LLM provider and the models it serves; policies refer to its models as `<name>/<model>`.",
+    printcolumn = r#"{"name":"Type", "type":"string", "description":"Provider API type", "jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Ready", "type":"string", "description":"Whether the provider was accepted into the catalogue", "jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LLMProviderSpec {
+    /// Which API the provider speaks: `openai`, `openai-compatible` (DeepSeek, Mistral, Groq,
+    /// vLLM, Ollama, ...; needs `baseUrl`), `azure-openai` (needs `baseUrl` and `apiVersion`),
+    /// `anthropic`, `gemini`, or `mock` (built in, no network; needs `mock`).
+    #[serde(rename = "type")]
+    pub type_: ProviderType,
+    /// API base URL, e.g. `https://api.deepseek.com/v1`. Defaults to the public endpoint of
+    /// `type`; required for `openai-compatible` and `azure-openai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Where the API key comes from: a key of a Secret, or an environment variable of the proxy.
+    /// Set exactly one. Not needed for `mock` or for servers without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Azure OpenAI `api-version` query parameter, e.g. `2024-10-21`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The models this provider serves, with their prices. Policies may only name these.
+    pub models: Vec<ModelSpec>,
+    /// The provider account's rate limits; the proxy keeps below them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitsSpec>,
+    /// Default deadlines for calls to this provider; a route's `timeout` overrides them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TimeoutsSpec>,
+    /// Behaviour of the built-in mock provider; required when `type` is `mock`, not allowed
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockSpec>,
+}
+
+/// The API a provider speaks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderType {
+    Openai,
+    OpenaiCompatible,
+    AzureOpenai,
+    Anthropic,
+    Gemini,
+    Mock,
+}
+
+/// Where a provider's API key comes from. Never the key itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    /// A key of a Kubernetes Secret (in a standalone config folder: a `kind: Secret` document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// The name of an environment variable of the proxy process that holds the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+/// A reference to one key of a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key within the Secret's `data` or `stringData`.
+    pub key: String,
+    /// The Secret's namespace; defaults to the LLMProvider's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One model a provider serves.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// The provider's model name as sent upstream (for Azure OpenAI, the deployment name),
+    /// e.g. `gpt-4o` or `meta-llama/Llama-3-70b`.
+    pub name: String,
+    /// Prices in dollars per million tokens; used by `cheapest of` and by dollar budgets.
+    pub pricing: Pricing,
+    /// The model's context window in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<i64>,
+    /// The most output tokens one response may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<i64>,
+}
+
+/// A model's list prices.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pricing {
+    /// Dollars per million input (prompt) tokens, e.g. `2.5`.
+    pub input_per_million: f64,
+    /// Dollars per million output (completion) tokens, e.g. `10`.
+    pub output_per_million: f64,
+}
+
+/// The provider account's rate limits.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitsSpec {
+    /// Requests per minute the account allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<i64>,
+    /// Tokens (input + output) per minute the account allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<i64>,
+}
+
+/// Deadlines for calls to a provider, as durations like `5s`, `1500ms` or `2m`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeoutsSpec {
+    /// Time allowed to open the connection (TCP + TLS), e.g. `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
+    /// Time allowed until the first token (or the response header), e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<String>,
+    /// Time allowed for the whole request, e.g. `600s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<String>,
+}
+
+/// How the built-in mock provider behaves. Deterministic for a given `seed`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MockSpec {
+    /// Total time of a non-streamed response, e.g. `400ms`. Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    /// Time to the first token, e.g. `120ms`. Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<String>,
+    /// Streaming speed after the first token. Default `0`: the whole response at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_second: Option<i64>,
+    /// Fraction of requests (0 to 1) answered with a server error, e.g. `0.02`. Default `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Fraction of requests (0 to 1) answered with `429 Too Many Requests`. Default `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rate: Option<f64>,
+    /// `Retry-After` sent with a mock 429, e.g. `1s`. Default `1s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
+    /// Seed of the mock's random choices. Default `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+}
+
+/// What the operator observed about an `LLMProvider`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LLMProviderStatus {
+    /// `Accepted` (valid and in the catalogue, credentials resolved) and `Applied`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Version of the newest snapshot that contains this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_version: Option<i64>,
+    /// Content hash (hex SHA-256) of that snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_hash: Option<String>,
+    /// Proxy pods running that snapshot out of all proxy pods, e.g. `3/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_pods: Option<String>,
+}

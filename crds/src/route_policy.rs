@@ -1,0 +1,60 @@
+//! `RoutePolicy`: routing rules written in the policy language.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::{Condition, PolicyDiagnostic};
+
+/// Routing rules in the Switchyard policy language (`route NAME { ... }` blocks).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[kube(
+    group = "switchyard.dev",
+    version = "v1alpha1",
+    kind = "RoutePolicy",
+    plural = "routepolicies",
+    singular = "routepolicy",
+    shortname = "rp",
+    category = "switchyard",
+    namespaced,
+    status = "RoutePolicyStatus",
+    derive = "PartialEq",
+    doc = "Routing rules in the Switchyard policy language.",
+    printcolumn = r#"{"name":"Ready", "type":"string", "description":"Whether the policy compiled", "jsonPath":".status.conditions[?(@.type==\"Compiled\")].status"}"#,
+    printcolumn = r#"{"name":"Version", "type":"integer", "description":"Snapshot version holding this generation", "jsonPath":".status.snapshotVersion"}"#,
+    printcolumn = r#"{"name":"Applied", "type":"string", "description":"Proxy pods running that snapshot", "jsonPath":".status.appliedPods"}"#,
+    printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePolicySpec {
+    /// The routes, in the Switchyard policy language, e.g.
+    /// `route chat { when model == "gpt-4o" use openai/gpt-4o }`. Routes are tried top to bottom.
+    pub policy: String,
+    /// Order among RoutePolicies: higher first, then by `namespace/name`. Default `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+/// What the operator observed about a `RoutePolicy`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePolicyStatus {
+    /// `Accepted`, `Compiled` (message: the rendered diagnostics) and `Applied`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Version of the newest snapshot that contains this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_version: Option<i64>,
+    /// Content hash (hex SHA-256) of that snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_hash: Option<String>,
+    /// Proxy pods running that snapshot out of all proxy pods, e.g. `3/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_pods: Option<String>,
+    /// Compiler errors and warnings about `spec.policy`, positioned in the policy text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<PolicyDiagnostic>,
+}

@@ -1,0 +1,67 @@
+//! Policy text of RoutePolicies and Budgets as compiler [`Source`]s, and the whole compile.
+
+use switchyard_dsl::{Compiled, Source, SourceKind};
+
+use crate::load::policy::policy_position;
+use crate::load::{Config, LoadErrors, Loaded, Origin};
+use crate::{Budget, RoutePolicy};
+
+/// Every policy text, in evaluation order: RoutePolicies by `spec.priority` (higher first,
+/// default 0) then `namespace/name`, then Budgets by `namespace/name`. Each [`Source`] maps
+/// positions in its text to the YAML file's lines and columns.
+pub fn sources(config: &Config) -> Vec<Source> {
+    let mut routes: Vec<&Loaded<RoutePolicy>> = config.route_policies.iter().collect();
+    routes.sort_by_key(|r| {
+        (
+            std::cmp::Reverse(r.object.spec.priority.unwrap_or(0)),
+            sort_key(r),
+        )
+    });
+    let mut budgets: Vec<&Loaded<Budget>> = config.budgets.iter().collect();
+    budgets.sort_by_key(|b| sort_key(b));
+    let routes = routes.into_iter().map(|r| {
+        source(
+            r.qualified_name(),
+            &r.origin,
+            &r.object.spec.policy,
+            SourceKind::Routes,
+        )
+    });
+    let budgets = budgets.into_iter().map(|b| {
+        source(
+            b.qualified_name(),
+            &b.origin,
+            &b.object.spec.policy,
+            SourceKind::Budgets,
+        )
+    });
+    routes.chain(budgets).collect()
+}
+
+fn sort_key<T: kube::Resource>(loaded: &Loaded<T>) -> (String, String) {
+    (
+        loaded.namespace().unwrap_or_default().to_string(),
+        loaded.name().to_string(),
+    )
+}
+
+fn source(origin_name: String, origin: &Origin, text: &str, kind: SourceKind) -> Source {
+    let position = policy_position(origin, text);
+    Source {
+        file: origin.file.clone(),
+        origin: origin_name,
+        kind,
+        text: text.to_string(),
+        line_offset: position.line_offset,
+        column_offset: position.column_offset,
+    }
+}
+
+/// Builds the catalogue and compiles every policy against it: `dsl::compile(&sources(config),
+/// &catalogue(config)?)`. Errors in the LLMProviders come back as [`LoadErrors`] (policies are
+/// not compiled then: every provider reference would look wrong). Render the diagnostics of
+/// the result with `switchyard_dsl::render_all(&compiled.diagnostics, &sources(config))`.
+pub fn compile(config: &Config) -> Result<Compiled, LoadErrors> {
+    let catalogue = crate::catalogue(config).map_err(LoadErrors)?;
+    Ok(switchyard_dsl::compile(&sources(config), &catalogue))
+}
