@@ -11,7 +11,7 @@ pub(crate) fn suggestion<'a>(
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::levenshtein(word, c), c))
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
@@ -96,5 +96,6 @@ mod tests {
         assert_eq!(suggestion("opnai", ["anthropic", "openai"]), Some("openai"));
         assert_eq!(suggestion("zzz", ["anthropic", "openai"]), None);
         assert_eq!(suggestion("ttf", ["ttft", "latency"]), Some("ttft"));
+        assert_eq!(suggestion("modle", ["model", "key"]), Some("model"));
     }
 }

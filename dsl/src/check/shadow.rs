@@ -5,6 +5,8 @@
 //! of its conjuncts, a disjunction one of whose branches is implied, or a string match that
 //! contains the later exact value (`model in ["a", "b"]` catches `model == "a"`).
 
+use std::collections::HashMap;
+
 use super::{CheckedRoute, Cx};
 use crate::ast::Span;
 use crate::decide::glob_match;
@@ -22,49 +24,79 @@ pub(super) struct RouteSite {
 }
 
 /// Warns on every route shadowed by an earlier one. `sites[i]` is route `i`'s declaration.
+///
+/// Routes are bucketed by the exact model their condition requires (`model == "x"`, alone or
+/// as a conjunct): a route requiring one model cannot be caught by a route requiring another,
+/// so with the usual one-model-per-route policies this is linear rather than quadratic.
 pub(super) fn report(cx: &mut Cx<'_>, routes: &[CheckedRoute], sites: &[RouteSite]) {
+    let mut unkeyed: Vec<usize> = Vec::new();
+    let mut keyed: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, later) in routes.iter().enumerate() {
-        let Some(&RouteSite {
-            source: src, span, ..
-        }) = sites.get(i)
-        else {
-            continue;
-        };
-        let shadowing = routes[..i].iter().enumerate().find(|&(j, earlier)| {
+        let shadows = |j: usize| {
             let has_when = sites.get(j).is_none_or(|s| s.has_when);
-            match &earlier.condition {
+            match &routes[j].condition {
                 // A condition that had errors was reported already; nothing certain to say.
                 None => !has_when,
                 Some(e) => later.condition.as_ref().is_some_and(|l| implies(l, e)),
             }
-        });
-        let Some((j, earlier)) = shadowing else {
-            continue;
         };
-        let Some(&RouteSite {
-            source: esrc,
-            span: espan,
-            ..
-        }) = sites.get(j)
-        else {
-            continue;
+        let key = later.condition.as_ref().and_then(model_key);
+        let first = match key {
+            Some(k) => {
+                let a = unkeyed.iter().copied().find(|&j| shadows(j));
+                let b = keyed
+                    .get(k)
+                    .and_then(|js| js.iter().copied().find(|&j| shadows(j)));
+                a.into_iter().chain(b).min()
+            }
+            None => (0..i).find(|&j| shadows(j)),
         };
-        let at = cx.location(esrc, espan);
-        let why = if earlier.condition.is_none() {
-            "has no `when` and"
-        } else {
-            "has a weaker condition and"
-        };
-        cx.source = src;
-        cx.warning(
-            span,
-            format!("route `{}` can never be used", later.name),
-            &format!("shadowed by route `{}`", earlier.name),
-            format!(
-                "route `{}` at {at} {why} matches every request this one does; move this route above it or narrow the earlier condition",
-                earlier.name
-            ),
-        );
+        match key {
+            Some(k) => keyed.entry(k).or_default().push(i),
+            None => unkeyed.push(i),
+        }
+        if let (Some(j), Some(site), Some(esite)) =
+            (first, sites.get(i), first.and_then(|j| sites.get(j)))
+        {
+            warn(cx, later, &routes[j], site, esite);
+        }
+    }
+}
+
+fn warn(
+    cx: &mut Cx<'_>,
+    later: &CheckedRoute,
+    earlier: &CheckedRoute,
+    site: &RouteSite,
+    esite: &RouteSite,
+) {
+    let at = cx.location(esite.source, esite.span);
+    let why = if earlier.condition.is_none() {
+        "has no `when` and"
+    } else {
+        "has the same or a weaker condition and"
+    };
+    cx.source = site.source;
+    cx.warning(
+        site.span,
+        format!("route `{}` can never be used", later.name),
+        &format!("shadowed by route `{}`", earlier.name),
+        format!(
+            "route `{}` at {at} {why} matches every request this one does; move this route above it or narrow the earlier condition",
+            earlier.name
+        ),
+    );
+}
+
+/// The model a condition requires exactly, if it requires one at the top level.
+fn model_key(c: &Condition) -> Option<&str> {
+    match c {
+        Condition::Model(StringMatch::Exact(m)) => Some(m),
+        Condition::All(cs) => cs.iter().find_map(|c| match c {
+            Condition::Model(StringMatch::Exact(m)) => Some(m.as_str()),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 
