@@ -188,16 +188,51 @@ fn yaml_error(origin: &Origin, e: &yaml_serde::Error, kind: LoadErrorKind) -> Lo
     match e.location() {
         Some(loc) => {
             let message = rewrite_marks(&text, loc.line(), loc.column(), origin.text_offset);
-            let line = origin.text_offset + loc.line() as u32;
-            LoadError::new(
-                kind,
-                &origin.file,
-                Some(line),
-                Some(loc.column() as u32),
-                message,
-            )
+            let message = plain_words(&message);
+            let (line, column) = clamp_to_document(&origin.text, loc.line(), loc.column());
+            let line = origin.text_offset + line as u32;
+            LoadError::new(kind, &origin.file, Some(line), Some(column as u32), message)
         }
         None => LoadError::new(kind, &origin.file, Some(origin.line), None, text),
+    }
+}
+
+/// Replaces Rust type names in serde's messages with what a YAML author would call them.
+fn plain_words(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("expected f64", "expected a number"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping"),
+        ("invalid type: map,", "invalid type: mapping,"),
+        ("invalid type: sequence,", "invalid type: list,"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    // `expected struct Pricing` → `expected a mapping`
+    while let Some(i) = out.find("expected struct ") {
+        let rest = &out[i + "expected struct ".len()..];
+        let end = rest
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        out = format!("{}expected a mapping{}", &out[..i], &rest[end..]);
+    }
+    out
+}
+
+/// An error at the end of the input (an unclosed bracket) is reported by the YAML library on
+/// the line after the document, which in a multi-document file is the next `---`; point at the
+/// end of the document's last line with content instead.
+fn clamp_to_document(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    if line <= lines.len() {
+        return (line, column);
+    }
+    match lines.iter().rposition(|l| !l.trim().is_empty()) {
+        Some(i) => (i + 1, lines[i].trim_end().chars().count() + 1),
+        None => (line, column),
     }
 }
 

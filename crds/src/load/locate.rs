@@ -300,7 +300,7 @@ spec:
     fn finds_sequence_items_and_flow_keys() {
         let (f, all) = at(&["spec", "models", "0", "pricing", "outputPerMillion"]).expect("found");
         assert!(all);
-        assert_eq!((f.line, f.key_col), (9, 34));
+        assert_eq!((f.line, f.key_col), (9, 35));
         let (f, all) = at(&["spec", "models", "1", "pricing", "inputPerMillion"]).expect("found");
         assert!(all);
         assert_eq!((f.line, f.key_col, f.value_col), (13, 6, Some(23)));
@@ -308,7 +308,7 @@ spec:
         assert_eq!(f.line, 11);
         let (f, all) = at(&["spec", "timeouts", "connect"]).expect("found");
         assert!(all);
-        assert_eq!((f.line, f.key_col, f.value_col), (14, 14, Some(23)));
+        assert_eq!((f.line, f.key_col, f.value_col), (14, 13, Some(22)));
     }
 
     #[test]
