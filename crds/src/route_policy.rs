@@ -41,6 +41,7 @@ pub struct RoutePolicySpec {
 pub struct RoutePolicyStatus {
     /// `Accepted`, `Compiled` (message: the rendered diagnostics) and `Applied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -165,3 +165,22 @@ fn the_examples_compile() {
         assert!(!compiled.has_errors(), "{}:\n{rendered}", dir.display());
     }
 }
+
+#[test]
+fn detached_objects_have_positions_relative_to_the_policy() {
+    use switchyard_crds::{Config, Loaded, RoutePolicy, RoutePolicySpec};
+    let spec = RoutePolicySpec {
+        policy: "route a {\n  use p/m\n}\n".into(),
+        priority: None,
+    };
+    let mut object = RoutePolicy::new("a", spec);
+    object.metadata.namespace = Some("ns".into());
+    let config = Config {
+        route_policies: vec![Loaded::detached(object, "ns/a")],
+        ..Config::default()
+    };
+    let sources = sources(&config);
+    assert_eq!((sources[0].line_offset, sources[0].column_offset), (0, 0));
+    assert_eq!(sources[0].origin, "ns/a");
+    assert_eq!(sources[0].line_col(14), (2, 5));
+}

@@ -51,6 +51,18 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// For an object that did not come from a file (the operator reads objects from the API
+    /// server): errors are reported as `name:1: ...`, and policy positions are relative to
+    /// `spec.policy` itself (line 1 is its first line).
+    pub fn detached(name: impl Into<String>) -> Self {
+        Self {
+            file: name.into(),
+            line: 1,
+            text_offset: 0,
+            text: String::new(),
+        }
+    }
+
     /// One-based (line, column) of the key at `path` (e.g. `spec.models[1].pricing`), or of the
     /// deepest part of it that exists; the document's first line when none does.
     pub(crate) fn key_position(&self, path: &[Seg]) -> (u32, Option<u32>) {
@@ -81,6 +93,16 @@ impl Origin {
     ) -> LoadError {
         let (line, column) = self.key_position(path);
         LoadError::new(kind, &self.file, Some(line), column, message)
+    }
+}
+
+impl<T> Loaded<T> {
+    /// Wraps an object that did not come from a file; see [`Origin::detached`].
+    pub fn detached(object: T, name: impl Into<String>) -> Self {
+        Self {
+            object,
+            origin: Origin::detached(name),
+        }
     }
 }
 
