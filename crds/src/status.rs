@@ -68,3 +68,52 @@ pub enum DiagnosticSeverity {
     /// The policy was applied, but something in it is probably a mistake.
     Warning,
 }
+
+impl PolicyDiagnostic {
+    /// A compiler diagnostic as status data, positioned within `spec.policy` (the source's
+    /// file offsets removed). `source` is the one the diagnostic refers to.
+    pub fn from_diagnostic(
+        diag: &switchyard_dsl::Diagnostic,
+        source: &switchyard_dsl::Source,
+    ) -> Self {
+        let (line, column) = source.line_col(diag.span.start);
+        let line = line.saturating_sub(source.line_offset).max(1);
+        let column = column.saturating_sub(source.column_offset).max(1);
+        Self {
+            severity: if diag.is_error() {
+                DiagnosticSeverity::Error
+            } else {
+                DiagnosticSeverity::Warning
+            },
+            line: i32::try_from(line).unwrap_or(i32::MAX),
+            column: i32::try_from(column).unwrap_or(i32::MAX),
+            message: diag.message.clone(),
+            help: diag.help.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_dsl::{Diagnostic, Source, SourceId, Span};
+
+    #[test]
+    fn diagnostics_are_positioned_in_the_policy_text() {
+        let mut source = Source::new("f.yaml", "route a {\n  use x/y\n}\n");
+        source.line_offset = 9;
+        source.column_offset = 4;
+        let diag = Diagnostic::warning(SourceId(0), Span::new(16, 17), "w").with_help("h");
+        let status = PolicyDiagnostic::from_diagnostic(&diag, &source);
+        assert_eq!(
+            status,
+            PolicyDiagnostic {
+                severity: DiagnosticSeverity::Warning,
+                line: 2,
+                column: 7,
+                message: "w".into(),
+                help: Some("h".into()),
+            }
+        );
+    }
+}
