@@ -288,10 +288,10 @@ fn budget_text(snapshot: &Snapshot, b: &Budget) -> String {
             };
             let amount = match l.metric {
                 LimitMetric::MicroUsd => format_micro_usd(l.amount),
-                LimitMetric::Requests => format!("{} requests", l.amount),
-                LimitMetric::TotalTokens => format!("{} tokens", l.amount),
-                LimitMetric::InputTokens => format!("{} input_tokens", l.amount),
-                LimitMetric::OutputTokens => format!("{} output_tokens", l.amount),
+                LimitMetric::Requests => format!("{} requests", count_text(l.amount)),
+                LimitMetric::TotalTokens => format!("{} tokens", count_text(l.amount)),
+                LimitMetric::InputTokens => format!("{} input_tokens", count_text(l.amount)),
+                LimitMetric::OutputTokens => format!("{} output_tokens", count_text(l.amount)),
             };
             format!("{amount} per {window}")
         })
@@ -304,10 +304,26 @@ fn budget_text(snapshot: &Snapshot, b: &Budget) -> String {
         OnOverrun::Finish => "finish",
         OnOverrun::Cut => "cut",
     };
+    let warn = if b.warn_at_bp.is_empty() {
+        String::new()
+    } else {
+        let ps: Vec<String> = b.warn_at_bp.iter().map(|&bp| format_bp(bp)).collect();
+        format!("; warn at {}", ps.join(", "))
+    };
     format!(
-        "{scope}; limit {}; on exhausted {exhausted}; on overrun {overrun}",
+        "{scope}; limit {}{warn}; on exhausted {exhausted}; on overrun {overrun}",
         limits.join(", ")
     )
+}
+
+/// A count in the largest unit that keeps it whole (`2000000` → `2M`).
+fn count_text(n: u64) -> String {
+    match n {
+        0 => "0".to_string(),
+        n if n.is_multiple_of(1_000_000) => format!("{}M", n / 1_000_000),
+        n if n.is_multiple_of(1_000) => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
 }
 
 /// A string in policy syntax, with `"` and `\` escaped.

@@ -461,7 +461,7 @@ budget team-support { for team "support" limit 2M tokens per minute, $500 per mo
         "status 429 or status 500..599 or overloaded or p95(ttft) > 2s over 1m min_samples 20",
         "hedge: after p90(ttft)",
         "cache: for 10m",
-        "2000000 tokens per minute, $500 per month",
+        "2M tokens per minute, $500 per month; warn at 80%, 95%",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
