@@ -1,1 +1,16 @@
-fn main() {}
+//! `switchyard`: the policy author's command-line tool. See `switchyard --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = switchyard_cli::Cli::parse();
+    match switchyard_cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(switchyard_cli::EXIT_USAGE)
+        }
+    }
+}

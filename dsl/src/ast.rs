@@ -91,11 +91,21 @@ pub enum RouteStmtKind {
     /// `cheapest of a/b, c/d`
     Cheapest(Vec<TargetRef>),
     /// `fastest of a/b, c/d [by p90(ttft)] [explore 5%]`
-    Fastest { targets: Vec<TargetRef>, by: Option<LatencyRef>, explore: Option<Quantity> },
+    Fastest {
+        targets: Vec<TargetRef>,
+        by: Option<LatencyRef>,
+        explore: Option<Quantity>,
+    },
     /// `failover to a/b, c/d [when <trigger> or <trigger> ...]`
-    Failover { targets: Vec<TargetRef>, triggers: Vec<Trigger> },
+    Failover {
+        targets: Vec<TargetRef>,
+        triggers: Vec<Trigger>,
+    },
     /// `retry 2 [backoff 100ms..2s]`
-    Retry { count: Quantity, backoff: Option<(Quantity, Quantity)> },
+    Retry {
+        count: Quantity,
+        backoff: Option<(Quantity, Quantity)>,
+    },
     /// `timeout total 60s, first_token 5s, connect 2s`
     Timeout(Vec<(Ident, Quantity)>),
     /// `hedge after 800ms` or `hedge after p90(ttft)`
@@ -141,7 +151,12 @@ pub enum ExprKind {
     Not(Box<Expr>),
     /// `subject op value`, e.g. `model == "gpt-4o"`, `prompt_tokens < 4k`,
     /// `model matches "gpt-4*"`, `team in ["a", "b"]`.
-    Compare { subject: Subject, op: CmpOp, op_span: Span, value: Value },
+    Compare {
+        subject: Subject,
+        op: CmpOp,
+        op_span: Span,
+        value: Value,
+    },
     /// A subject on its own, e.g. `stream`; only boolean subjects are valid here.
     Bare(Subject),
     /// `has header("x-team")`
@@ -191,9 +206,17 @@ pub enum TriggerKind {
     /// An error class word: `rate_limited`, `overloaded`, `timeout`, `connect_failure`, ...
     Error(Ident),
     /// `error_rate > 5% over 30s`
-    ErrorRate { threshold: Quantity, window: Quantity },
+    ErrorRate {
+        threshold: Quantity,
+        window: Quantity,
+    },
     /// `p95(ttft) > 2s over 1m [min_samples 20]`
-    Latency { metric: LatencyRef, threshold: Quantity, window: Quantity, min_samples: Option<Quantity> },
+    Latency {
+        metric: LatencyRef,
+        threshold: Quantity,
+        window: Quantity,
+        min_samples: Option<Quantity>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -40,7 +40,10 @@ impl Diagnostic {
     }
 
     pub fn warning(source: SourceId, span: Span, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, ..Self::error(source, span, message) }
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(source, span, message)
+        }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {

@@ -82,7 +82,11 @@ impl ProviderKind {
 #[serde(rename_all = "snake_case")]
 pub enum Credential {
     /// A key in a Kubernetes Secret (or a Secret document in a standalone config folder).
-    Secret { namespace: Option<String>, name: String, key: String },
+    Secret {
+        namespace: Option<String>,
+        name: String,
+        key: String,
+    },
     /// An environment variable of the proxy process.
     Env { var: String },
 }
@@ -167,12 +171,18 @@ pub enum Condition {
     Not(Box<Condition>),
     Model(StringMatch),
     /// Header names are lower-case.
-    Header { name: String, matches: StringMatch },
+    Header {
+        name: String,
+        matches: StringMatch,
+    },
     HasHeader(String),
     Key(StringMatch),
     Team(StringMatch),
     User(StringMatch),
-    PromptTokens { op: NumOp, value: u64 },
+    PromptTokens {
+        op: NumOp,
+        value: u64,
+    },
     Stream(bool),
 }
 
@@ -207,7 +217,11 @@ pub enum Selection {
     Cheapest(Vec<TargetId>),
     /// Ranked at request time by the data plane's measured `by` percentile; `explore_bp` of
     /// requests go to another healthy member so all stay measured.
-    Fastest { targets: Vec<TargetId>, by: LatencyMetric, explore_bp: u32 },
+    Fastest {
+        targets: Vec<TargetId>,
+        by: LatencyMetric,
+        explore_bp: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -338,7 +352,9 @@ pub struct Hedge {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HedgeDelay {
-    Fixed { ms: u64 },
+    Fixed {
+        ms: u64,
+    },
     /// The current measured percentile of the first candidate.
     Percentile(LatencyMetric),
 }

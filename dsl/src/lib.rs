@@ -69,5 +69,8 @@ pub fn compile(sources: &[Source], catalogue: &[ir::Provider]) -> Compiled {
     } else {
         Some(lower(&checked))
     };
-    Compiled { snapshot, diagnostics }
+    Compiled {
+        snapshot,
+        diagnostics,
+    }
 }

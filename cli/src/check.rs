@@ -1,0 +1,74 @@
+//! `switchyard check`: compile everything under the given paths and report.
+
+use std::path::PathBuf;
+
+use switchyard_dsl::{Compiled, Severity, Snapshot, Source, render_all};
+
+use crate::{EXIT_ERRORS, EXIT_OK};
+
+/// What loading and compiling produced, for the commands that need a snapshot.
+pub(crate) struct Loaded {
+    pub sources: Vec<Source>,
+    pub compiled: Compiled,
+}
+
+/// Loads YAML and compiles it, printing load errors and diagnostics to stderr. `None` means
+/// the YAML itself could not be loaded (already reported).
+pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Loaded>> {
+    for path in paths {
+        anyhow::ensure!(path.exists(), "no such file or folder: {}", path.display());
+    }
+    let config = match switchyard_crds::load_paths(paths) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(None);
+        }
+    };
+    let sources = switchyard_crds::sources(&config);
+    let compiled = match switchyard_crds::compile(&config) {
+        Ok(compiled) => compiled,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(None);
+        }
+    };
+    if !compiled.diagnostics.is_empty() {
+        eprintln!("{}", render_all(&compiled.diagnostics, &sources));
+    }
+    Ok(Some(Loaded { sources, compiled }))
+}
+
+pub(crate) fn run(paths: &[PathBuf], deny_warnings: bool) -> anyhow::Result<u8> {
+    let Some(loaded) = load_and_compile(paths)? else {
+        return Ok(EXIT_ERRORS);
+    };
+    let warnings = loaded
+        .compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    match &loaded.compiled.snapshot {
+        Some(snapshot) if !(deny_warnings && warnings > 0) => {
+            println!("{}", summary(snapshot, warnings));
+            Ok(EXIT_OK)
+        }
+        _ => Ok(EXIT_ERRORS),
+    }
+}
+
+fn summary(snapshot: &Snapshot, warnings: usize) -> String {
+    format!(
+        "ok: {} providers, {} routes, {} budgets; snapshot {}{}",
+        snapshot.providers.len(),
+        snapshot.routes.len(),
+        snapshot.budgets.len(),
+        &snapshot.hash[..12.min(snapshot.hash.len())],
+        match warnings {
+            0 => String::new(),
+            1 => " (1 warning)".to_owned(),
+            n => format!(" ({n} warnings)"),
+        }
+    )
+}
