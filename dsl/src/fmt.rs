@@ -37,7 +37,16 @@ pub fn format(file: &PolicyFile, source_text: &str) -> String {
         head.blank_before = i > 0;
         lines.push(head);
         match item {
-            Item::Route(r) => r.stmts.iter().for_each(|s| route_stmt(s, &mut lines)),
+            Item::Route(r) => {
+                let mut after_bare_failover = false;
+                for s in &r.stmts {
+                    route_stmt(s, after_bare_failover, &mut lines);
+                    after_bare_failover = matches!(
+                        &s.kind,
+                        RouteStmtKind::Failover { triggers, .. } if triggers.is_empty()
+                    );
+                }
+            }
             Item::Budget(b) => b.stmts.iter().for_each(|s| budget_stmt(s, &mut lines)),
         }
         lines.push(Line::close(0, span.end));
@@ -117,20 +126,27 @@ fn place_comments(lines: &[Line], comments: &[Comment], source: &str) -> String 
         }
         out.push('\n');
     }
-    let mut trailing = next.peekable();
-    if trailing.peek().is_some() && !lines.is_empty() {
+    if next.peek().is_some() && !lines.is_empty() {
         out.push('\n');
     }
-    for c in trailing {
+    while let Some(c) = next.next() {
         comment_line(&mut out, 0, c);
+        let follows = next.peek().map_or(source.len(), |n| n.span.start as usize);
+        let gap = source.get(c.span.end as usize..follows).unwrap_or_default();
+        if next.peek().is_some() && gap.matches('\n').count() >= 2 {
+            out.push('\n');
+        }
     }
     out
 }
 
-fn route_stmt(stmt: &RouteStmt, lines: &mut Vec<Line>) {
+/// Appends the lines of one route statement. A `when` right after a failover without triggers
+/// would read as its triggers, so its condition is put in parentheses.
+fn route_stmt(stmt: &RouteStmt, after_bare_failover: bool, lines: &mut Vec<Line>) {
     let (start, end) = (stmt.span.start, stmt.span.end);
     let one = |text: String| Line::new(2, text, start, end);
     let line = match &stmt.kind {
+        RouteStmtKind::When(e) if after_bare_failover => one(format!("when ({})", expr(e))),
         RouteStmtKind::When(e) => one(format!("when {}", expr(e))),
         RouteStmtKind::Use(t) => one(format!("use {}", target(t))),
         RouteStmtKind::Split(arms) => {

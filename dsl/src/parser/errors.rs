@@ -322,11 +322,20 @@ pub(super) fn convert(
     if wants.contains(&Want::Model) {
         wants.retain(|w| *w != Want::Str);
     }
-    let mut found = describe_found(text, at, cx.limit);
-    // An unfinished statement at the end of a line: point just after its last word.
     let open_ended = wants
         .iter()
         .any(|w| matches!(w, Want::NextStmt | Want::End));
+    // A word starting a line where a statement may start: an unknown statement keyword.
+    let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+    let first_on_line = text[line_start..at].trim().is_empty();
+    if wants.contains(&Want::NextStmt) && first_on_line && cx.stmt.is_some() {
+        wants = vec![match cx.kind {
+            BlockKind::Route => Want::RouteStmt,
+            BlockKind::Budget => Want::BudgetStmt,
+        }];
+    }
+    let mut found = describe_found(text, at, cx.limit);
+    // An unfinished statement at the end of a line: point just after its last word.
     if !open_ended && !wants.is_empty() {
         let code_end = last_code_end(text, off, at);
         if text[code_end..at].contains('\n') {
@@ -357,6 +366,12 @@ fn help_for(text: &str, wants: &[Want], found: &Found, cx: &Context<'_>) -> Stri
         "!" => return "write `not` instead of `!`".into(),
         "=" if wants.contains(&Want::CmpOp) => return "use `==` to compare".into(),
         _ => {}
+    }
+    let comparison = ["==", "!=", "<", "<=", ">", ">=", "in", "matches", "="];
+    if cx.stmt == Some("failover") && comparison.contains(&token) {
+        return "a `when` right after `failover to ...` lists its triggers; write the route's \
+                condition before its selection, or in parentheses: `when (model == \"x\")`"
+            .into();
     }
     let keywords = match wants.first() {
         Some(Want::RouteStmt) => Some(ROUTE_KEYWORDS),
