@@ -1,0 +1,261 @@
+//! The HTTP/1.1 server: an accept loop with per-connection control (so a fault can reset a
+//! connection), the API routes, and the `/_mock/` scripting routes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::body::{self, MockBody};
+use crate::fault::Fault;
+use crate::openai;
+use crate::reply::{ApiError, Reply};
+use crate::script::{self, RecordedRequest, Script, State};
+use crate::text;
+
+/// The header that names the server on every response.
+pub const SERVER_HEADER: &str = "x-mock-server";
+/// The request header that carries a one-off fault as JSON.
+pub const FAULT_HEADER: &str = "x-mock-fault";
+
+/// What a handler returns to make the connection close with no response.
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the mock (reset fault)")]
+pub struct ResetConnection;
+
+/// Accept connections on `listener` and serve each on its own task, until dropped. Dropping
+/// (aborting) this future ends every connection it started.
+pub async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, Arc::clone(&state)));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Serve one connection; when a handler asked for a reset, close it with SO_LINGER 0 so the
+/// peer gets an RST rather than a FIN.
+async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
+    // Chunks must leave one by one for streaming to be observable; failure is harmless.
+    let _ = stream.set_nodelay(true);
+    let reset = Arc::new(AtomicBool::new(false));
+    let service = {
+        let reset = Arc::clone(&reset);
+        service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&reset)))
+    };
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(&mut stream), service)
+        .await;
+    if reset.load(Ordering::SeqCst) {
+        if let Err(e) = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)) {
+            tracing::warn!(error = %e, "cannot set SO_LINGER 0; the reset will be a plain close");
+        }
+    } else if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    reset: Arc<AtomicBool>,
+) -> Result<Response<MockBody>, ResetConnection> {
+    let name = state.config().name.clone();
+    let mut response = if req.uri().path().starts_with("/_mock/") {
+        admin(req, &state).await
+    } else {
+        match api(req, &state).await {
+            Ok(response) => response,
+            Err(ResetConnection) => {
+                reset.store(true, Ordering::SeqCst);
+                return Err(ResetConnection);
+            }
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        response.headers_mut().insert(SERVER_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Read a whole request body; a client that breaks off mid-body gets its connection closed.
+async fn read_body(body: Incoming) -> Result<Bytes, ResetConnection> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(ResetConnection),
+    }
+}
+
+/// An API request: log it, pick its fault, apply the fault, answer.
+async fn api(req: Request<Incoming>, state: &State) -> Result<Response<MockBody>, ResetConnection> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body).await?;
+    let path = parts.uri.path().to_owned();
+    let header = parts
+        .headers
+        .get(FAULT_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let fault = state.next_fault(&path, header.as_deref());
+    let seq = state.record(RecordedRequest {
+        seq: 0,
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: script::redact_headers(&parts.headers),
+        body: script::body_value(&bytes),
+        fault: fault.as_ref().ok().filter(|f| !f.is_none()).cloned(),
+    });
+    tracing::debug!(seq, method = %parts.method, path, ?fault, "api request");
+    let fault = match fault {
+        Ok(fault) => fault,
+        Err(message) => return Ok(error_response(&ApiError::invalid_request(message))),
+    };
+    match &fault {
+        Fault::Reset => return Err(ResetConnection),
+        Fault::Stall { forever: true, .. } => std::future::pending::<()>().await,
+        Fault::Stall { ms, .. } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        _ => {}
+    }
+    if let Some(e) = openai::fault_error(&fault) {
+        return Ok(error_response(&e));
+    }
+    let behaviour = state.behaviour();
+    let config = state.config();
+    let ctx = openai::Ctx {
+        seed: config.seed,
+        request_id: state.next_id(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        completion_tokens: behaviour.completion_tokens,
+        embedding_dimensions: config.embedding_dimensions,
+        models: &config.models,
+        owner: &config.name,
+    };
+    let reply = match (&parts.method, path.as_str()) {
+        (&Method::POST, "/v1/chat/completions") => openai::chat_completions(&bytes, &ctx),
+        (&Method::POST, "/v1/embeddings") => openai::embeddings(&bytes, &ctx),
+        (&Method::GET, "/v1/models") => openai::models(&ctx),
+        (&Method::GET, p) if p.starts_with("/v1/models/") => {
+            openai::model(&p["/v1/models/".len()..], &ctx)
+        }
+        (m, p) => Reply::Error(openai::unknown_route(m.as_str(), p)),
+    };
+    let request_id = format!(
+        "req_{}",
+        text::alphanumeric(
+            text::derive_seed(config.seed, &["req", &ctx.request_id.to_string()]),
+            24
+        )
+    );
+    let mut response = match reply {
+        Reply::Error(e) => error_response(&e),
+        Reply::Json { body, tokens } => {
+            tokio::time::sleep(body::whole_delay(&behaviour, &fault, tokens)).await;
+            let bytes = Bytes::from(body.to_string());
+            let body =
+                body::whole_body_fault(&bytes, &fault).unwrap_or_else(|| MockBody::full(bytes));
+            with_type(Response::new(body), "application/json")
+        }
+        Reply::Stream(events) => {
+            tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;
+            let steps = body::stream_steps(&events, &behaviour, &fault, &openai::malformed_event());
+            let mut response = with_type(
+                Response::new(MockBody::play(steps)),
+                "text/event-stream; charset=utf-8",
+            );
+            response
+                .headers_mut()
+                .insert("cache-control", HeaderValue::from_static("no-cache"));
+            response
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    Ok(response)
+}
+
+fn with_type(mut response: Response<MockBody>, content_type: &'static str) -> Response<MockBody> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
+    let mut response = with_type(
+        Response::new(MockBody::full(body.to_string())),
+        "application/json",
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// An error in OpenAI's shape, with `Retry-After` when it has one.
+fn error_response(e: &ApiError) -> Response<MockBody> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, &openai::error_body(e));
+    if let Some(secs) = e.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    response
+}
+
+/// The `/_mock/` routes: script, reset, requests, state, health.
+async fn admin(req: Request<Incoming>, state: &State) -> Response<MockBody> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let bytes = match read_body(req.into_body()).await {
+        Ok(bytes) => bytes,
+        Err(ResetConnection) => return json_response(StatusCode::BAD_REQUEST, &json!({})),
+    };
+    match (&method, path.as_str()) {
+        (&Method::POST, "/_mock/script") => match serde_json::from_slice::<Script>(&bytes) {
+            Ok(script) => {
+                state.apply(script);
+                json_response(StatusCode::OK, &json!({"queued": state.queued().len()}))
+            }
+            Err(e) => error_response(&ApiError::invalid_request(format!("invalid script: {e}"))),
+        },
+        (&Method::GET, "/_mock/script") => json_response(StatusCode::OK, &state.describe()),
+        (&Method::POST, "/_mock/reset") => {
+            state.reset();
+            json_response(StatusCode::OK, &json!({"reset": true}))
+        }
+        (&Method::GET, "/_mock/requests") => {
+            let requests = serde_json::to_value(state.requests()).unwrap_or(Value::Null);
+            json_response(StatusCode::OK, &requests)
+        }
+        (&Method::GET, "/_mock/health") => json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "name": state.config().name}),
+        ),
+        (m, p) => error_response(&openai::unknown_route(m.as_str(), p)),
+    }
+}

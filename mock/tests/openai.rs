@@ -1,0 +1,269 @@
+//! The OpenAI wire format over real HTTP: shapes of completions, streams, embeddings, models
+//! and errors.
+
+mod common;
+
+use common::{chat, json, post, sse_data};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn chat_completion_has_openai_shape_and_usage() {
+    let server = common::start("alpha").await;
+    // 16 characters of content: 4 prompt tokens.
+    let response = post(
+        &server,
+        "/v1/chat/completions",
+        &chat("abcdefghijklmnop", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-mock-server"], "alpha");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("application/json"))
+    );
+    assert!(response.headers().contains_key("x-request-id"));
+    let body = json(response).await;
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["created"].as_u64().is_some_and(|t| t > 1_700_000_000));
+    assert_eq!(body["model"], "gpt-4o");
+    let choice = &body["choices"][0];
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert_eq!(choice["finish_reason"], "stop");
+    let content = choice["message"]["content"]
+        .as_str()
+        .expect("content is a string");
+    assert_eq!(content.split(' ').count(), 16, "{content}");
+    assert!(content.ends_with('.'));
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 4, "completion_tokens": 16, "total_tokens": 20})
+    );
+}
+
+#[tokio::test]
+async fn max_tokens_caps_completion_with_finish_length() {
+    let server = common::start("alpha").await;
+    let body = json(
+        post(
+            &server,
+            "/v1/chat/completions",
+            &chat("hi", json!({"max_tokens": 3})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+    let body = json(
+        post(
+            &server,
+            "/v1/chat/completions",
+            &chat("hi", json!({"max_completion_tokens": 2})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["usage"]["completion_tokens"], 2);
+}
+
+#[tokio::test]
+async fn output_is_deterministic_for_a_seed() {
+    let a = common::start("a").await;
+    let b = common::start("b").await;
+    let request = chat("same prompt", json!({}));
+    let first = json(post(&a, "/v1/chat/completions", &request).await).await;
+    let second = json(post(&b, "/v1/chat/completions", &request).await).await;
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(first["choices"], second["choices"]);
+    let other =
+        json(post(&a, "/v1/chat/completions", &chat("other prompt", json!({}))).await).await;
+    assert_ne!(first["choices"], other["choices"]);
+}
+
+#[tokio::test]
+async fn stream_sends_role_tokens_finish_and_done() {
+    let server = common::start("alpha").await;
+    let response = post(
+        &server,
+        "/v1/chat/completions",
+        &chat("hi", json!({"stream": true})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/event-stream"))
+    );
+    let text = response.text().await.expect("body");
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk is JSON"))
+        .collect();
+    assert_eq!(chunks.len(), 1 + 16 + 1);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "gpt-4o")
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["id"] == chunks[0]["id"] && c.get("usage").is_none())
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks[1..17]
+        .iter()
+        .map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .expect("token")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(chunks[17]["choices"][0]["finish_reason"], "stop");
+    // The stream carries the same words as the whole answer.
+    let whole = json(post(&server, "/v1/chat/completions", &chat("hi", json!({}))).await).await;
+    assert_eq!(whole["choices"][0]["message"]["content"], streamed.as_str());
+}
+
+#[tokio::test]
+async fn stream_usage_chunk_comes_before_done() {
+    let server = common::start("alpha").await;
+    let request = chat(
+        "abcdefgh",
+        json!({"stream": true, "stream_options": {"include_usage": true}, "max_tokens": 4}),
+    );
+    let text = post(&server, "/v1/chat/completions", &request)
+        .await
+        .text()
+        .await
+        .expect("body");
+    let data = sse_data(&text);
+    assert_eq!(data.len(), 1 + 4 + 1 + 1 + 1);
+    assert_eq!(data[7], "[DONE]");
+    let finish: Value = serde_json::from_str(&data[5]).expect("json");
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    assert_eq!(finish["usage"], Value::Null);
+    let usage: Value = serde_json::from_str(&data[6]).expect("json");
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 2, "completion_tokens": 4, "total_tokens": 6})
+    );
+}
+
+#[tokio::test]
+async fn embeddings_are_deterministic_with_usage() {
+    let server = common::start("alpha").await;
+    let request = json!({"model": "text-embedding-3-small", "input": ["hello", "world!!!"]});
+    let body = json(post(&server, "/v1/embeddings", &request).await).await;
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["model"], "text-embedding-3-small");
+    assert_eq!(body["data"][1]["index"], 1);
+    assert_eq!(
+        body["data"][0]["embedding"].as_array().map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 4, "total_tokens": 4})
+    );
+    let again = json(post(&server, "/v1/embeddings", &request).await).await;
+    assert_eq!(body["data"], again["data"]);
+    let sized = json!({"model": "e", "input": "x", "dimensions": 3, "encoding_format": "base64"});
+    let body = json(post(&server, "/v1/embeddings", &sized).await).await;
+    // 3 floats = 12 bytes = 16 base64 characters.
+    assert_eq!(
+        body["data"][0]["embedding"].as_str().map(str::len),
+        Some(16)
+    );
+}
+
+#[tokio::test]
+async fn models_are_listed() {
+    let server = common::start("alpha").await;
+    let response = common::client()
+        .get(format!("{}/v1/models", server.url()))
+        .send()
+        .await
+        .expect("sent");
+    let body = json(response).await;
+    assert_eq!(body["object"], "list");
+    assert_eq!(
+        body["data"][0],
+        json!({"id": "gpt-4o", "object": "model", "created": 1_700_000_000, "owned_by": "alpha"})
+    );
+    let one = common::client()
+        .get(format!("{}/v1/models/gpt-4o-mini", server.url()))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(json(one).await["id"], "gpt-4o-mini");
+    let missing = common::client()
+        .get(format!("{}/v1/models/nope", server.url()))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(json(missing).await["error"]["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_openai_error_shape() {
+    let server = common::start("alpha").await;
+    let response = common::client()
+        .post(format!("{}/v1/chat/completions", server.url()))
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-mock-server"], "alpha");
+    let body = json(response).await;
+    let error = body["error"].as_object().expect("error object");
+    let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["code", "message", "param", "type"]);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let missing = post(&server, "/v1/chat/completions", &json!({"model": "m"})).await;
+    assert_eq!(missing.status(), 400);
+    let unknown = post(&server, "/v1/completions/legacy", &json!({})).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        json(unknown).await["error"]["message"],
+        "Invalid URL (POST /v1/completions/legacy)"
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_serves_many_requests_on_one_connection() {
+    let server = common::start("alpha").await;
+    let client = common::client();
+    for _ in 0..5 {
+        let response = client
+            .post(format!("{}/v1/chat/completions", server.url()))
+            .body(chat("hi", json!({"stream": true})).to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert!(
+            response
+                .text()
+                .await
+                .expect("body")
+                .ends_with("data: [DONE]\n\n")
+        );
+    }
+    assert_eq!(server.state().requests().len(), 5);
+}
