@@ -35,7 +35,12 @@ pub struct MockBody(Inner);
 #[derive(Debug)]
 enum Inner {
     Full(Option<Bytes>),
-    Played(mpsc::Receiver<Result<Bytes, BodyCut>>),
+    Played {
+        rx: mpsc::Receiver<Result<Bytes, BodyCut>>,
+        /// A cut was received and one `Pending` returned, so hyper has flushed the chunks
+        /// before it; the next poll yields the error.
+        cutting: bool,
+    },
 }
 
 impl MockBody {
@@ -64,7 +69,7 @@ impl MockBody {
                 }
             }
         });
-        Self(Inner::Played(rx))
+        Self(Inner::Played { rx, cutting: false })
     }
 }
 
@@ -78,9 +83,17 @@ impl Body for MockBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         match &mut self.0 {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Played(rx) => rx
-                .poll_recv(cx)
-                .map(|item| item.map(|r| r.map(Frame::data))),
+            Inner::Played { cutting: true, .. } => Poll::Ready(Some(Err(BodyCut))),
+            Inner::Played { rx, cutting } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Err(BodyCut))) => {
+                    // hyper flushes what it has buffered when the body is pending; without
+                    // this the chunks sent just before the cut could die in its buffer.
+                    *cutting = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                other => other.map(|item| item.map(|r| r.map(Frame::data))),
+            },
         }
     }
 
@@ -92,7 +105,7 @@ impl Body for MockBody {
         match &self.0 {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Played(_) => SizeHint::default(),
+            Inner::Played { .. } => SizeHint::default(),
         }
     }
 }

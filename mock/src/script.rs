@@ -43,6 +43,8 @@ pub struct Script {
 pub struct RecordedRequest {
     /// 1 for the first API request since start or reset, then 2, 3, ...
     pub seq: u64,
+    /// Which connection it came on (1 for the server's first), to observe keep-alive.
+    pub connection: u64,
     /// The HTTP method.
     pub method: String,
     /// The path, without the query.

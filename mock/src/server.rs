@@ -37,11 +37,13 @@ pub struct ResetConnection;
 /// (aborting) this future ends every connection it started.
 pub async fn serve(listener: TcpListener, state: Arc<State>) {
     let mut connections = JoinSet::new();
+    let mut count: u64 = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, Arc::clone(&state)));
+                    count += 1;
+                    connections.spawn(serve_connection(stream, count, Arc::clone(&state)));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -56,13 +58,13 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 
 /// Serve one connection; when a handler asked for a reset, close it with SO_LINGER 0 so the
 /// peer gets an RST rather than a FIN.
-async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
+async fn serve_connection(mut stream: TcpStream, connection: u64, state: Arc<State>) {
     // Chunks must leave one by one for streaming to be observable; failure is harmless.
     let _ = stream.set_nodelay(true);
     let reset = Arc::new(AtomicBool::new(false));
     let service = {
         let reset = Arc::clone(&reset);
-        service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&reset)))
+        service_fn(move |req| handle(req, connection, Arc::clone(&state), Arc::clone(&reset)))
     };
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -80,6 +82,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
 
 async fn handle(
     req: Request<Incoming>,
+    connection: u64,
     state: Arc<State>,
     reset: Arc<AtomicBool>,
 ) -> Result<Response<MockBody>, ResetConnection> {
@@ -87,7 +90,7 @@ async fn handle(
     let mut response = if req.uri().path().starts_with("/_mock/") {
         admin(req, &state).await
     } else {
-        match api(req, &state).await {
+        match api(req, connection, &state).await {
             Ok(response) => response,
             Err(ResetConnection) => {
                 reset.store(true, Ordering::SeqCst);
@@ -110,7 +113,11 @@ async fn read_body(body: Incoming) -> Result<Bytes, ResetConnection> {
 }
 
 /// An API request: log it, pick its fault, apply the fault, answer.
-async fn api(req: Request<Incoming>, state: &State) -> Result<Response<MockBody>, ResetConnection> {
+async fn api(
+    req: Request<Incoming>,
+    connection: u64,
+    state: &State,
+) -> Result<Response<MockBody>, ResetConnection> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await?;
     let path = parts.uri.path().to_owned();
@@ -121,6 +128,7 @@ async fn api(req: Request<Incoming>, state: &State) -> Result<Response<MockBody>
     let fault = state.next_fault(&path, header.as_deref());
     let seq = state.record(RecordedRequest {
         seq: 0,
+        connection,
         method: parts.method.to_string(),
         path: path.clone(),
         query: parts.uri.query().map(str::to_owned),

@@ -265,5 +265,11 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
                 .ends_with("data: [DONE]\n\n")
         );
     }
-    assert_eq!(server.state().requests().len(), 5);
+    let requests = server.state().requests();
+    assert_eq!(requests.len(), 5);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.connection == requests[0].connection)
+    );
 }
