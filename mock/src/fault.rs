@@ -187,5 +187,10 @@ mod tests {
         let any: FaultSpec = serde_json::from_str(r#"{"kind":"reset"}"#).expect("valid spec");
         assert_eq!(any, FaultSpec::from(Fault::Reset));
         assert!(any.matches("/v1/models"));
+        let typo = serde_json::from_str::<FaultSpec>(r#"{"kind":"stall","msec":3}"#);
+        assert!(
+            typo.is_err(),
+            "unknown fields are rejected in queue entries too"
+        );
     }
 }

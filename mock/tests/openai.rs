@@ -273,3 +273,30 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
             .all(|r| r.connection == requests[0].connection)
     );
 }
+
+#[tokio::test]
+async fn configured_ttft_and_pace_delay_the_stream() {
+    let server = common::start_with(switchyard_mock::Config {
+        behaviour: switchyard_mock::Behaviour {
+            ttft_ms: 200,
+            tokens_per_second: 20.0,
+            completion_tokens: 5,
+            ..switchyard_mock::Behaviour::default()
+        },
+        ..switchyard_mock::Config::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut response = post(
+        &server,
+        "/v1/chat/completions",
+        &chat("hi", json!({"stream": true})),
+    )
+    .await;
+    response.chunk().await.expect("chunk").expect("first chunk");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    let text = response.text().await.expect("rest of the body");
+    // Four gaps of 50 ms between five tokens.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert!(text.ends_with("data: [DONE]\n\n"));
+}
