@@ -1,15 +1,16 @@
 //! Policy text → [`crate::ast`], reporting every syntax error in the text at once.
 //!
 //! pest stops at the first error, so the driver here does the outer work itself: a lexical
-//! [`scan`] finds comments, strings and braces; the text is cut into `route NAME { ... }` and
+//! `scan` finds comments, strings and braces; the text is cut into `route NAME { ... }` and
 //! `budget NAME { ... }` blocks by matching braces; and each block is parsed one statement at a
 //! time with the grammar in `grammar.pest`. After an error, parsing resumes at the next line
 //! that starts with a word, so one mistake hides nothing after it. pest pairs never leave this
-//! module: [`build`] turns them into AST nodes and [`errors`] into [`Diagnostic`]s.
+//! module: `build` turns them into AST nodes and `errors` into [`Diagnostic`]s.
 
 mod build;
 mod errors;
 mod scan;
+mod wants;
 
 use pest::Parser as _;
 
