@@ -38,6 +38,7 @@ pub(crate) fn render(diag: &Diagnostic, sources: &[Source]) -> String {
     // one caret. A tab is shown as four spaces, so it counts four columns here too.
     let rel = (start - line_start).min(line.len());
     let end = (diag.span.end as usize).clamp(line_start + rel, line_start + line.len());
+    let end = clamp_to_char(&source.text, end);
     let carets = text_width(&line[rel..end - line_start]).max(1);
 
     let _ = writeln!(out, "{pad}--> {}:{line_no}:{col}", source.file);

@@ -167,6 +167,11 @@ fn bad_budget_actions() {
 }
 
 #[test]
+fn carets_count_characters_not_bytes() {
+    insta::assert_snapshot!(errors("route a {\n  when team == \"équipe\" && ok\n}\n"));
+}
+
+#[test]
 fn error_in_a_yaml_block_scalar_points_into_the_file() {
     let mut src = Source::new(
         "policies/support.yaml",
@@ -276,6 +281,15 @@ fn empty_and_comment_only_files() {
     assert_eq!(parsed("").items, vec![]);
     assert_eq!(parsed("  # only a comment\n").comments.len(), 1);
     assert_eq!(formatted("# a\n\n\n# b\n"), "# a\n\n# b\n");
+}
+
+#[test]
+fn crlf_line_ends_and_a_byte_order_mark_are_accepted() {
+    let text = "\u{feff}route a {\r\n  use x/y # c\r\n  when model == \"b\"\r\n}\r\n";
+    assert_eq!(
+        formatted(text),
+        "route a {\n  use x/y # c\n  when model == \"b\"\n}\n"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

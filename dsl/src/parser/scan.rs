@@ -87,7 +87,7 @@ pub(super) fn scan(id: SourceId, text: &str) -> Scan {
                 line_start = true;
                 continue;
             }
-            c if c.is_whitespace() => continue,
+            c if c.is_whitespace() || c == '\u{feff}' => continue,
             '#' => {
                 let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
                 let body = text[i + 1..end].trim_end();
