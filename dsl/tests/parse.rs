@@ -66,6 +66,12 @@ fn missing_brace_of_a_split() {
 }
 
 #[test]
+fn missing_brace_with_a_one_line_split() {
+    let out = errors("route a {\n  split { 90% a/b, 10% c/d }\n  retry 2\n\nroute b {\n}\n");
+    assert!(out.starts_with("error: `route` block is missing its closing `}`\n --> policy.sy:1:9"));
+}
+
+#[test]
 fn unknown_statement_keyword() {
     insta::assert_snapshot!(errors("route a {\n  usee openai/gpt-4o\n}\n"));
 }

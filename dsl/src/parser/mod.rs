@@ -12,6 +12,8 @@ mod errors;
 mod scan;
 mod wants;
 
+use std::collections::HashMap;
+
 use pest::Parser as _;
 
 use self::build::Builder;
@@ -203,18 +205,7 @@ impl Driver<'_> {
         };
         let Some(open) = b.open else { return };
         if b.close.is_none() {
-            self.diags.push(
-                Diagnostic::error(
-                    self.id,
-                    Span::new(open, open + 1),
-                    format!("`{noun}` block is missing its closing `}}`"),
-                )
-                .with_label("this `{` is never closed")
-                .with_help(
-                    "add `}` after the last statement of the block (a `split { ... }` inside it \
-                     needs its own `}` too)",
-                ),
-            );
+            self.diags.push(self.unclosed(b, open, noun));
         }
         let body_end = b.close.unwrap_or(b.end);
         let span = Span::new(b.start, b.close.map_or(b.end, |c| c + 1));
@@ -234,6 +225,63 @@ impl Driver<'_> {
                 }
             }
         }
+    }
+
+    /// Reports an unclosed block. Braces are counted, so which `{` lacks its `}` is a guess:
+    /// the innermost `{` with no `}` after it on its own line, nor starting a later line at the
+    /// indentation of the `{`'s line. Linear in the size of the block.
+    fn unclosed(&self, b: &Block, open: usize, noun: &str) -> Diagnostic {
+        let inside = &self.scan.marks[self.scan.mark_at(b.start)..self.scan.mark_at(b.end)];
+        // (line number, indentation of the line) of every mark.
+        let (mut line, mut indent) = (0usize, 0usize);
+        let place: Vec<(usize, usize)> = inside
+            .iter()
+            .map(|m| {
+                if m.line_start {
+                    line += 1;
+                    indent = m.start - self.text[..m.start].rfind('\n').map_or(0, |n| n + 1);
+                }
+                (line, indent)
+            })
+            .collect();
+        let mut last_close_on_line = HashMap::new();
+        let mut last_close_at_indent = HashMap::new();
+        for (i, m) in inside
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind == MarkKind::Close)
+        {
+            last_close_on_line.insert(place[i].0, i);
+            if m.line_start {
+                last_close_at_indent.insert(place[i].1, i);
+            }
+        }
+        let blamed = inside
+            .iter()
+            .enumerate()
+            .filter(|&(i, m)| {
+                let (line, indent) = place[i];
+                m.kind == MarkKind::Open
+                    && last_close_on_line.get(&line).is_none_or(|&c| c < i)
+                    && last_close_at_indent.get(&indent).is_none_or(|&c| c < i)
+            })
+            .map(|(_, m)| m.start)
+            .last()
+            .unwrap_or(open);
+        let (message, help) = if blamed == open {
+            (
+                format!("`{noun}` block is missing its closing `}}`"),
+                "add `}` on its own line after the last statement of the block",
+            )
+        } else {
+            (
+                "unclosed `{`".to_string(),
+                "add `}` to close it, on its own line at the indentation of the `{` line",
+            )
+        };
+        Diagnostic::error(self.id, Span::new(blamed, blamed + 1), message)
+            .with_label("this `{` is never closed")
+            .with_help(help)
     }
 
     /// Parses the statements in `start..end`, one at a time, recovering after errors.
