@@ -259,15 +259,14 @@ impl Driver<'_> {
         let blamed = inside
             .iter()
             .enumerate()
-            .filter(|&(i, m)| {
+            .rev()
+            .find(|&(i, m)| {
                 let (line, indent) = place[i];
                 m.kind == MarkKind::Open
                     && last_close_on_line.get(&line).is_none_or(|&c| c < i)
                     && last_close_at_indent.get(&indent).is_none_or(|&c| c < i)
             })
-            .map(|(_, m)| m.start)
-            .last()
-            .unwrap_or(open);
+            .map_or(open, |(_, m)| m.start);
         let (message, help) = if blamed == open {
             (
                 format!("`{noun}` block is missing its closing `}}`"),
