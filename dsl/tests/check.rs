@@ -304,9 +304,19 @@ fn blocks_in_the_wrong_kind_of_object() {
 #[test]
 fn failover_target_already_selected() {
     insta::assert_snapshot!(one(
-        "route a {\n  split { 50% openai/gpt-4o 50% deepseek/deepseek-chat }\n  \
+        "route a {\n  cheapest of openai/gpt-4o, deepseek/deepseek-chat\n  \
          failover to deepseek/deepseek-chat, anthropic/claude-sonnet-4\n}\n"
     ));
+}
+
+#[test]
+fn failover_to_another_split_arm_is_meaningful() {
+    // The split tries only the arm it drew, so the other arm as a backup is no repetition.
+    assert_eq!(
+        one("route a {\n  split { 50% openai/gpt-4o 50% deepseek/deepseek-chat }\n  \
+             failover to deepseek/deepseek-chat\n}\n"),
+        ""
+    );
 }
 
 #[test]

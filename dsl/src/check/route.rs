@@ -327,10 +327,12 @@ impl Cx<'_> {
 }
 
 /// Every target a selection can try, for the failover-overlap warning.
+/// Targets the selection always tries before `failover to`. A split tries only the arm it
+/// picked, so naming another arm in `failover to` is meaningful (it backs up the other arms).
 fn selection_list(sel: &CheckedSelection) -> Vec<ResolvedTarget> {
     match sel {
         CheckedSelection::Single(t) => vec![*t],
-        CheckedSelection::Split(arms) => arms.iter().map(|(t, _)| *t).collect(),
+        CheckedSelection::Split(_) => Vec::new(),
         CheckedSelection::Cheapest(ts) | CheckedSelection::Fastest { targets: ts, .. } => {
             ts.clone()
         }
