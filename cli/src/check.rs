@@ -2,19 +2,13 @@
 
 use std::path::PathBuf;
 
-use switchyard_dsl::{Compiled, Severity, Snapshot, Source, render_all};
+use switchyard_dsl::{Compiled, Severity, Snapshot, render_all};
 
 use crate::{EXIT_ERRORS, EXIT_OK};
 
-/// What loading and compiling produced, for the commands that need a snapshot.
-pub(crate) struct Loaded {
-    pub sources: Vec<Source>,
-    pub compiled: Compiled,
-}
-
 /// Loads YAML and compiles it, printing load errors and diagnostics to stderr. `None` means
 /// the YAML itself could not be loaded (already reported).
-pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Loaded>> {
+pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Compiled>> {
     for path in paths {
         anyhow::ensure!(path.exists(), "no such file or folder: {}", path.display());
     }
@@ -36,20 +30,19 @@ pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Loade
     if !compiled.diagnostics.is_empty() {
         eprintln!("{}", render_all(&compiled.diagnostics, &sources));
     }
-    Ok(Some(Loaded { sources, compiled }))
+    Ok(Some(compiled))
 }
 
 pub(crate) fn run(paths: &[PathBuf], deny_warnings: bool) -> anyhow::Result<u8> {
-    let Some(loaded) = load_and_compile(paths)? else {
+    let Some(compiled) = load_and_compile(paths)? else {
         return Ok(EXIT_ERRORS);
     };
-    let warnings = loaded
-        .compiled
+    let warnings = compiled
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Warning)
         .count();
-    match &loaded.compiled.snapshot {
+    match &compiled.snapshot {
         Some(snapshot) if !(deny_warnings && warnings > 0) => {
             println!("{}", summary(snapshot, warnings));
             Ok(EXIT_OK)

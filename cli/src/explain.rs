@@ -54,10 +54,10 @@ fn parse_draw(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) fn run(args: &ExplainArgs) -> anyhow::Result<u8> {
-    let Some(loaded) = load_and_compile(&args.paths)? else {
+    let Some(compiled) = load_and_compile(&args.paths)? else {
         return Ok(EXIT_ERRORS);
     };
-    let Some(snapshot) = &loaded.compiled.snapshot else {
+    let Some(snapshot) = &compiled.snapshot else {
         return Ok(EXIT_ERRORS);
     };
     let headers: Vec<(&str, &str)> = args
