@@ -1,5 +1,5 @@
 //! One-line text of the tree's leaves and conditions: quantities exactly as written, strings
-//! re-escaped, conditions with only the parentheses precedence needs.
+//! re-escaped, conditions with the parentheses precedence needs plus those that help a reader.
 
 use std::fmt::Write as _;
 
@@ -15,8 +15,10 @@ fn precedence(e: &Expr) -> u8 {
     }
 }
 
-/// A condition on one line, with parentheses only where precedence needs them (and around an
-/// `or` directly inside an `or`, or an `and` inside an `and`, so the tree reads back the same).
+/// A condition on one line, with parentheses where precedence needs them, around an `and`
+/// inside an `or` (`a or (b and c)`: correct without them, but nobody should have to remember
+/// that), and around an `or` directly inside an `or`, or an `and` inside an `and`, so the tree
+/// reads back the same.
 pub(super) fn expr(e: &Expr) -> String {
     let operand = |inner: &Expr, min: u8| {
         let text = expr(inner);
@@ -29,7 +31,7 @@ pub(super) fn expr(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Or(ops) => ops
             .iter()
-            .map(|o| operand(o, 2))
+            .map(|o| operand(o, 3))
             .collect::<Vec<_>>()
             .join(" or "),
         ExprKind::And(ops) => ops
