@@ -52,16 +52,19 @@ pub(crate) fn run(paths: &[PathBuf], deny_warnings: bool) -> anyhow::Result<u8> 
 }
 
 fn summary(snapshot: &Snapshot, warnings: usize) -> String {
-    format!(
-        "ok: {} providers, {} routes, {} budgets; snapshot {}{}",
-        snapshot.providers.len(),
-        snapshot.routes.len(),
-        snapshot.budgets.len(),
+    let mut text = format!(
+        "ok: {}, {}, {}; snapshot {}",
+        counted(snapshot.providers.len(), "provider"),
+        counted(snapshot.routes.len(), "route"),
+        counted(snapshot.budgets.len(), "budget"),
         &snapshot.hash[..12.min(snapshot.hash.len())],
-        match warnings {
-            0 => String::new(),
-            1 => " (1 warning)".to_owned(),
-            n => format!(" ({n} warnings)"),
-        }
-    )
+    );
+    if warnings > 0 {
+        text.push_str(&format!(" ({})", counted(warnings, "warning")));
+    }
+    text
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
