@@ -1,0 +1,315 @@
+//! Prometheus metrics of the data plane, in a registry of their own, rendered as text on the
+//! admin port.
+//!
+//! Every family is prefixed `switchyard_`. Recording is cheap: label values are borrowed
+//! `&str`s (prometheus hashes them and looks the child up; it allocates only the first time a
+//! label combination is seen), and the status code is formatted on the stack.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Latency buckets in seconds, 5 ms to 120 s: LLM calls range from a cached embedding to a
+/// long generation.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The proxy's metric families. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    ttft: HistogramVec,
+    tokens: IntCounterVec,
+    upstream_attempts: IntCounterVec,
+    active_streams: IntGauge,
+    snapshot_version: IntGauge,
+    config_reloads: IntCounterVec,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = counter_vec(
+            &registry,
+            "switchyard_requests_total",
+            "Client requests finished, by route, provider, model and response status.",
+            &["route", "provider", "model", "status"],
+        );
+        let request_duration = histogram_vec(
+            &registry,
+            "switchyard_request_duration_seconds",
+            "Time from the client request to the end of the response.",
+        );
+        let ttft = histogram_vec(
+            &registry,
+            "switchyard_time_to_first_token_seconds",
+            "Time from the client request to the first response body byte.",
+        );
+        let tokens = counter_vec(
+            &registry,
+            "switchyard_tokens_total",
+            "Tokens billed by providers, by direction (input or output).",
+            &["provider", "model", "direction"],
+        );
+        let upstream_attempts = counter_vec(
+            &registry,
+            "switchyard_upstream_attempts_total",
+            "Upstream attempts by outcome: ok, retry, failover or error.",
+            &["route", "provider", "outcome"],
+        );
+        let active_streams = gauge(
+            &registry,
+            "switchyard_active_streams",
+            "Streamed responses in flight.",
+        );
+        let snapshot_version = gauge(
+            &registry,
+            "switchyard_snapshot_version",
+            "Version of the routing snapshot being served.",
+        );
+        let config_reloads = counter_vec(
+            &registry,
+            "switchyard_config_reloads_total",
+            "Configuration reloads that were applied (ok) or rejected (error).",
+            &["result"],
+        );
+        let build_info = IntGaugeVec::new(
+            Opts::new("switchyard_build_info", "Build information; always 1."),
+            &["version", "ir_version"],
+        )
+        .expect("static metric definition is valid");
+        register(&registry, build_info.clone());
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                &switchyard_dsl::ir::IR_VERSION.to_string(),
+            ])
+            .set(1);
+        // Both results appear from the start, so `rate()` and alerts see zeros, not gaps.
+        config_reloads.with_label_values(&["ok"]);
+        config_reloads.with_label_values(&["error"]);
+        Self {
+            registry,
+            requests,
+            request_duration,
+            ttft,
+            tokens,
+            upstream_attempts,
+            active_streams,
+            snapshot_version,
+            config_reloads,
+        }
+    }
+
+    /// One client request is done. `ttft` is `None` when no body byte was sent.
+    pub fn request_finished(
+        &self,
+        route: &str,
+        provider: &str,
+        model: &str,
+        status: u16,
+        duration: Duration,
+        ttft: Option<Duration>,
+    ) {
+        let mut buf = [0u8; 5];
+        let status = status_label(status, &mut buf);
+        self.requests
+            .with_label_values(&[route, provider, model, status])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route, provider])
+            .observe(duration.as_secs_f64());
+        if let Some(ttft) = ttft {
+            self.ttft
+                .with_label_values(&[route, provider])
+                .observe(ttft.as_secs_f64());
+        }
+    }
+
+    /// Tokens of one response, as the provider reported them (or as estimated).
+    pub fn tokens(&self, provider: &str, model: &str, input: u64, output: u64) {
+        if input > 0 {
+            self.tokens
+                .with_label_values(&[provider, model, "input"])
+                .inc_by(input);
+        }
+        if output > 0 {
+            self.tokens
+                .with_label_values(&[provider, model, "output"])
+                .inc_by(output);
+        }
+    }
+
+    /// One upstream attempt ended; `outcome` is `ok`, `retry`, `failover` or `error`.
+    pub fn upstream_attempt(&self, route: &str, provider: &str, outcome: &str) {
+        self.upstream_attempts
+            .with_label_values(&[route, provider, outcome])
+            .inc();
+    }
+
+    pub fn stream_started(&self) {
+        self.active_streams.inc();
+    }
+
+    pub fn stream_finished(&self) {
+        self.active_streams.dec();
+    }
+
+    /// The snapshot version now being served.
+    pub fn set_snapshot_version(&self, version: u64) {
+        self.snapshot_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// A configuration reload was applied (`true`) or rejected (`false`).
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.config_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Every family in the Prometheus text exposition format ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(8 * 1024);
+        // Encoding into a Vec fails only on invalid metric names, which are constants here.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Formats `status` into `buf` without allocating (HTTP status codes have three digits).
+fn status_label(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+fn register<C: prometheus::core::Collector + 'static>(registry: &Registry, c: C) {
+    registry
+        .register(Box::new(c))
+        .expect("metric names are unique within the registry");
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .expect("static metric definition is valid");
+    register(registry, c.clone());
+    c
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        &["route", "provider"],
+    )
+    .expect("static metric definition is valid");
+    register(registry, h.clone());
+    h
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition is valid");
+    register(registry, g.clone());
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_format_on_the_stack() {
+        let mut buf = [0u8; 5];
+        assert_eq!(status_label(200, &mut buf), "200");
+        assert_eq!(status_label(0, &mut buf), "0");
+        assert_eq!(status_label(65535, &mut buf), "65535");
+        assert_eq!(status_label(7, &mut buf), "7");
+    }
+
+    #[test]
+    fn render_has_every_family_after_recording() {
+        let m = Metrics::new();
+        m.request_finished(
+            "chat",
+            "openai",
+            "gpt-4o",
+            200,
+            Duration::from_millis(120),
+            Some(Duration::from_millis(40)),
+        );
+        m.tokens("openai", "gpt-4o", 12, 30);
+        m.upstream_attempt("chat", "openai", "failover");
+        m.stream_started();
+        m.stream_started();
+        m.stream_finished();
+        m.set_snapshot_version(3);
+        m.config_reload(false);
+        let text = m.render();
+        for family in [
+            "switchyard_requests_total",
+            "switchyard_request_duration_seconds",
+            "switchyard_time_to_first_token_seconds",
+            "switchyard_tokens_total",
+            "switchyard_upstream_attempts_total",
+            "switchyard_active_streams",
+            "switchyard_snapshot_version",
+            "switchyard_config_reloads_total",
+            "switchyard_build_info",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} missing:\n{text}"
+            );
+        }
+        assert!(text.contains(
+            r#"switchyard_requests_total{model="gpt-4o",provider="openai",route="chat",status="200"} 1"#
+        ));
+        assert!(text.contains(
+            r#"switchyard_tokens_total{direction="output",model="gpt-4o",provider="openai"} 30"#
+        ));
+        assert!(text.contains("switchyard_active_streams 1"));
+        assert!(text.contains("switchyard_snapshot_version 3"));
+        assert!(text.contains(r#"switchyard_config_reloads_total{result="error"} 1"#));
+        assert!(text.contains(r#"switchyard_config_reloads_total{result="ok"} 0"#));
+        assert!(text.contains(r#"le="120"#));
+        assert!(text.contains(r#"le="0.005"#));
+    }
+
+    #[test]
+    fn registries_are_independent() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.stream_started();
+        assert!(b.render().contains("switchyard_active_streams 0"));
+    }
+}
