@@ -1,2 +1,50 @@
-//! The Switchyard data plane. Filled in by the data-plane issue; this crate is a placeholder
-//! so the workspace layout is fixed from the start.
+//! The Switchyard data plane: an OpenAI-compatible LLM gateway on pingora.
+//!
+//! ```text
+//!  client ──▶ service (one ProxyHttp) ──▶ api::request (borrowed top-level JSON)
+//!                │                             │ model, stream, prompt estimate
+//!                │                             ▼
+//!                │                      switchyard_dsl::decide(snapshot)
+//!                │                             │ candidates
+//!                ▼                             ▼
+//!           access log ◀── router (retry, failover, health) ──▶ providers/{openai,mock}
+//!                                 │                                   │
+//!                                 └──── stream (SSE relay, checks) ◀──┘ upstream (pooled)
+//! ```
+//!
+//! The whole exchange happens in `request_filter`: the body is read in full (size-limited),
+//! routed, sent to each candidate in turn and relayed back chunk by chunk. Nothing is retried
+//! or failed over once a byte has reached the client.
+
+pub mod api;
+pub mod ctx;
+pub mod providers;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod settings;
+pub mod stream;
+pub mod upstream;
+
+mod standin;
+
+/// The configuration, metrics and admin interfaces this crate calls.
+pub mod cfg {
+    pub use crate::standin::{
+        ActiveConfig, ApiKey, ConfigHandle, CredentialState, Metrics, load_dir,
+    };
+}
+
+/// Errors that stop the proxy from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("invalid setting: {0}")]
+    Settings(String),
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// This crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

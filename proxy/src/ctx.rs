@@ -1,0 +1,63 @@
+//! The per-request context: what happened to one request, filled in as it goes and written
+//! to the access log and metrics at the end.
+
+use std::time::{Duration, Instant};
+
+/// Token counts from the upstream's `usage` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// One request's story.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub started: Instant,
+    /// `chat`, `embeddings`, `models`, or `-` for errors before routing.
+    pub endpoint: &'static str,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    /// The upstream model that served (or was last tried).
+    pub model: Option<String>,
+    /// What the client asked for.
+    pub requested_model: Option<String>,
+    pub stream: bool,
+    /// Status sent to the client (0 until a response header went out).
+    pub status: u16,
+    /// Upstream attempts made, retries included.
+    pub attempts: u32,
+    /// Time to the first body byte relayed to the client.
+    pub ttft: Option<Duration>,
+    pub usage: Option<Usage>,
+    /// Why the request failed, without secrets or content.
+    pub error: Option<String>,
+    /// Whether a stream ended with an error event instead of `[DONE]`.
+    pub stream_error: bool,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            endpoint: "-",
+            route: None,
+            provider: None,
+            model: None,
+            requested_model: None,
+            stream: false,
+            status: 0,
+            attempts: 0,
+            ttft: None,
+            usage: None,
+            error: None,
+            stream_error: false,
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,103 @@
+//! Provider adapters: how one attempt against one target is made. Each provider kind sits
+//! behind [`ProviderAdapter`] and answers with a [`ResponseSource`] the router relays.
+
+pub mod mock;
+pub mod openai;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchyard_dsl::ir::{Provider, ProviderKind};
+
+use crate::api::Endpoint;
+use crate::cfg::CredentialState;
+use crate::upstream::Upstream;
+
+/// Why an attempt produced no usable response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptError {
+    /// No connection, or it was reset/closed before a response header arrived.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// A deadline passed before the response (or its first token) arrived.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// The response broke off or was malformed.
+    #[error("bad response: {0}")]
+    Protocol(String),
+    /// The provider cannot be called at all (missing key, unsupported kind, bad URL).
+    #[error("not callable: {0}")]
+    Unavailable(String),
+}
+
+/// One attempt's request, already rewritten for the target.
+#[derive(Debug)]
+pub struct AttemptRequest<'a> {
+    pub endpoint: Endpoint,
+    pub provider: &'a Provider,
+    pub credential: Option<&'a CredentialState>,
+    /// The upstream model name.
+    pub model: &'a str,
+    pub body: Bytes,
+    pub stream: bool,
+    /// Connect deadline (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Longest silence while reading, per read.
+    pub read_timeout: Duration,
+}
+
+/// A response being received from a provider.
+#[async_trait]
+pub trait ResponseSource: Send {
+    fn status(&self) -> u16;
+    /// A response header by lower-case name.
+    fn header(&self, name: &str) -> Option<&str>;
+    /// The next piece of the body; `None` at its proper end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError>;
+    /// Done with the response: return the connection to the pool when the body was read to
+    /// its end, close it otherwise.
+    async fn finish(self: Box<Self>);
+}
+
+/// A provider kind's way of making an attempt.
+#[async_trait]
+pub trait ProviderAdapter: Send + Sync {
+    async fn open(&self, req: &AttemptRequest<'_>)
+    -> Result<Box<dyn ResponseSource>, AttemptError>;
+}
+
+/// Every adapter, by provider kind.
+pub struct Providers {
+    openai: openai::OpenAi,
+    mock: mock::Mock,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Providers")
+    }
+}
+
+impl Providers {
+    pub fn new(upstream: Arc<Upstream>) -> Self {
+        Self {
+            openai: openai::OpenAi::new(upstream),
+            mock: mock::Mock::default(),
+        }
+    }
+
+    /// The adapter for `kind`, or why there is none yet.
+    pub fn adapter(&self, kind: ProviderKind) -> Result<&dyn ProviderAdapter, AttemptError> {
+        match kind {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => {
+                Ok(&self.openai)
+            }
+            ProviderKind::Mock => Ok(&self.mock),
+            ProviderKind::Anthropic | ProviderKind::Gemini => Err(AttemptError::Unavailable(
+                format!("provider kind `{}` is not supported yet", kind.as_str()),
+            )),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! OpenAI and every OpenAI-compatible provider, Azure OpenAI included: the body is already
+//! in OpenAI's format, so an attempt is a URL, an auth header and the bytes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use switchyard_dsl::ir::{Provider, ProviderKind};
+
+use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
+use crate::cfg::CredentialState;
+use crate::upstream::{Destination, Upstream};
+
+/// OpenAI's public API.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Azure OpenAI `api-version` when the provider names none.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// The adapter for `openai`, `openai-compatible` and `azure-openai`.
+#[derive(Debug)]
+pub struct OpenAi {
+    upstream: Arc<Upstream>,
+}
+
+impl OpenAi {
+    pub fn new(upstream: Arc<Upstream>) -> Self {
+        Self { upstream }
+    }
+}
+
+/// Where a request for `model` goes: destination and path-and-query.
+pub fn target_url(
+    provider: &Provider,
+    endpoint_suffix: &str,
+    model: &str,
+) -> Result<(Destination, String), AttemptError> {
+    let base = match (&provider.base_url, provider.kind) {
+        (Some(url), _) => url.as_str(),
+        (None, ProviderKind::Openai) => OPENAI_BASE_URL,
+        (None, kind) => {
+            return Err(AttemptError::Unavailable(format!(
+                "provider `{}` of kind `{}` has no base URL",
+                provider.name,
+                kind.as_str()
+            )));
+        }
+    };
+    let bad =
+        || AttemptError::Unavailable(format!("provider `{}`: invalid base URL", provider.name));
+    let uri: http::Uri = base.parse().map_err(|_| bad())?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(bad()),
+    };
+    let host = uri.host().ok_or_else(bad)?.to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let prefix = uri.path().trim_end_matches('/');
+    let path = if provider.kind == ProviderKind::AzureOpenai {
+        let version = provider
+            .api_version
+            .as_deref()
+            .unwrap_or(AZURE_DEFAULT_API_VERSION);
+        format!("{prefix}/openai/deployments/{model}{endpoint_suffix}?api-version={version}")
+    } else {
+        format!("{prefix}{endpoint_suffix}")
+    };
+    Ok((Destination { host, port, tls }, path))
+}
+
+fn request_header(
+    req: &AttemptRequest<'_>,
+    dest: &Destination,
+    path: &str,
+) -> Result<RequestHeader, AttemptError> {
+    let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
+    let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(internal)?;
+    let host = if (dest.tls && dest.port == 443) || (!dest.tls && dest.port == 80) {
+        dest.host.clone()
+    } else {
+        format!("{}:{}", dest.host, dest.port)
+    };
+    h.insert_header("host", host).map_err(internal)?;
+    h.insert_header("content-type", "application/json")
+        .map_err(internal)?;
+    h.insert_header("content-length", req.body.len().to_string())
+        .map_err(internal)?;
+    let accept = if req.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    h.insert_header("accept", accept).map_err(internal)?;
+    h.insert_header("user-agent", "switchyard-proxy")
+        .map_err(internal)?;
+    match req.credential {
+        Some(CredentialState::Resolved(key)) => {
+            if req.provider.kind == ProviderKind::AzureOpenai {
+                h.insert_header("api-key", key.expose()).map_err(internal)?;
+            } else {
+                h.insert_header("authorization", format!("Bearer {}", key.expose()))
+                    .map_err(internal)?;
+            }
+        }
+        Some(CredentialState::Missing { reason }) => {
+            return Err(AttemptError::Unavailable(format!(
+                "credential of provider `{}` unavailable: {reason}",
+                req.provider.name
+            )));
+        }
+        Some(CredentialState::NotConfigured) | None => {}
+    }
+    Ok(h)
+}
+
+#[async_trait]
+impl ProviderAdapter for OpenAi {
+    async fn open(
+        &self,
+        req: &AttemptRequest<'_>,
+    ) -> Result<Box<dyn ResponseSource>, AttemptError> {
+        let (dest, path) = target_url(req.provider, req.endpoint.suffix(), req.model)?;
+        let header = request_header(req, &dest, &path)?;
+        let response = self
+            .upstream
+            .send(
+                &dest,
+                header,
+                req.body.clone(),
+                req.connect_timeout,
+                req.read_timeout,
+            )
+            .await?;
+        Ok(Box::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_dsl::ir::{ProviderTimeouts, RateLimits};
+
+    fn provider(kind: ProviderKind, base: Option<&str>) -> Provider {
+        Provider {
+            name: "p".into(),
+            kind,
+            base_url: base.map(str::to_owned),
+            credential: None,
+            models: vec![],
+            rate_limits: RateLimits::default(),
+            timeouts: ProviderTimeouts::default(),
+            api_version: Some("2024-06-01".into()),
+            mock: None,
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let (d, p) = target_url(
+            &provider(ProviderKind::Openai, None),
+            "/chat/completions",
+            "m",
+        )
+        .expect("ok");
+        assert_eq!(
+            (d.host.as_str(), d.port, d.tls),
+            ("api.openai.com", 443, true)
+        );
+        assert_eq!(p, "/v1/chat/completions");
+        let az = provider(
+            ProviderKind::AzureOpenai,
+            Some("https://r.openai.azure.com/"),
+        );
+        let (_, p) = target_url(&az, "/chat/completions", "dep1").expect("ok");
+        assert_eq!(
+            p,
+            "/openai/deployments/dep1/chat/completions?api-version=2024-06-01"
+        );
+        let local = provider(
+            ProviderKind::OpenaiCompatible,
+            Some("http://127.0.0.1:9/v1"),
+        );
+        let (d, p) = target_url(&local, "/embeddings", "m").expect("ok");
+        assert_eq!((d.port, d.tls, p.as_str()), (9, false, "/v1/embeddings"));
+        assert!(target_url(&provider(ProviderKind::OpenaiCompatible, None), "/x", "m").is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The pingora server: the client API service and the admin service, graceful-shutdown
+//! settings, and the `listening on ADDR` lines printed once each port accepts connections.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+
+use crate::cfg::{ConfigHandle, Metrics};
+use crate::providers::Providers;
+use crate::router::Router;
+use crate::router::health::HealthRegistry;
+use crate::service::{Draw, Gateway};
+use crate::settings::Settings;
+use crate::upstream::Upstream;
+use crate::{Error, Result};
+
+/// Shared state handed to the services.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub config: Arc<ConfigHandle>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<HealthRegistry>,
+}
+
+/// The gateway service logic for `settings` (no listener yet).
+pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
+    let router = Router {
+        providers: Providers::new(Arc::new(Upstream::new())),
+        health: Arc::clone(&shared.health),
+        metrics: Arc::clone(&shared.metrics),
+    };
+    let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
+    Gateway::new(
+        Arc::clone(&shared.config),
+        router,
+        settings.max_body_bytes,
+        draw,
+    )
+}
+
+/// A pingora server with the proxy service listening on `settings.listen`.
+pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
+    let mut conf = ServerConf::new().ok_or_else(|| Error::Server("no default config".into()))?;
+    conf.threads = settings.worker_threads();
+    conf.grace_period_seconds = Some(settings.grace_period_seconds);
+    conf.graceful_shutdown_timeout_seconds = Some(settings.grace_period_seconds);
+    conf.daemon = false;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        gateway(settings, shared),
+        "switchyard proxy",
+    );
+    proxy.add_tcp(&settings.listen.to_string());
+    server.add_service(proxy);
+    Ok(server)
+}
+
+/// Prints `{label} ADDR` on stdout once `addr` accepts connections (checked by connecting).
+pub fn announce_when_bound(label: &'static str, addr: SocketAddr) {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{label} {addr}");
+                let _ = out.flush();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::error!(%addr, "{label}: the port never accepted a connection");
+    });
+}
+
+/// Loads the config folder, builds the server and runs it until SIGINT/SIGTERM.
+pub fn run(settings: &Settings) -> Result<()> {
+    let active =
+        crate::cfg::load_dir(&settings.config, 1).map_err(|e| Error::Config(e.to_string()))?;
+    tracing::info!(
+        version = active.version,
+        hash = %active.snapshot.hash,
+        routes = active.snapshot.routes.len(),
+        "configuration loaded"
+    );
+    let shared = Shared {
+        config: Arc::new(ConfigHandle::new(active)),
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(HealthRegistry::default()),
+    };
+    let server = build(settings, &shared)?;
+    announce_when_bound("listening on", settings.listen);
+    server.run(RunArgs::default());
+    Ok(())
+}

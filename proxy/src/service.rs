@@ -1,0 +1,283 @@
+//! The one `ProxyHttp` implementation. Every request is answered in `request_filter`
+//! (pingora's own upstream phases are never reached), and `logging` writes the access log
+//! line and the request metrics.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::{Error, ErrorType};
+use switchyard_dsl::{RequestFeatures, decide};
+
+use crate::api::request::RequestBody;
+use crate::api::{ApiError, Endpoint, models, respond};
+use crate::cfg::{ConfigHandle, Metrics};
+use crate::ctx::RequestCtx;
+use crate::router::Router;
+
+/// Where split draws come from.
+#[derive(Debug)]
+pub enum Draw {
+    /// Thread-local randomness.
+    Random,
+    /// A seeded sequence, for reproducible tests.
+    Seeded(Mutex<fastrand::Rng>),
+}
+
+impl Draw {
+    pub fn seeded(seed: u64) -> Self {
+        Self::Seeded(Mutex::new(fastrand::Rng::with_seed(seed)))
+    }
+
+    fn next(&self) -> f64 {
+        match self {
+            Self::Random => fastrand::f64(),
+            Self::Seeded(rng) => rng.lock().map_or(0.0, |mut r| r.f64()),
+        }
+    }
+}
+
+/// The gateway service.
+#[derive(Debug)]
+pub struct Gateway {
+    pub config: Arc<ConfigHandle>,
+    pub router: Router,
+    pub max_body_bytes: usize,
+    pub draw: Draw,
+    /// Unix seconds reported as `created` in `/v1/models`.
+    pub created: u64,
+}
+
+/// The request as the policy sees it; borrows the header and body, copies nothing.
+struct Features<'a> {
+    header: &'a RequestHeader,
+    body: &'a RequestBody<'a>,
+}
+
+impl RequestFeatures for Features<'_> {
+    fn model(&self) -> &str {
+        &self.body.model
+    }
+    fn header(&self, lower_case_name: &str) -> Option<&str> {
+        self.header.headers.get(lower_case_name)?.to_str().ok()
+    }
+    fn key(&self) -> Option<&str> {
+        None
+    }
+    fn team(&self) -> Option<&str> {
+        None
+    }
+    fn user(&self) -> Option<&str> {
+        None
+    }
+    fn prompt_tokens(&self) -> u64 {
+        self.body.prompt_tokens
+    }
+    fn stream(&self) -> bool {
+        self.body.stream
+    }
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        session.set_keepalive(None);
+        return Err(ApiError::too_large(limit));
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    session.set_keepalive(None);
+                    return Err(ApiError::too_large(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                return Err(ApiError::malformed_json(
+                    "the request body could not be read",
+                ));
+            }
+        }
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<ConfigHandle>,
+        router: Router,
+        max_body_bytes: usize,
+        draw: Draw,
+    ) -> Self {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            config,
+            router,
+            max_body_bytes,
+            draw,
+            created,
+        }
+    }
+
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_owned();
+        let result = match path.as_str() {
+            "/v1/chat/completions" | "/v1/embeddings" if method != Method::POST => {
+                Err(ApiError::method_not_allowed(method.as_str(), &path))
+            }
+            "/v1/chat/completions" => self.proxy(session, ctx, Endpoint::ChatCompletions).await,
+            "/v1/embeddings" => self.proxy(session, ctx, Endpoint::Embeddings).await,
+            p if p == "/v1/models" || p.starts_with("/v1/models/") => {
+                if method != Method::GET {
+                    Err(ApiError::method_not_allowed(method.as_str(), &path))
+                } else {
+                    self.models(session, ctx, &path).await
+                }
+            }
+            _ => Err(ApiError::unknown_path(method.as_str(), &path)),
+        };
+        if let Err(e) = result {
+            respond::send_error(session, ctx, &e).await;
+        }
+    }
+
+    async fn models(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        path: &str,
+    ) -> Result<(), ApiError> {
+        ctx.endpoint = "models";
+        let cfg = self.config.current();
+        let body = match path.strip_prefix("/v1/models/") {
+            None => models::list(&cfg.snapshot, self.created),
+            Some(id) => models::one(&cfg.snapshot, id, self.created)
+                .ok_or_else(|| ApiError::unknown_model(id))?,
+        };
+        respond::send_json(session, ctx, body).await;
+        Ok(())
+    }
+
+    async fn proxy(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        endpoint: Endpoint,
+    ) -> Result<(), ApiError> {
+        ctx.endpoint = match endpoint {
+            Endpoint::ChatCompletions => "chat",
+            Endpoint::Embeddings => "embeddings",
+        };
+        let bytes = read_body(session, self.max_body_bytes).await?;
+        let mut body = RequestBody::parse(&bytes)?;
+        if endpoint == Endpoint::Embeddings {
+            body.stream = false;
+        }
+        ctx.requested_model = Some(body.model.to_string());
+        ctx.stream = body.stream;
+        let cfg = self.config.current();
+        let features = Features {
+            header: session.req_header(),
+            body: &body,
+        };
+        let decision = decide(&cfg.snapshot, &features, self.draw.next())
+            .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let job = crate::router::Job {
+            snapshot: &cfg.snapshot,
+            credentials: &cfg.credentials,
+            decision,
+            body: &body,
+            endpoint,
+        };
+        self.router.serve(session, ctx, job).await;
+        Ok(())
+    }
+
+    fn access_log(&self, session: &Session, ctx: &RequestCtx) {
+        let req = session.req_header();
+        let status = match ctx.status {
+            0 => session.response_written().map_or(0, |h| h.status.as_u16()),
+            s => s,
+        };
+        let duration = ctx.started.elapsed();
+        let (route, provider, model) = (
+            ctx.route.as_deref().unwrap_or("-"),
+            ctx.provider.as_deref().unwrap_or("-"),
+            ctx.model.as_deref().unwrap_or("-"),
+        );
+        tracing::info!(
+            target: "switchyard::access",
+            method = %req.method,
+            path = req.uri.path(),
+            endpoint = ctx.endpoint,
+            requested_model = ctx.requested_model.as_deref(),
+            route,
+            provider,
+            model,
+            status,
+            attempts = ctx.attempts,
+            stream = ctx.stream,
+            stream_error = ctx.stream_error,
+            duration_ms = duration.as_secs_f64() * 1e3,
+            ttft_ms = ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
+            input_tokens = ctx.usage.map(|u| u.input),
+            output_tokens = ctx.usage.map(|u| u.output),
+            error = ctx.error.as_deref(),
+            "request"
+        );
+        let metrics: &Metrics = &self.router.metrics;
+        metrics.request_finished(route, provider, model, status, duration, ctx.ttft);
+        if let Some(u) = ctx.usage {
+            metrics.tokens(provider, model, u.input, u.output);
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "requests are answered in request_filter",
+        )
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        self.handle(session, ctx).await;
+        Ok(true)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.access_log(session, ctx);
+    }
+}

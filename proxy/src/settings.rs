@@ -1,0 +1,130 @@
+//! Process settings from the command line (and `SWITCHYARD_*` environment variables),
+//! validated once at start-up. Routing never comes from here: it arrives as snapshots.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Ten mebibytes: the default request body limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// `switchyard-proxy`: an OpenAI-compatible LLM gateway.
+///
+/// Serves `POST /v1/chat/completions`, `POST /v1/embeddings` and `GET /v1/models` on
+/// `--listen`, routing every request through the policies found in `--config`. Prints
+/// `listening on ADDR` and `admin listening on ADDR` on stdout once each port accepts
+/// connections. SIGINT stops at once; SIGTERM drains for `--grace-period-seconds`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "switchyard-proxy", version, about, long_about)]
+pub struct Settings {
+    /// Standalone mode: a folder of YAML documents (LLMProvider, RoutePolicy, Budget,
+    /// Secret) as you would `kubectl apply` them. Watched; a valid edit is swapped in
+    /// atomically, an invalid one keeps the last good snapshot.
+    #[arg(long, value_name = "DIR", env = "SWITCHYARD_CONFIG")]
+    pub config: PathBuf,
+
+    /// Address of the client API (OpenAI-compatible). Port 0 is not supported: pick a port.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "SWITCHYARD_LISTEN"
+    )]
+    pub listen: SocketAddr,
+
+    /// Address of the admin API: /healthz, /readyz, /metrics, /admin/*.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9090",
+        env = "SWITCHYARD_ADMIN_LISTEN"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// Largest accepted request body in bytes; larger requests get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Worker threads of the proxy service (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// On SIGTERM, seconds to keep accepting before closing listeners, and again at most
+    /// to let in-flight requests finish. Keep it below the pod's termination grace period.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub grace_period_seconds: u64,
+
+    /// Seed for weighted-split draws, for reproducible tests; random when absent.
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub draw_seed: Option<u64>,
+}
+
+impl Settings {
+    /// Worker threads, resolving the default.
+    pub fn worker_threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+            .max(1)
+    }
+
+    /// Checks what clap cannot: non-zero ports, a usable body limit, distinct addresses.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::Settings(m));
+        if self.listen.port() == 0 || self.admin_listen.port() == 0 {
+            return bad("port 0 is not supported for --listen or --admin-listen".into());
+        }
+        if self.listen == self.admin_listen {
+            return bad(format!(
+                "--listen and --admin-listen are both {}",
+                self.listen
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return bad("--max-body-bytes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Settings for tests and embedding: defaults with this config folder.
+    pub fn with_config(config: PathBuf) -> Self {
+        Self {
+            config,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            threads: Some(1),
+            grace_period_seconds: 1,
+            draw_seed: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_defaults() {
+        let s = Settings::try_parse_from(["switchyard-proxy", "--config", "x"]).expect("parses");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.admin_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(s.grace_period_seconds, 5);
+        s.validate().expect("valid");
+    }
+
+    #[test]
+    fn config_is_required_and_port_zero_rejected() {
+        assert!(Settings::try_parse_from(["switchyard-proxy"]).is_err());
+        let s = Settings::try_parse_from([
+            "switchyard-proxy",
+            "--config",
+            "x",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .expect("parses");
+        assert!(s.validate().is_err());
+    }
+}
