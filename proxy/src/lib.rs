@@ -16,8 +16,11 @@
 //! routed, sent to each candidate in turn and relayed back chunk by chunk. Nothing is retried
 //! or failed over once a byte has reached the client.
 
+pub mod admin;
 pub mod api;
+pub mod config;
 pub mod ctx;
+pub mod metrics;
 pub mod providers;
 pub mod router;
 pub mod server;
@@ -26,13 +29,10 @@ pub mod settings;
 pub mod stream;
 pub mod upstream;
 
-mod standin;
-
-/// The configuration, metrics and admin interfaces this crate calls.
+/// The configuration and metrics interfaces the request path calls.
 pub mod cfg {
-    pub use crate::standin::{
-        ActiveConfig, ApiKey, ConfigHandle, CredentialState, Metrics, load_dir,
-    };
+    pub use crate::config::{ActiveConfig, ApiKey, ConfigHandle, CredentialState, load_dir};
+    pub use crate::metrics::Metrics;
 }
 
 /// Errors that stop the proxy from starting.

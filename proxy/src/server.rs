@@ -42,7 +42,8 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     )
 }
 
-/// A pingora server with the proxy service listening on `settings.listen`.
+/// A pingora server with the proxy service on `settings.listen` and the admin service on
+/// `settings.admin_listen`.
 pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
     let mut conf = ServerConf::new().ok_or_else(|| Error::Server("no default config".into()))?;
     conf.threads = settings.worker_threads();
@@ -58,6 +59,12 @@ pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
     );
     proxy.add_tcp(&settings.listen.to_string());
     server.add_service(proxy);
+    server.add_service(crate::admin::admin_service(
+        &settings.admin_listen.to_string(),
+        Arc::clone(&shared.config),
+        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.health),
+    ));
     Ok(server)
 }
 
@@ -93,8 +100,15 @@ pub fn run(settings: &Settings) -> Result<()> {
         metrics: Arc::new(Metrics::new()),
         health: Arc::new(HealthRegistry::default()),
     };
+    crate::config::spawn_watcher(
+        settings.config.clone(),
+        Arc::clone(&shared.config),
+        Arc::clone(&shared.metrics),
+    )
+    .map_err(|e| Error::Config(format!("cannot watch {}: {e}", settings.config.display())))?;
     let server = build(settings, &shared)?;
     announce_when_bound("listening on", settings.listen);
+    announce_when_bound("admin listening on", settings.admin_listen);
     server.run(RunArgs::default());
     Ok(())
 }

@@ -195,3 +195,9 @@ mod tests {
         assert!(h.view().is_empty());
     }
 }
+
+impl crate::admin::TargetHealth for HealthRegistry {
+    fn targets_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view()).unwrap_or_default()
+    }
+}
