@@ -15,11 +15,14 @@ set -euo pipefail
 
 CACHE="${SWITCHYARD_K8S_CACHE:-$HOME/.cache/switchyard-k8s}"
 BIN="$CACHE/bin/kube-apiserver"
+# Changes whenever the patches below change, so an old binary is rebuilt.
+BUILD_ID="v1.20.2 reflect2-debian openapi-zero-value-fix"
 SUITE="${SWITCHYARD_K8S_SUITE:-bookworm}"
 
 log() { echo "[build-apiserver $(date +%T)] $*" >&2; }
 
-if [ -x "$BIN" ] && [ "${SWITCHYARD_K8S_REBUILD:-0}" != 1 ]; then
+if [ -x "$BIN" ] && [ "$(cat "$BIN.build-id" 2>/dev/null)" = "$BUILD_ID" ] &&
+  [ "${SWITCHYARD_K8S_REBUILD:-0}" != 1 ]; then
   log "already built: $BIN"
   echo "$BIN"
   exit 0
@@ -29,9 +32,9 @@ fi
 # golang-go: the compiler (bookworm: 1.19); etcd-server: the store the test runs against;
 # rsync + jq: used by `make gen_openapi`; openssl: the service-account key (start script);
 # golang-github-modern-go-reflect2-dev: reflect2 1.0.2 to replace the vendored, broken 1.0.1;
-# dpkg-dev: dpkg-source; make: the build.
+# dpkg-dev: dpkg-source; make: the build; curl + python3: start-apiserver.sh.
 pkgs=(golang-go etcd-server rsync jq openssl golang-github-modern-go-reflect2-dev dpkg-dev make
-      ca-certificates)
+      ca-certificates curl python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -86,7 +89,22 @@ if [ ! -f "$R2_DST/.switchyard-debian-reflect2" ]; then
   touch "$R2_DST/.switchyard-debian-reflect2"
 fi
 
-# --- 4. GOPATH-mode build, as upstream 1.20 did ---------------------------------------------
+# --- 4. the zero-value check of the vendored OpenAPI validators (kubernetes#99804) ----------
+# `reflect.DeepEqual(reflect.Zero(T), reflect.ValueOf(data))` compares reflect.Value internals;
+# it never matched before Go 1.16, and since then matches "" (and other zero values), so a
+# server built with Go >= 1.16 rejects every empty string in a custom resource, and every
+# `default: ""` in a CRD, with `in body must be of type string: "null"`. Upstream 1.21 took
+# kube-openapi#230, which drops the check (`data == nil` only); do the same here.
+for f in "$TREE/vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go" \
+         "$TREE/vendor/github.com/go-openapi/validate/type.go"; do
+  if grep -q 'reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))' "$f"; then
+    log "patching the zero-value check in ${f#"$TREE"/}"
+    sed -i 's/if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {/if data == nil {/' "$f"
+    grep -q 'if data == nil {' "$f" || { log "patch failed: $f"; exit 1; }
+  fi
+done
+
+# --- 5. GOPATH-mode build, as upstream 1.20 did ---------------------------------------------
 GOPATH_DIR="$CACHE/gopath"
 mkdir -p "$GOPATH_DIR/src/k8s.io"
 ln -sfn "$TREE" "$GOPATH_DIR/src/k8s.io/kubernetes"
@@ -113,5 +131,6 @@ go build -o "$BIN.tmp" \
     -X $V/client-go/pkg/version.gitMinor=20" \
   ./cmd/kube-apiserver >&2
 mv "$BIN.tmp" "$BIN"
+echo "$BUILD_ID" >"$BIN.build-id"
 log "built in $(($(date +%s) - start)) s: $BIN"
 echo "$BIN"
