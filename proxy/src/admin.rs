@@ -24,7 +24,8 @@ use switchyard_dsl::ir::{Selection, Snapshot, TargetId};
 use crate::config::{ActiveConfig, ConfigHandle};
 use crate::metrics::{self, Metrics};
 
-/// What `/admin/targets` shows: implemented by the router's health registry.
+/// What `/admin/targets` shows: implemented by the router's health registry
+/// (`router::health::HealthRegistry`, beside its type).
 pub trait TargetHealth: Send + Sync + 'static {
     /// The per-target health view, as JSON.
     fn targets_json(&self) -> serde_json::Value;

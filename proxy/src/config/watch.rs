@@ -78,7 +78,7 @@ impl Watcher {
             let now = fingerprint(&self.dir);
             let changed = if now != self.seen {
                 true
-            } else if tick % CONTENT_CHECK_TICKS == 0 {
+            } else if tick.is_multiple_of(CONTENT_CHECK_TICKS) {
                 content_hash(&self.dir) != self.content
             } else {
                 false
