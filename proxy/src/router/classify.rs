@@ -51,10 +51,13 @@ impl Failure {
     }
 
     /// Whether the route's triggers make this failure move on (retry, then next candidate).
+    /// A broken or malformed response counts as the `502` a gateway would have answered.
     pub fn triggers(&self, t: &Triggers) -> bool {
-        let by_status = self
+        let status = self
             .status
-            .is_some_and(|s| t.statuses.iter().any(|r| (r.lo..=r.hi).contains(&s)));
+            .or((self.class == ErrorClass::ServerError).then_some(502));
+        let by_status =
+            status.is_some_and(|s| t.statuses.iter().any(|r| (r.lo..=r.hi).contains(&s)));
         by_status || t.errors.contains(&self.class)
     }
 
