@@ -166,6 +166,12 @@ impl HealthRegistry {
     }
 }
 
+impl crate::admin::TargetHealth for HealthRegistry {
+    fn targets_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view()).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,11 +199,5 @@ mod tests {
         h.success("p/m");
         assert_eq!(h.admit("p/m"), Admission::Healthy);
         assert!(h.view().is_empty());
-    }
-}
-
-impl crate::admin::TargetHealth for HealthRegistry {
-    fn targets_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.view()).unwrap_or_default()
     }
 }
