@@ -68,7 +68,7 @@ wait_for_port() { # host:port, what
 # --- build -------------------------------------------------------------------------------
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
   log "building release binaries"
-  (cd "$ROOT" && cargo build --release -p switchyard-proxy -p switchyard-mock -p switchyard-tests --bin loadgen)
+  (cd "$ROOT" && cargo build --release --bin switchyard-proxy --bin switchyard-mock --bin loadgen)
 fi
 for bin in switchyard-mock loadgen; do
   [[ -x "$BIN/$bin" ]] || { log "missing $BIN/$bin (run without NO_BUILD)"; exit 1; }
