@@ -1,0 +1,881 @@
+//! The committed CRD YAML against a real Kubernetes API server.
+//!
+//! Proves that `crds/*.yaml` is accepted (structural schemas), that every LLMProvider,
+//! RoutePolicy and Budget in `examples/quickstart` and `examples/multi-provider` is stored
+//! exactly as written (the server prunes nothing), that status is written through the status
+//! subresource (and only there), and that the printer columns are stored and evaluate.
+//!
+//! Needs `SWITCHYARD_KUBE_APISERVER=/path/to/kube-apiserver` and `etcd` on `PATH` (or
+//! `SWITCHYARD_ETCD`); `tests/k8s/build-apiserver.sh` builds the former from Debian's source
+//! package and installs the latter. Ignored by default, run with
+//! `cargo test -p switchyard-crds --test apiserver -- --include-ignored`; see tests/k8s/README.md.
+//! The test starts etcd and kube-apiserver itself, on free 127.0.0.1 ports, in a temporary
+//! directory, and kills both when it ends (a watchdog kills them if the test process dies).
+
+use std::fmt::{Debug, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use switchyard_crds::status::{condition_status, condition_type};
+use switchyard_crds::{
+    Budget, BudgetState, BudgetStatus, BudgetUsage, Condition, DiagnosticSeverity, LLMProvider,
+    LLMProviderStatus, Loaded, PolicyDiagnostic, RoutePolicy, RoutePolicyStatus,
+};
+
+const TOKEN: &str = "switchyard-test-token";
+const FIELD_MANAGER: &str = "switchyard-crd-test";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The printer columns each kind must show (crds/README.md), after the implicit NAME.
+const COLUMNS: [(&str, &[&str]); 3] = [
+    ("llmproviders", &["Type", "Ready", "Age"]),
+    ("routepolicies", &["Ready", "Version", "Applied", "Age"]),
+    ("budgets", &["Ready", "State", "Age"]),
+];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crds/ is inside the workspace")
+        .to_path_buf()
+}
+
+// ---------------------------------------------------------------------------------------------
+// etcd + kube-apiserver on loopback
+// ---------------------------------------------------------------------------------------------
+
+/// etcd and kube-apiserver running in a temporary directory; both are killed on drop.
+struct ApiServer {
+    client: Option<Client>,
+    kubeconfig: PathBuf,
+    processes: Vec<(&'static str, Child, PathBuf)>,
+    watchdog: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    // Hold all listeners at once so the ports are distinct, then release them.
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
+}
+
+fn spawn(name: &'static str, program: &Path, args: &[String], dir: &Path) -> (Child, PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).expect("create log file");
+    let err = out.try_clone().expect("clone log file");
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
+    (child, log)
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `-----BEGIN CERTIFICATE-----` blocks of a PEM file, in order.
+fn pem_certificates(pem: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    pem.split_inclusive(END)
+        .filter_map(|part| {
+            let start = part.find("-----BEGIN CERTIFICATE-----")?;
+            part.ends_with(END).then(|| format!("{}\n", &part[start..]))
+        })
+        .collect()
+}
+
+impl ApiServer {
+    async fn start(apiserver: &Path) -> Self {
+        let etcd = std::env::var_os("SWITCHYARD_ETCD")
+            .map(PathBuf::from)
+            .or_else(|| which("etcd"))
+            .expect("etcd not found: install etcd-server (tests/k8s/build-apiserver.sh does)");
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-apiserver-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        let [client_port, peer_port, secure_port] = free_ports::<3>();
+
+        // Static token (`token,user,uid,groups`), service-account key.
+        std::fs::write(
+            d.join("tokens.csv"),
+            format!("{TOKEN},switchyard-admin,switchyard-admin,\"system:masters\"\n"),
+        )
+        .expect("write token file");
+        let status = Command::new("openssl")
+            .args(["genrsa", "-out", "sa.key", "2048"])
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (install the openssl package)");
+        assert!(status.success(), "openssl genrsa failed");
+
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_args: Vec<String> = [
+            "--name=switchyard-test".to_string(),
+            format!("--data-dir={}", d.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=switchyard-test={peer_url}"),
+        ]
+        .into();
+        let apiserver_args: Vec<String> = [
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            format!("--secure-port={secure_port}"),
+            "--insecure-port=0".to_string(),
+            format!("--cert-dir={}", d.join("certs").display()),
+            format!("--token-auth-file={}", d.join("tokens.csv").display()),
+            "--authorization-mode=RBAC".to_string(),
+            format!("--service-account-key-file={}", d.join("sa.key").display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                d.join("sa.key").display()
+            ),
+            "--service-account-issuer=https://kubernetes.default.svc".to_string(),
+            "--service-cluster-ip-range=10.96.0.0/24".to_string(),
+            "--endpoint-reconciler-type=none".to_string(),
+        ]
+        .into();
+
+        let mut processes = Vec::new();
+        let (child, log) = spawn("etcd", &etcd, &etcd_args, d);
+        processes.push(("etcd", child, log));
+        let (child, log) = spawn("kube-apiserver", apiserver, &apiserver_args, d);
+        processes.push(("kube-apiserver", child, log));
+
+        // If this test process dies without running Drop (SIGKILL, abort), kill the servers
+        // and remove the directory.
+        let pids: Vec<String> = processes
+            .iter()
+            .map(|(_, c, _)| c.id().to_string())
+            .collect();
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; kill -9 $3 2>/dev/null; \
+                 sleep 1; rm -rf \"$2\"",
+            )
+            .arg("watchdog")
+            .arg(std::process::id().to_string())
+            .arg(d)
+            .arg(pids.join(" "))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+
+        let mut server = Self {
+            client: None,
+            kubeconfig: d.join("kubeconfig"),
+            processes,
+            watchdog,
+            dir,
+        };
+        server.wait_ready(secure_port).await;
+        server
+    }
+
+    fn check_running(&mut self) {
+        for (name, child, log) in &mut self.processes {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited ({status}) during startup; last lines of {}:\n{}",
+                    log.display(),
+                    tail(log, 40)
+                );
+            }
+        }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        let mut msg = format!("{what}\n");
+        for (name, _, log) in &self.processes {
+            let _ = writeln!(msg, "--- last lines of {name} ({}):", log.display());
+            let _ = writeln!(msg, "{}", tail(log, 30));
+        }
+        panic!("{msg}");
+    }
+
+    /// Waits for the generated serving certificate, writes a kubeconfig trusting its CA (the
+    /// second certificate of `apiserver.crt`), then polls `/readyz`.
+    async fn wait_ready(&mut self, port: u16) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let crt = self.dir.path().join("certs/apiserver.crt");
+        let ca = loop {
+            self.check_running();
+            let certs = pem_certificates(&std::fs::read_to_string(&crt).unwrap_or_default());
+            if certs.len() >= 2 {
+                break certs[1].clone();
+            }
+            if Instant::now() > deadline {
+                self.fail("kube-apiserver wrote no serving certificate in time");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let ca_path = self.dir.path().join("ca.crt");
+        std::fs::write(&ca_path, ca).expect("write ca.crt");
+        std::fs::write(
+            &self.kubeconfig,
+            format!(
+                "apiVersion: v1
+kind: Config
+clusters:
+- name: switchyard-test
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {ca}
+users:
+- name: switchyard-admin
+  user:
+    token: {TOKEN}
+contexts:
+- name: switchyard-test
+  context:
+    cluster: switchyard-test
+    user: switchyard-admin
+    namespace: default
+current-context: switchyard-test
+",
+                ca = ca_path.display()
+            ),
+        )
+        .expect("write kubeconfig");
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig");
+        let client = Client::try_from(config).expect("client");
+        self.client = Some(client.clone());
+
+        loop {
+            self.check_running();
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
+            let last = match client.request_text(req).await {
+                Ok(body) if body.trim() == "ok" => return,
+                Ok(body) => body,
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "kube-apiserver not ready after {STARTUP_TIMEOUT:?}: {last}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        // Reverse order: the API server first, then etcd.
+        for (_, child, _) in self.processes.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        if std::env::var_os("SWITCHYARD_K8S_KEEP").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("kept {}", kept.keep().display());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON comparison
+// ---------------------------------------------------------------------------------------------
+
+/// Records where `actual` differs from `expected`. Numbers compare by value (`0.0` is stored
+/// as `0`). With `exact`, fields present only in `actual` are differences too (something the
+/// server added, e.g. a default); otherwise they are allowed.
+fn diff(path: &str, expected: &Value, actual: &Value, exact: bool, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let p = format!("{path}.{k}");
+                match a.get(k) {
+                    Some(av) => diff(&p, ev, av, exact, out),
+                    None => out.push(format!("{p}: missing on the server (pruned), sent {ev}")),
+                }
+            }
+            if exact {
+                for (k, av) in a {
+                    if !e.contains_key(k) {
+                        out.push(format!("{path}.{k}: added by the server: {av}"));
+                    }
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                diff(&format!("{path}[{i}]"), ev, av, exact, out);
+            }
+        }
+        (Value::Number(e), Value::Number(a)) if e.as_f64() == a.as_f64() => {}
+        (e, a) if e == a => {}
+        (e, a) => out.push(format!("{path}: sent {e}, stored {a}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a kube-apiserver: see tests/k8s/README.md"]
+async fn committed_crds_and_examples_on_a_real_apiserver() {
+    let Some(apiserver) = std::env::var_os("SWITCHYARD_KUBE_APISERVER") else {
+        panic!(
+            "SWITCHYARD_KUBE_APISERVER is not set: build the server with \
+             `tests/k8s/build-apiserver.sh` and run \
+             `SWITCHYARD_KUBE_APISERVER=$(tests/k8s/build-apiserver.sh) cargo test -p \
+             switchyard-crds --test apiserver -- --include-ignored` (see tests/k8s/README.md)"
+        );
+    };
+    let server = ApiServer::start(Path::new(&apiserver)).await;
+    let client = server.client.clone().expect("ready");
+    let version = client.apiserver_version().await.expect("/version");
+    eprintln!("kube-apiserver {} ready; {server:?}", version.git_version);
+
+    let mut problems = Vec::new();
+    apply_crds(&client, &mut problems).await;
+    assert!(
+        problems.is_empty(),
+        "CRDs rejected:\n{}",
+        problems.join("\n")
+    );
+    check_stored_crds(&client, &mut problems).await;
+
+    for (example, namespace) in [
+        ("examples/quickstart", "quickstart"),
+        ("examples/multi-provider", "multi-provider"),
+    ] {
+        let config = switchyard_crds::load_paths(&[workspace().join(example)])
+            .unwrap_or_else(|e| panic!("{example} does not load:\n{e}"));
+        assert!(
+            !config.providers.is_empty()
+                && !config.route_policies.is_empty()
+                && !config.budgets.is_empty(),
+            "{example}: expected providers, route policies and budgets"
+        );
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {namespace}: {e}"));
+
+        let mut count = 0;
+        count += check_kind(
+            &client,
+            namespace,
+            &config.providers,
+            |p: &LLMProvider| p.spec.clone(),
+            |_, generation| LLMProviderStatus {
+                conditions: conditions_for(&[condition_type::ACCEPTED], generation),
+                observed_generation: Some(generation),
+                snapshot_version: Some(7),
+                snapshot_hash: Some(HASH.to_string()),
+                applied_pods: Some("2/3".to_string()),
+            },
+            |p| {
+                vec![
+                    ("Type", json!(p.spec.type_)),
+                    ("Ready", json!(condition_status::TRUE)),
+                ]
+            },
+            &mut problems,
+        )
+        .await;
+        count += check_kind(
+            &client,
+            namespace,
+            &config.route_policies,
+            |r: &RoutePolicy| r.spec.clone(),
+            |_, generation| RoutePolicyStatus {
+                conditions: conditions_for(&[condition_type::COMPILED], generation),
+                observed_generation: Some(generation),
+                snapshot_version: Some(7),
+                snapshot_hash: Some(HASH.to_string()),
+                applied_pods: Some("2/3".to_string()),
+                diagnostics: vec![diagnostic()],
+            },
+            |_| {
+                vec![
+                    ("Ready", json!(condition_status::TRUE)),
+                    ("Version", json!(7)),
+                    ("Applied", json!("2/3")),
+                ]
+            },
+            &mut problems,
+        )
+        .await;
+        count += check_kind(
+            &client,
+            namespace,
+            &config.budgets,
+            |b: &Budget| b.spec.clone(),
+            |_, generation| BudgetStatus {
+                conditions: conditions_for(&[condition_type::COMPILED], generation),
+                observed_generation: Some(generation),
+                snapshot_version: Some(7),
+                snapshot_hash: Some(HASH.to_string()),
+                applied_pods: Some("2/3".to_string()),
+                diagnostics: vec![diagnostic()],
+                state: Some(BudgetState::Warning),
+                budgets: vec![BudgetUsage {
+                    name: "per-key".to_string(),
+                    spent: "$4.10".to_string(),
+                    remaining: "$0.90".to_string(),
+                    reset_at: Some("2026-01-01T00:00:00Z".to_string()),
+                    state: BudgetState::Warning,
+                }],
+            },
+            |_| {
+                vec![
+                    ("Ready", json!(condition_status::TRUE)),
+                    ("State", json!("warning")),
+                ]
+            },
+            &mut problems,
+        )
+        .await;
+        eprintln!(
+            "{example}: {count} objects created, read back and status-patched in {namespace}"
+        );
+    }
+
+    drop(server);
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) against a real kube-apiserver:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn conditions_for(types: &[&str], generation: i64) -> Vec<Condition> {
+    types
+        .iter()
+        .chain([&condition_type::APPLIED])
+        .map(|t| Condition {
+            type_: (*t).to_string(),
+            status: condition_status::TRUE.to_string(),
+            reason: "Test".to_string(),
+            message: format!("{t} by the apiserver test"),
+            last_transition_time: "2026-01-01T00:00:00Z".to_string(),
+            observed_generation: Some(generation),
+        })
+        .collect()
+}
+
+fn diagnostic() -> PolicyDiagnostic {
+    PolicyDiagnostic {
+        severity: DiagnosticSeverity::Warning,
+        line: 3,
+        column: 7,
+        message: "a test warning".to_string(),
+        help: Some("none needed".to_string()),
+    }
+}
+
+/// Server-side applies the three committed files and waits until each is Established.
+async fn apply_crds(client: &Client, problems: &mut Vec<String>) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (file, _) in switchyard_crds::crd_files() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
+        let text = std::fs::read_to_string(&path).expect("committed CRD file");
+        let doc: Value = yaml_serde::from_str(&text).expect("CRD YAML");
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .expect("metadata.name")
+            .to_string();
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match crds.patch(&name, &params, &Patch::Apply(&doc)).await {
+            Ok(_) => {}
+            Err(e) => {
+                problems.push(format!("crds/{file}: rejected: {e}"));
+                continue;
+            }
+        }
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(Duration::from_secs(60), established).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => problems.push(format!("crds/{file}: waiting for Established: {e}")),
+            Err(_) => {
+                let status = crds.get(&name).await.map(|c| c.status);
+                problems.push(format!(
+                    "crds/{file}: not Established after 60 s; status: {status:?}"
+                ));
+            }
+        }
+    }
+}
+
+/// The stored CRDs keep every field of the committed files (an older server drops schema
+/// keywords it does not know), have a status subresource, and their printer columns.
+async fn check_stored_crds(client: &Client, problems: &mut Vec<String>) {
+    let raw: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::erase::<CustomResourceDefinition>(&()),
+    );
+    let typed: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let generated = switchyard_crds::crds();
+    for (file, _) in switchyard_crds::crd_files() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
+        let committed: Value =
+            yaml_serde::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
+        let name = committed["metadata"]["name"].as_str().expect("name");
+        let stored = raw.get(name).await.expect("get stored CRD");
+        let mut out = Vec::new();
+        diff(
+            "spec",
+            &committed["spec"],
+            &stored.data["spec"],
+            false,
+            &mut out,
+        );
+        problems.extend(out.into_iter().map(|d| format!("crds/{file}: {d}")));
+
+        let crd = typed.get(name).await.expect("get stored CRD");
+        let want = generated
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .expect("generated CRD of the same name");
+        let (plural, columns) = COLUMNS
+            .iter()
+            .find(|(plural, _)| *plural == crd.spec.names.plural)
+            .expect("a known plural");
+        for (version, want_version) in crd.spec.versions.iter().zip(&want.spec.versions) {
+            let stored_cols = version
+                .additional_printer_columns
+                .clone()
+                .unwrap_or_default();
+            let names: Vec<&str> = stored_cols.iter().map(|c| c.name.as_str()).collect();
+            if names != *columns {
+                problems.push(format!(
+                    "{plural} {}: printer columns {names:?}, expected {columns:?}",
+                    version.name
+                ));
+            }
+            if Some(&stored_cols) != want_version.additional_printer_columns.as_ref() {
+                problems.push(format!(
+                    "{plural} {}: stored printer columns differ from the generated ones:\n  \
+                     stored {stored_cols:?}\n  generated {:?}",
+                    version.name, want_version.additional_printer_columns
+                ));
+            }
+            let has_status = version
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some());
+            if !has_status {
+                problems.push(format!("{plural} {}: no status subresource", version.name));
+            }
+        }
+    }
+}
+
+/// Creates every object as written in its file, reads it back raw and typed, patches status
+/// through the status subresource, and reads the printer columns the server computes.
+/// Returns how many objects were checked.
+#[allow(clippy::too_many_arguments)]
+async fn check_kind<K, S, St>(
+    client: &Client,
+    namespace: &str,
+    objects: &[Loaded<K>],
+    spec: impl Fn(&K) -> S,
+    status: impl Fn(&K, i64) -> St,
+    cells: impl Fn(&K) -> Vec<(&'static str, Value)>,
+    problems: &mut Vec<String>,
+) -> usize
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    S: PartialEq + Debug,
+    St: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let resource = ApiResource::erase::<K>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let typed: Api<K> = Api::namespaced(client.clone(), namespace);
+
+    for (index, loaded) in objects.iter().enumerate() {
+        let object = &loaded.object;
+        let name = object
+            .meta()
+            .name
+            .clone()
+            .expect("loaded objects have names");
+        let at = format!(
+            "{}:{} {}/{name}",
+            loaded.origin.file,
+            loaded.origin.line,
+            K::kind(&())
+        );
+        // The document exactly as a user would `kubectl apply` it.
+        let mut doc: Value = yaml_serde::from_str(&loaded.origin.text).expect("document YAML");
+        doc["metadata"]["namespace"] = json!(namespace);
+        let sent: DynamicObject = serde_json::from_value(doc.clone()).expect("a k8s object");
+
+        // A CRD's endpoint may lag Established for a moment: retry 404s briefly.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let created = loop {
+            match raw.create(&PostParams::default(), &sent).await {
+                Err(kube::Error::Api(e)) if e.code == 404 && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => break other,
+            }
+        };
+        if let Err(e) = created {
+            problems.push(format!("{at}: create rejected: {e}"));
+            continue;
+        }
+        if index == 0 {
+            prune_canary(&raw, &typed, &doc, &at, problems).await;
+        }
+
+        // Raw: the stored spec is exactly the document's spec.
+        let stored = raw.get(&name).await.expect("get raw");
+        let mut out = Vec::new();
+        diff("spec", &doc["spec"], &stored.data["spec"], true, &mut out);
+        problems.extend(out.iter().map(|d| format!("{at}: {d}")));
+        // Typed: what the operator reads back equals what the loader read.
+        let back = typed.get(&name).await.expect("get typed");
+        if spec(&back) != spec(object) {
+            problems.push(format!(
+                "{at}: typed spec changed:\n  loaded {:?}\n  stored {:?}",
+                spec(object),
+                spec(&back)
+            ));
+        }
+        let generation = back.meta().generation.unwrap_or_default();
+
+        // Status through the status subresource: stored in full, spec and generation untouched.
+        let want_status = status(object, generation);
+        let want_value = serde_json::to_value(&want_status).expect("status JSON");
+        if let Err(e) = typed
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": want_value })),
+            )
+            .await
+        {
+            problems.push(format!("{at}: status patch rejected: {e}"));
+            continue;
+        }
+        let stored = raw.get(&name).await.expect("get raw");
+        let mut out = Vec::new();
+        diff(
+            "status",
+            &want_value,
+            &stored.data["status"],
+            true,
+            &mut out,
+        );
+        diff("spec", &doc["spec"], &stored.data["spec"], true, &mut out);
+        problems.extend(out.iter().map(|d| format!("{at} after status patch: {d}")));
+        match serde_json::from_value::<St>(stored.data["status"].clone()) {
+            Ok(st) if st == want_status => {}
+            Ok(st) => problems.push(format!(
+                "{at}: typed status changed:\n  sent {want_status:?}\n  stored {st:?}"
+            )),
+            Err(e) => problems.push(format!("{at}: stored status does not deserialize: {e}")),
+        }
+        if stored.metadata.generation != Some(generation) {
+            problems.push(format!(
+                "{at}: a status patch changed metadata.generation {generation} -> {:?}",
+                stored.metadata.generation
+            ));
+        }
+
+        // Status written through the main resource is ignored (the subresource is enabled).
+        typed
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": { "observedGeneration": 999 } })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{at}: merge patch of the main resource: {e}"));
+        let stored = raw.get(&name).await.expect("get raw");
+        if stored.data["status"]["observedGeneration"] != json!(generation) {
+            problems.push(format!(
+                "{at}: status written through the main resource was stored: {}",
+                stored.data["status"]
+            ));
+        }
+
+        check_table(
+            client,
+            namespace,
+            &resource,
+            &name,
+            &cells(object),
+            &at,
+            problems,
+        )
+        .await;
+    }
+    objects.len()
+}
+
+/// Shows that the comparisons above can fail: the server does prune fields outside the schema
+/// (in spec and in status), and `diff` reports exactly those.
+async fn prune_canary<K>(
+    raw: &Api<DynamicObject>,
+    typed: &Api<K>,
+    doc: &Value,
+    at: &str,
+    problems: &mut Vec<String>,
+) where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    const CANARY: &str = "switchyardPruneCanary";
+    let mut doc = doc.clone();
+    let name = format!(
+        "{}-prune-canary",
+        doc["metadata"]["name"].as_str().expect("name")
+    );
+    doc["metadata"]["name"] = json!(name);
+    doc["spec"][CANARY] = json!({ "unknown": true });
+    let sent: DynamicObject = serde_json::from_value(doc.clone()).expect("a k8s object");
+    if let Err(e) = raw.create(&PostParams::default(), &sent).await {
+        problems.push(format!("{at}: canary with an unknown field rejected: {e}"));
+        return;
+    }
+    let stored = raw.get(&name).await.expect("get canary");
+    let mut out = Vec::new();
+    diff("spec", &doc["spec"], &stored.data["spec"], true, &mut out);
+    let want = format!("spec.{CANARY}: missing on the server (pruned)");
+    if out.len() != 1 || !out[0].starts_with(&want) {
+        problems.push(format!(
+            "{at}: an unknown spec field was not pruned as expected (so the spec checks prove \
+             nothing): {out:?}"
+        ));
+    }
+    let patched = typed
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { (CANARY): 1, "observedGeneration": 1 } })),
+        )
+        .await;
+    let stored = raw.get(&name).await.expect("get canary");
+    if patched.is_err()
+        || stored.data["status"].get(CANARY).is_some()
+        || stored.data["status"]["observedGeneration"] != json!(1)
+    {
+        problems.push(format!(
+            "{at}: an unknown status field was not pruned as expected: {patched:?} {}",
+            stored.data["status"]
+        ));
+    }
+    raw.delete(&name, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{at}: delete canary: {e}"));
+}
+
+/// `kubectl get` output as the server computes it (a `meta.k8s.io/v1` Table): the printer
+/// columns evaluate to the expected cells.
+async fn check_table(
+    client: &Client,
+    namespace: &str,
+    resource: &ApiResource,
+    name: &str,
+    cells: &[(&'static str, Value)],
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    let uri = format!(
+        "/apis/{}/namespaces/{namespace}/{}/{name}",
+        resource.api_version, resource.plural
+    );
+    let req = http::Request::get(uri)
+        .header(
+            http::header::ACCEPT,
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+        )
+        .body(Vec::new())
+        .expect("request");
+    let table: Value = match client.request(req).await {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("{at}: Table request failed: {e}"));
+            return;
+        }
+    };
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let row = &table["rows"][0]["cells"];
+    for (column, want) in cells {
+        match columns.iter().position(|c| c == column) {
+            None => problems.push(format!("{at}: Table has no column {column}: {columns:?}")),
+            Some(i) if &row[i] != want => problems.push(format!(
+                "{at}: column {column} shows {}, expected {want}",
+                row[i]
+            )),
+            Some(_) => {}
+        }
+    }
+}
