@@ -51,7 +51,17 @@ fi
 # --- 2. source, through a private deb-src list (the system's lists stay untouched) ---------
 mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/archives/partial" "$CACHE/src" "$CACHE/bin"
 SRCLIST="$CACHE/apt/sources.list"
-MIRROR="${SWITCHYARD_K8S_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror this machine's apt already uses (deb822 or one-line format).
+system_mirror() {
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources
+  elif [ -f /etc/apt/sources.list ]; then
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+      /etc/apt/sources.list
+  fi
+}
+MIRROR="${SWITCHYARD_K8S_MIRROR:-$(system_mirror)}"
+[ -n "$MIRROR" ] || { log "no Debian mirror found in apt's sources; set SWITCHYARD_K8S_MIRROR"; exit 1; }
 echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" \
   >"$SRCLIST"
 APT_OPTS=(
