@@ -141,6 +141,9 @@ pub enum ConfigError {
         .0.display()
     )]
     Empty(PathBuf),
+    /// The compiler panicked (a bug); the watcher reports it instead of dying.
+    #[error("the policy compiler failed unexpectedly; this is a bug, please report it")]
+    Panicked,
 }
 
 /// Loads and compiles every document under `dir` and resolves provider credentials (Secret

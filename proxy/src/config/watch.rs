@@ -11,11 +11,12 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{ActiveConfig, ConfigHandle, load_dir};
+use super::{ActiveConfig, ConfigError, ConfigHandle, load_dir};
 use crate::metrics::Metrics;
 
 /// How often the folder's fingerprint is taken.
@@ -43,6 +44,7 @@ pub fn spawn_watcher(
     let watcher = Watcher {
         seen: fingerprint(&dir),
         content: content_hash(&dir),
+        failing: false,
         dir,
         handle,
         metrics,
@@ -61,6 +63,8 @@ struct Watcher {
     seen: u64,
     /// Content hash of the folder when it was last loaded.
     content: u64,
+    /// The last reload was rejected.
+    failing: bool,
 }
 
 impl Watcher {
@@ -91,12 +95,26 @@ impl Watcher {
         }
     }
 
-    fn reload(&self) {
+    fn reload(&mut self) {
         let current = self.handle.current();
         let started = Instant::now();
-        match load_dir(&self.dir, current.version + 1) {
+        // A compiler bug must not end hot reload for the life of the process.
+        let loaded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            load_dir(&self.dir, current.version + 1)
+        }))
+        .unwrap_or(Err(ConfigError::Panicked));
+        match loaded {
             Ok(next) if same(&current, &next) => {
-                tracing::debug!(dir = %self.dir.display(), "config folder changed; snapshot unchanged");
+                if self.failing {
+                    tracing::info!(
+                        dir = %self.dir.display(),
+                        version = current.version,
+                        "config folder is valid again; it compiles to the snapshot being served"
+                    );
+                } else {
+                    tracing::debug!(dir = %self.dir.display(), "config folder changed; snapshot unchanged");
+                }
+                self.failing = false;
             }
             Ok(next) => {
                 tracing::info!(
@@ -111,6 +129,7 @@ impl Watcher {
                 self.metrics.set_snapshot_version(next.version);
                 self.metrics.config_reload(true);
                 self.handle.swap(next);
+                self.failing = false;
             }
             Err(e) => {
                 tracing::warn!(
@@ -121,6 +140,7 @@ impl Watcher {
                     "config reload rejected; keeping the last good config"
                 );
                 self.metrics.config_reload(false);
+                self.failing = true;
             }
         }
     }
