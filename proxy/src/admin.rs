@@ -47,6 +47,8 @@ pub fn admin_service<H: TargetHealth>(
     let mut service =
         pingora::services::listening::Service::new("switchyard admin".to_string(), app);
     service.add_tcp(addr);
+    // Probes and scrapes are light: one runtime thread, not one per proxy worker.
+    service.threads = Some(1);
     service
 }
 
