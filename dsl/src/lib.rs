@@ -14,6 +14,7 @@
 //! are handed in, a snapshot and diagnostics come out. pest stays inside [`parser`].
 
 pub mod ast;
+pub mod channel;
 pub mod check;
 pub mod decide;
 pub mod diagnostic;
