@@ -182,14 +182,14 @@ async fn api(
     let mut response = match reply {
         Reply::Error(e) => error_response(&e),
         Reply::Json { body, tokens } => {
-            tokio::time::sleep(body::whole_delay(&behaviour, &fault, tokens)).await;
+            body::pause(body::whole_delay(&behaviour, &fault, tokens)).await;
             let bytes = Bytes::from(body.to_string());
             let body =
                 body::whole_body_fault(&bytes, &fault).unwrap_or_else(|| MockBody::full(bytes));
             with_type(Response::new(body), "application/json")
         }
         Reply::Stream(events) => {
-            tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;
+            body::pause(Duration::from_millis(behaviour.latency_ms)).await;
             let steps = body::stream_steps(&events, &behaviour, &fault, &openai::malformed_event());
             let mut response = with_type(
                 Response::new(MockBody::play(steps)),
