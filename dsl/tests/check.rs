@@ -313,8 +313,10 @@ fn failover_target_already_selected() {
 fn failover_to_another_split_arm_is_meaningful() {
     // The split tries only the arm it drew, so the other arm as a backup is no repetition.
     assert_eq!(
-        one("route a {\n  split { 50% openai/gpt-4o 50% deepseek/deepseek-chat }\n  \
-             failover to deepseek/deepseek-chat\n}\n"),
+        one(
+            "route a {\n  split { 50% openai/gpt-4o 50% deepseek/deepseek-chat }\n  \
+             failover to deepseek/deepseek-chat\n}\n"
+        ),
         ""
     );
 }
