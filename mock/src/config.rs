@@ -80,6 +80,10 @@ pub struct Config {
     pub faults: Vec<FaultSpec>,
     /// A fault applied to every request that the queue does not cover.
     pub default_fault: Option<Fault>,
+    /// Answer requests without the format's credentials as the real API does (OpenAI:
+    /// `authorization`; Anthropic: `x-api-key` and `anthropic-version`; Gemini:
+    /// `x-goog-api-key` or `key=`).
+    pub require_auth: bool,
 }
 
 impl Default for Config {
@@ -97,6 +101,7 @@ impl Default for Config {
             ],
             faults: Vec::new(),
             default_fault: None,
+            require_auth: false,
         }
     }
 }
@@ -125,7 +130,7 @@ impl Config {
 #[command(
     name = "switchyard-mock",
     version,
-    about = "A fake OpenAI-compatible LLM provider for tests"
+    about = "A fake LLM provider (OpenAI, Anthropic and Gemini wire formats) for tests"
 )]
 pub struct Args {
     /// Config file (YAML or JSON); flags given on the command line override it.
@@ -161,6 +166,9 @@ pub struct Args {
     /// A fault applied to every request, as JSON, e.g. '{"kind":"status","status":503}'.
     #[arg(long, value_name = "JSON", value_parser = Fault::from_json)]
     pub default_fault: Option<Fault>,
+    /// Reject requests without the wire format's credentials headers, as the real APIs do.
+    #[arg(long)]
+    pub require_auth: bool,
 }
 
 impl Args {
@@ -185,6 +193,7 @@ impl Args {
         if self.default_fault.is_some() {
             config.default_fault = self.default_fault;
         }
+        config.require_auth |= self.require_auth;
         Ok(config)
     }
 }

@@ -66,6 +66,33 @@ pub enum Fault {
         /// The extra time to first token.
         ms: u64,
     },
+    /// Stream `after_chunks` events, then the provider's in-stream error event (Anthropic
+    /// `event: error`, an OpenAI or Gemini `data: {"error": ...}`) and end the body cleanly.
+    /// On a non-streamed answer: the error status with the provider's error body.
+    StreamError {
+        /// Events sent before the error.
+        #[serde(default)]
+        after_chunks: u32,
+        /// The error's status; the provider's "overloaded" one when absent (OpenAI 500,
+        /// Anthropic 529, Gemini 503).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The error `type` (Gemini: `status`); derived from the status when absent.
+        #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+        error_type: Option<String>,
+        /// The error message; a stock one when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Answer with a tool call even where the request would get text (see `tool`).
+    ToolCall {
+        /// The tool to call; the first one offered when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The call's arguments; made from the tool's schema when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arguments: Option<serde_json::Value>,
+    },
 }
 
 fn one() -> u64 {
@@ -82,6 +109,81 @@ impl Fault {
     pub fn is_none(&self) -> bool {
         matches!(self, Self::None)
     }
+
+    /// The tool call a `tool_call` fault demands.
+    pub fn forced_tool(&self) -> Option<crate::tool::Forced> {
+        match self {
+            Self::ToolCall { name, arguments } => Some(crate::tool::Forced {
+                name: name.clone(),
+                arguments: arguments.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A `status`, `rate_limit` or `stream_error` fault as an error in neutral terms: status,
+    /// message, type, code and `Retry-After`. `default_status` is the provider's status for
+    /// a `stream_error` without one.
+    pub fn error_parts(&self, default_status: u16) -> Option<ErrorParts> {
+        match self {
+            Self::Status {
+                status,
+                message,
+                error_type,
+                code,
+                retry_after,
+            } => Some(ErrorParts {
+                status: *status,
+                message: message.clone(),
+                error_type: error_type.clone(),
+                code: code.clone(),
+                retry_after: *retry_after,
+                rate_limit: false,
+            }),
+            Self::RateLimit {
+                retry_after,
+                message,
+            } => Some(ErrorParts {
+                status: 429,
+                message: message.clone(),
+                error_type: None,
+                code: None,
+                retry_after: Some(*retry_after),
+                rate_limit: true,
+            }),
+            Self::StreamError {
+                status,
+                error_type,
+                message,
+                ..
+            } => Some(ErrorParts {
+                status: status.unwrap_or(default_status),
+                message: message.clone(),
+                error_type: error_type.clone(),
+                code: None,
+                retry_after: None,
+                rate_limit: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of an error fault, before a wire format fills in its stock words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorParts {
+    /// HTTP status.
+    pub status: u16,
+    /// The fault's message, if it names one.
+    pub message: Option<String>,
+    /// The fault's type, if it names one.
+    pub error_type: Option<String>,
+    /// The fault's code, if it names one.
+    pub code: Option<String>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u64>,
+    /// A `rate_limit` fault (its stock words differ from a plain 429's).
+    pub rate_limit: bool,
 }
 
 /// A queued fault: the fault, which requests it applies to, and how many times.

@@ -5,21 +5,25 @@
 //!  request ─▶ server (accept loop, per-connection control)
 //!               ├─ /_mock/*  ─▶ script::State (fault queue, default, behaviour, request log)
 //!               └─ /v1/*     ─▶ fault chosen (header › queue › default)
-//!                               ─▶ openai (pure: bytes ─▶ Reply, words from text)
+//!                               ─▶ openai | anthropic | gemini (pure: bytes ─▶ Reply,
+//!                                  words from text, tool calls from tool)
 //!                               ─▶ body (timing + body faults as Steps) ─▶ wire
 //! ```
 //!
 //! Start one in process with [`MockServer::start`], or run the `switchyard-mock` binary.
 //! Everything generated is a function of the seed and the request, so runs repeat exactly.
 
+pub mod anthropic;
 pub mod body;
 pub mod config;
 pub mod fault;
+pub mod gemini;
 pub mod openai;
 pub mod reply;
 pub mod script;
 pub mod server;
 pub mod text;
+pub mod tool;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::fault::Fault;
 use crate::reply::{ApiError, Reply, SseEvent};
 use crate::text;
+use crate::tool::{self, Call, Choice, Tool};
 
 /// What the OpenAI handlers need to know about the server and this request.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Ctx<'a> {
     pub models: &'a [String],
     /// The server's name, reported as the models' owner.
     pub owner: &'a str,
+    /// A tool call demanded by a `tool_call` fault.
+    pub forced_tool: Option<tool::Forced>,
 }
 
 /// The OpenAI rendering of an error.
@@ -39,41 +42,37 @@ pub fn error_body(e: &ApiError) -> Value {
     })
 }
 
-/// The error a `status` or `rate_limit` fault answers with, in OpenAI's words.
+/// The error a `status`, `rate_limit` or `stream_error` fault answers with, in OpenAI's
+/// words (a `stream_error` without a status is 500 `server_error`).
 pub fn fault_error(fault: &Fault) -> Option<ApiError> {
-    match fault {
-        Fault::Status {
-            status,
-            message,
-            error_type,
-            code,
-            retry_after,
-        } => {
-            let (stock_message, stock_type, stock_code) = stock_error(*status);
-            Some(ApiError {
-                status: *status,
-                message: message.clone().unwrap_or_else(|| stock_message.to_owned()),
-                error_type: error_type.clone().unwrap_or_else(|| stock_type.to_owned()),
-                param: None,
-                code: code.clone().or(stock_code.map(str::to_owned)),
-                retry_after: *retry_after,
-            })
-        }
-        Fault::RateLimit {
-            retry_after,
-            message,
-        } => Some(ApiError {
-            status: 429,
-            message: message.clone().unwrap_or_else(|| {
-                format!("Rate limit reached (mock). Please try again in {retry_after}s.")
-            }),
-            error_type: "requests".to_owned(),
-            param: None,
-            code: Some("rate_limit_exceeded".to_owned()),
-            retry_after: Some(*retry_after),
-        }),
-        _ => None,
-    }
+    let parts = fault.error_parts(500)?;
+    let retry_after = parts.retry_after;
+    let (stock_message, stock_type, stock_code) = if parts.rate_limit {
+        (
+            format!(
+                "Rate limit reached (mock). Please try again in {}s.",
+                retry_after.unwrap_or(1)
+            ),
+            "requests",
+            Some("rate_limit_exceeded"),
+        )
+    } else {
+        let (m, t, c) = stock_error(parts.status);
+        (m.to_owned(), t, c)
+    };
+    Some(ApiError {
+        status: parts.status,
+        message: parts.message.unwrap_or(stock_message),
+        error_type: parts.error_type.unwrap_or_else(|| stock_type.to_owned()),
+        param: None,
+        code: parts.code.or(stock_code.map(str::to_owned)),
+        retry_after,
+    })
+}
+
+/// The in-stream error for a `stream_error` fault: a `data:` line with the error body.
+pub fn stream_error_event(e: &ApiError) -> SseEvent {
+    SseEvent::data(error_body(e).to_string(), false)
 }
 
 /// Message, type and code OpenAI uses for a status.
@@ -141,6 +140,36 @@ struct ChatRequest {
     max_tokens: Option<u32>,
     #[serde(default)]
     max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    tools: Vec<ToolDef>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolDef {
+    function: FunctionDef,
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionDef {
+    name: String,
+    #[serde(default)]
+    parameters: Value,
+}
+
+fn choice(value: Option<&Value>) -> Choice {
+    match value {
+        Some(Value::String(s)) if s == "none" => Choice::None,
+        Some(Value::String(s)) if s == "required" => Choice::Any,
+        Some(v @ Value::Object(_)) => Choice::Named(
+            v.pointer("/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => Choice::Auto,
+    }
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -190,7 +219,36 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     };
     let messages = serde_json::to_string(&req.messages).unwrap_or_default();
     let seed = text::derive_seed(ctx.seed, &["chat", &req.model, &messages]);
-    let tokens = text::completion(seed, n, finish == "stop");
+    let tools: Vec<Tool> = req
+        .tools
+        .iter()
+        .map(|t| Tool {
+            name: t.function.name.clone(),
+            schema: t.function.parameters.clone(),
+        })
+        .collect();
+    let answering = req.messages.last().is_some_and(|m| m.role == "tool");
+    let call = tool::decide(
+        &tools,
+        &choice(req.tool_choice.as_ref()),
+        answering,
+        ctx.forced_tool.as_ref(),
+        seed,
+    );
+    let (tokens, n, finish) = match &call {
+        Some(call) => (Vec::new(), call.tokens(), "tool_calls"),
+        None => (text::completion(seed, n, finish == "stop"), n, finish),
+    };
+    let call = call.map(|call| {
+        let id = format!(
+            "call_{}",
+            text::alphanumeric(
+                text::derive_seed(ctx.seed, &["call-id", &ctx.request_id.to_string()]),
+                24
+            )
+        );
+        (id, call)
+    });
     let id = format!(
         "chatcmpl-{}",
         text::alphanumeric(
@@ -213,10 +271,24 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         Reply::Stream(stream_events(
             &head,
             &tokens,
+            call.as_ref(),
             finish,
             include_usage.then_some(usage),
         ))
     } else {
+        let message = match &call {
+            Some((id, call)) => json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json()},
+                }],
+                "refusal": null,
+            }),
+            None => json!({"role": "assistant", "content": tokens.concat(), "refusal": null}),
+        };
         Reply::Json {
             body: json!({
                 "id": id,
@@ -226,7 +298,7 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
                 "system_fingerprint": "fp_mock",
                 "choices": [{
                     "index": 0,
-                    "message": {"role": "assistant", "content": tokens.concat(), "refusal": null},
+                    "message": message,
                     "logprobs": null,
                     "finish_reason": finish,
                 }],
@@ -266,20 +338,42 @@ impl Head<'_> {
 fn stream_events(
     head: &Head<'_>,
     tokens: &[String],
+    call: Option<&(String, Call)>,
     finish: &str,
     usage: Option<Value>,
 ) -> Vec<SseEvent> {
     let null_usage = usage.as_ref().map(|_| Value::Null);
     let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
     let mut events = Vec::with_capacity(tokens.len() + 4);
-    let role = choice(
-        json!({"role": "assistant", "content": "", "refusal": null}),
-        Value::Null,
-    );
+    let role = match call {
+        Some((id, call)) => json!({
+            "role": "assistant",
+            "content": null,
+            "tool_calls": [{
+                "index": 0,
+                "id": id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }],
+            "refusal": null,
+        }),
+        None => json!({"role": "assistant", "content": "", "refusal": null}),
+    };
     events.push(SseEvent::data(
-        head.chunk(role, null_usage.clone()).to_string(),
+        head.chunk(choice(role, Value::Null), null_usage.clone())
+            .to_string(),
         false,
     ));
+    if let Some((_, call)) = call {
+        for piece in tool::pieces(&call.arguments_json(), 3) {
+            let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+            events.push(SseEvent::data(
+                head.chunk(choice(delta, Value::Null), null_usage.clone())
+                    .to_string(),
+                true,
+            ));
+        }
+    }
     for token in tokens {
         let delta = choice(json!({"content": token}), Value::Null);
         events.push(SseEvent::data(
@@ -437,6 +531,7 @@ mod tests {
             embedding_dimensions: 4,
             models: &[],
             owner: "mock",
+            forced_tool: None,
         }
     }
 

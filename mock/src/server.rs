@@ -18,10 +18,10 @@ use tokio::task::JoinSet;
 
 use crate::body::{self, MockBody};
 use crate::fault::Fault;
-use crate::openai;
-use crate::reply::{ApiError, Reply};
+use crate::reply::{ApiError, Reply, SseEvent};
 use crate::script::{self, RecordedRequest, Script, State};
 use crate::text;
+use crate::{anthropic, gemini, openai};
 
 /// The header that names the server on every response.
 pub const SERVER_HEADER: &str = "x-mock-server";
@@ -137,21 +137,28 @@ async fn api(
         fault: fault.as_ref().ok().filter(|f| !f.is_none()).cloned(),
     });
     tracing::debug!(seq, method = %parts.method, path, ?fault, "api request");
+    let format = Format::of(&parts.method, &path, &parts.headers);
     let fault = match fault {
         Ok(fault) => fault,
-        Err(message) => return Ok(error_response(&ApiError::invalid_request(message))),
+        Err(message) => return Ok(error_response(format, &ApiError::invalid_request(message))),
     };
     match &fault {
         Fault::Reset => return Err(ResetConnection),
         Fault::Stall { forever: true, .. } => std::future::pending::<()>().await,
-        Fault::Stall { ms, .. } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        Fault::Stall { ms, .. } => body::pause(Duration::from_millis(*ms)).await,
         _ => {}
     }
-    if let Some(e) = openai::fault_error(&fault) {
-        return Ok(error_response(&e));
+    let config = state.config();
+    if config.require_auth
+        && let Some(e) = format.auth_error(&parts.headers, parts.uri.query())
+    {
+        return Ok(error_response(format, &e));
+    }
+    let stream_error = matches!(fault, Fault::StreamError { .. });
+    if !stream_error && let Some(e) = format.fault_error(&fault) {
+        return Ok(error_response(format, &e));
     }
     let behaviour = state.behaviour();
-    let config = state.config();
     let ctx = openai::Ctx {
         seed: config.seed,
         request_id: state.next_id(),
@@ -162,15 +169,48 @@ async fn api(
         embedding_dimensions: config.embedding_dimensions,
         models: &config.models,
         owner: &config.name,
+        forced_tool: fault.forced_tool(),
     };
-    let reply = match (&parts.method, path.as_str()) {
-        (&Method::POST, "/v1/chat/completions") => openai::chat_completions(&bytes, &ctx),
-        (&Method::POST, "/v1/embeddings") => openai::embeddings(&bytes, &ctx),
-        (&Method::GET, "/v1/models") => openai::models(&ctx),
-        (&Method::GET, p) if p.starts_with("/v1/models/") => {
+    let method = parts.method.as_str();
+    let reply = match (format, &parts.method, path.as_str()) {
+        (Format::OpenAi, &Method::POST, "/v1/chat/completions") => {
+            openai::chat_completions(&bytes, &ctx)
+        }
+        (Format::OpenAi, &Method::POST, "/v1/embeddings") => openai::embeddings(&bytes, &ctx),
+        (Format::OpenAi, &Method::GET, "/v1/models") => openai::models(&ctx),
+        (Format::OpenAi, &Method::GET, p) if p.starts_with("/v1/models/") => {
             openai::model(&p["/v1/models/".len()..], &ctx)
         }
-        (m, p) => Reply::Error(openai::unknown_route(m.as_str(), p)),
+        (Format::OpenAi, _, p) => Reply::Error(openai::unknown_route(method, p)),
+        (Format::Anthropic, &Method::POST, "/v1/messages") => anthropic::messages(&bytes, &ctx),
+        (Format::Anthropic, &Method::POST, "/v1/messages/count_tokens") => {
+            anthropic::count_tokens(&bytes)
+        }
+        (Format::Anthropic, &Method::GET, "/v1/models") => anthropic::models(&ctx),
+        (Format::Anthropic, &Method::GET, p) if p.starts_with("/v1/models/") => {
+            anthropic::model(&p["/v1/models/".len()..], &ctx)
+        }
+        (Format::Anthropic, _, p) => Reply::Error(anthropic::unknown_route(method, p)),
+        (Format::Gemini, _, p) => gemini::route(method, p, parts.uri.query(), &bytes, &ctx),
+    };
+    let reply = match reply {
+        // A `stream_error` fault: the error status on a whole answer, the error event
+        // after `after_chunks` events on a stream.
+        Reply::Json { .. } if stream_error => {
+            Reply::Error(format.fault_error(&fault).unwrap_or_else(|| {
+                ApiError::invalid_request("stream_error fault without an error")
+            }))
+        }
+        Reply::Stream(mut events) => {
+            if let (Fault::StreamError { after_chunks, .. }, Some(e)) =
+                (&fault, format.fault_error(&fault))
+            {
+                events.truncate(*after_chunks as usize);
+                events.push(format.stream_error_event(&e));
+            }
+            Reply::Stream(events)
+        }
+        other => other,
     };
     let request_id = format!(
         "req_{}",
@@ -180,7 +220,7 @@ async fn api(
         )
     );
     let mut response = match reply {
-        Reply::Error(e) => error_response(&e),
+        Reply::Error(e) => error_response(format, &e),
         Reply::Json { body, tokens } => {
             body::pause(body::whole_delay(&behaviour, &fault, tokens)).await;
             let bytes = Bytes::from(body.to_string());
@@ -190,7 +230,7 @@ async fn api(
         }
         Reply::Stream(events) => {
             body::pause(Duration::from_millis(behaviour.latency_ms)).await;
-            let steps = body::stream_steps(&events, &behaviour, &fault, &openai::malformed_event());
+            let steps = body::stream_steps(&events, &behaviour, &fault, &format.malformed_event());
             let mut response = with_type(
                 Response::new(MockBody::play(steps)),
                 "text/event-stream; charset=utf-8",
@@ -202,9 +242,103 @@ async fn api(
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if format == Format::Anthropic {
+            response.headers_mut().insert("request-id", value.clone());
+        }
         response.headers_mut().insert("x-request-id", value);
     }
     Ok(response)
+}
+
+/// The wire format of an API request, from its path (and, for the models list, headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenAI: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, and anything else.
+    OpenAi,
+    /// Anthropic: `/v1/messages*`, and `/v1/models*` asked with `anthropic-version`.
+    Anthropic,
+    /// Gemini: `/v1beta/*`, and `/v1/models/{model}:{action}`.
+    Gemini,
+}
+
+impl Format {
+    /// The format of a request.
+    pub fn of(method: &Method, path: &str, headers: &hyper::HeaderMap) -> Self {
+        if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
+            Self::Gemini
+        } else if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Self::Anthropic
+        } else if method == Method::GET
+            && path.starts_with("/v1/models")
+            && headers.contains_key("anthropic-version")
+        {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+
+    /// The error a fault answers with, in this format's words.
+    pub fn fault_error(self, fault: &Fault) -> Option<ApiError> {
+        match self {
+            Self::OpenAi => openai::fault_error(fault),
+            Self::Anthropic => anthropic::fault_error(fault),
+            Self::Gemini => gemini::fault_error(fault),
+        }
+    }
+
+    /// An error body in this format's shape.
+    pub fn error_body(self, e: &ApiError) -> Value {
+        match self {
+            Self::OpenAi => openai::error_body(e),
+            Self::Anthropic => anthropic::error_body(e),
+            Self::Gemini => gemini::error_body(e),
+        }
+    }
+
+    /// The `malformed_chunk` event in this format's framing.
+    pub fn malformed_event(self) -> SseEvent {
+        match self {
+            Self::OpenAi => openai::malformed_event(),
+            Self::Anthropic => anthropic::malformed_event(),
+            Self::Gemini => gemini::malformed_event(),
+        }
+    }
+
+    /// The in-stream error event of a `stream_error` fault.
+    pub fn stream_error_event(self, e: &ApiError) -> SseEvent {
+        match self {
+            Self::OpenAi => openai::stream_error_event(e),
+            Self::Anthropic => anthropic::stream_error_event(e),
+            Self::Gemini => gemini::stream_error_event(e),
+        }
+    }
+
+    /// With `require_auth`: the error for a request without this format's credentials.
+    pub fn auth_error(self, headers: &hyper::HeaderMap, query: Option<&str>) -> Option<ApiError> {
+        let has = |name: &str| headers.get(name).is_some_and(|v| !v.is_empty());
+        match self {
+            Self::OpenAi => (!has("authorization")).then(|| ApiError {
+                status: 401,
+                code: Some("invalid_api_key".to_owned()),
+                ..ApiError::invalid_request(
+                    "You didn't provide an API key. You need to provide your API key in an \
+                     Authorization header using Bearer auth (mock).",
+                )
+            }),
+            Self::Anthropic => anthropic::auth_error(
+                has("x-api-key") || has("authorization"),
+                has("anthropic-version"),
+            ),
+            Self::Gemini => gemini::auth_error(
+                has("x-goog-api-key")
+                    || query.is_some_and(|q| {
+                        q.split('&')
+                            .any(|kv| kv.starts_with("key=") && kv.len() > 4)
+                    }),
+            ),
+        }
+    }
 }
 
 fn with_type(mut response: Response<MockBody>, content_type: &'static str) -> Response<MockBody> {
@@ -223,10 +357,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response<MockBody> {
     response
 }
 
-/// An error in OpenAI's shape, with `Retry-After` when it has one.
-fn error_response(e: &ApiError) -> Response<MockBody> {
+/// An error in the shape of `format`, with `Retry-After` when it has one.
+fn error_response(format: Format, e: &ApiError) -> Response<MockBody> {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &openai::error_body(e));
+    let mut response = json_response(status, &format.error_body(e));
     if let Some(secs) = e.retry_after {
         response
             .headers_mut()
@@ -249,7 +383,10 @@ async fn admin(req: Request<Incoming>, state: &State) -> Response<MockBody> {
                 state.apply(script);
                 json_response(StatusCode::OK, &json!({"queued": state.queued().len()}))
             }
-            Err(e) => error_response(&ApiError::invalid_request(format!("invalid script: {e}"))),
+            Err(e) => error_response(
+                Format::OpenAi,
+                &ApiError::invalid_request(format!("invalid script: {e}")),
+            ),
         },
         (&Method::GET, "/_mock/script") => json_response(StatusCode::OK, &state.describe()),
         (&Method::POST, "/_mock/reset") => {
@@ -264,6 +401,6 @@ async fn admin(req: Request<Incoming>, state: &State) -> Response<MockBody> {
             StatusCode::OK,
             &json!({"status": "ok", "name": state.config().name}),
         ),
-        (m, p) => error_response(&openai::unknown_route(m.as_str(), p)),
+        (m, p) => error_response(Format::OpenAi, &openai::unknown_route(m.as_str(), p)),
     }
 }
