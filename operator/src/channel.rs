@@ -1,0 +1,195 @@
+//! The control channel's server side, exactly as `switchyard_dsl::channel` documents it:
+//! `GET /v1/snapshots/stream?have=&pod=` (Server-Sent Events) and `POST /v1/acks`, both behind
+//! `Authorization: Bearer <token>`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hyper::body::Frame;
+use switchyard_dsl::channel::Ack;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{Body, Request, text};
+use crate::metrics::Metrics;
+use crate::publish::{Pods, Publication, Publisher};
+
+/// The largest ack body accepted.
+const MAX_ACK_BYTES: usize = 64 * 1024;
+
+/// What the control channel serves from.
+#[derive(Debug)]
+pub struct Channel {
+    pub token: String,
+    pub publisher: Arc<Publisher>,
+    pub pods: Arc<Pods>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    /// Interval of `: ping` comments on idle streams (15 s).
+    pub ping: Duration,
+}
+
+fn authorized(req: &Request, token: &str) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(given) = value.strip_prefix("Bearer ") else {
+        return false;
+    };
+    // Constant time in the token's length.
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Routes one request.
+pub async fn handle(channel: Arc<Channel>, req: Request) -> Response<Body> {
+    if !authorized(&req, &channel.token) {
+        let mut response = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/v1/snapshots/stream") => stream(channel, &req),
+        (&Method::POST, "/v1/acks") => ack(channel, req).await,
+        (_, "/v1/snapshots/stream" | "/v1/acks") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+async fn ack(channel: Arc<Channel>, req: Request) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), MAX_ACK_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}\n")),
+    };
+    let ack: Ack = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid ack: {e}\n")),
+    };
+    tracing::debug!(pod = %ack.pod, version = ack.version, applied = ack.applied, "ack");
+    channel.pods.ack(&ack);
+    text(StatusCode::NO_CONTENT, "")
+}
+
+/// Unregisters the pod's stream when the connection goes away.
+struct Connected {
+    pod: String,
+    pods: Arc<Pods>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.pods.disconnected(&self.pod);
+        self.metrics
+            .connected_pods
+            .set(self.pods.connected_count() as i64);
+        tracing::info!(pod = %self.pod, "proxy disconnected");
+    }
+}
+
+struct Stream {
+    rx: watch::Receiver<Option<Arc<Publication>>>,
+    sent: u64,
+    ping: tokio::time::Interval,
+    shutdown: CancellationToken,
+    greeted: bool,
+    _connected: Connected,
+}
+
+fn stream(channel: Arc<Channel>, req: &Request) -> Response<Body> {
+    let Some(pod) = query(req, "pod").filter(|p| !p.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "query parameter `pod` is required\n",
+        );
+    };
+    let have = match query(req, "have").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => {
+            return text(StatusCode::BAD_REQUEST, "`have` must be a version number\n");
+        }
+    };
+    channel.publisher.raise_floor(have);
+    channel.pods.connected(pod, have);
+    channel
+        .metrics
+        .connected_pods
+        .set(channel.pods.connected_count() as i64);
+    tracing::info!(pod, have, "proxy connected");
+    let start = tokio::time::Instant::now() + channel.ping;
+    let state = Stream {
+        rx: channel.publisher.subscribe(),
+        sent: have,
+        ping: tokio::time::interval_at(start, channel.ping),
+        shutdown: channel.shutdown.clone(),
+        greeted: false,
+        _connected: Connected {
+            pod: pod.to_string(),
+            pods: channel.pods.clone(),
+            metrics: channel.metrics.clone(),
+        },
+    };
+    let events = futures::stream::unfold(state, |mut s| async move {
+        let frame = next_event(&mut s).await?;
+        Some((Ok::<_, Infallible>(Frame::data(frame)), s))
+    });
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
+/// The next bytes of the stream: a newer snapshot, a ping, or `None` to end it.
+async fn next_event(s: &mut Stream) -> Option<Bytes> {
+    if !s.greeted {
+        s.greeted = true;
+        return Some(Bytes::from_static(b": connected\n\n"));
+    }
+    loop {
+        let current = s.rx.borrow_and_update().clone();
+        if let Some(p) = current
+            && p.version > s.sent
+        {
+            s.sent = p.version;
+            return Some(Bytes::from(format!(
+                "event: snapshot\ndata: {}\n\n",
+                p.data
+            )));
+        }
+        tokio::select! {
+            changed = s.rx.changed() => changed.ok()?,
+            _ = s.ping.tick() => return Some(Bytes::from_static(b": ping\n\n")),
+            () = s.shutdown.cancelled() => return None,
+        }
+    }
+}

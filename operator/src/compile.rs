@@ -1,0 +1,370 @@
+//! The pure step: the watched objects and Secrets of the operator's scope → one compile
+//! [`Outcome`] (snapshot or diagnostics, resolved credentials, a verdict per object).
+//!
+//! No I/O: the reconcilers hand in what their caches hold. Positions in diagnostics are
+//! relative to `spec.policy` (objects are wrapped with [`Loaded::detached`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use switchyard_crds::{
+    Budget, Config, DiagnosticSeverity, LLMProvider, Loaded, PolicyDiagnostic, RoutePolicy,
+};
+use switchyard_dsl::{Snapshot, SourceKind};
+
+/// Which of the three resources an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Kind {
+    LLMProvider,
+    RoutePolicy,
+    Budget,
+}
+
+/// `kind namespace/name` of one watched object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn of<K: kube::Resource>(kind: Kind, obj: &K) -> Self {
+        Self {
+            kind,
+            namespace: obj.meta().namespace.clone().unwrap_or_default(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Everything the compile reads: the caches' current contents.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub providers: Vec<LLMProvider>,
+    pub route_policies: Vec<RoutePolicy>,
+    pub budgets: Vec<Budget>,
+    pub secrets: Vec<Secret>,
+}
+
+/// Why an LLMProvider was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// `SecretMissing` or `Invalid`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The result of compiling one scope.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Hex SHA-256 of every input that matters (specs, generations, resolved credentials).
+    pub fingerprint: String,
+    /// The compiled snapshot; `None` when any object has an error.
+    pub snapshot: Option<Snapshot>,
+    /// Resolved API keys by provider name. Never logged.
+    pub credentials: BTreeMap<String, String>,
+    /// Providers that were not accepted; absent means accepted.
+    pub rejected: BTreeMap<ObjectKey, Rejection>,
+    /// Diagnostics of each RoutePolicy / Budget (empty vector: compiled cleanly).
+    pub diagnostics: BTreeMap<ObjectKey, Vec<PolicyDiagnostic>>,
+    /// Set when the provider catalogue had errors, so no policy could be compiled.
+    pub catalogue_error: Option<String>,
+    /// `metadata.generation` of every object that went into this compile.
+    pub generations: BTreeMap<ObjectKey, i64>,
+}
+
+impl Outcome {
+    /// Hex SHA-256 of the resolved credentials (to republish when only a key changed).
+    pub fn credentials_digest(&self) -> String {
+        digest(&self.credentials)
+    }
+
+    /// Error diagnostics of one policy object.
+    pub fn errors(&self, key: &ObjectKey) -> Vec<&PolicyDiagnostic> {
+        self.diagnostics
+            .get(key)
+            .map(|d| {
+                d.iter()
+                    .filter(|d| d.severity == DiagnosticSeverity::Error)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn digest<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(Sha256::digest(&json))
+}
+
+/// What changes the outcome: cheap to compute, so compiles are skipped when it is unchanged.
+pub fn fingerprint(inputs: &Inputs) -> String {
+    #[derive(Serialize)]
+    struct Entry<'a, S> {
+        key: ObjectKey,
+        generation: Option<i64>,
+        spec: &'a S,
+    }
+    fn entries<'a, K, S>(
+        kind: Kind,
+        objs: &'a [K],
+        spec: impl Fn(&'a K) -> &'a S,
+    ) -> Vec<Entry<'a, S>>
+    where
+        K: kube::Resource,
+    {
+        let mut v: Vec<Entry<'a, S>> = objs
+            .iter()
+            .map(|o| Entry {
+                key: ObjectKey::of(kind, o),
+                generation: o.meta().generation,
+                spec: spec(o),
+            })
+            .collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+    let (credentials, missing) = resolve_credentials(inputs);
+    let missing: BTreeMap<String, String> = missing
+        .into_iter()
+        .map(|(k, r)| (k.to_string(), r.message))
+        .collect();
+    digest(&(
+        entries(Kind::LLMProvider, &inputs.providers, |p| &p.spec),
+        entries(Kind::RoutePolicy, &inputs.route_policies, |p| &p.spec),
+        entries(Kind::Budget, &inputs.budgets, |p| &p.spec),
+        digest(&credentials),
+        missing,
+    ))
+}
+
+/// API keys of the providers whose Secret key resolved, and a rejection for each that did not.
+pub fn resolve_credentials(
+    inputs: &Inputs,
+) -> (BTreeMap<String, String>, BTreeMap<ObjectKey, Rejection>) {
+    let mut keys = BTreeMap::new();
+    let mut missing = BTreeMap::new();
+    for provider in &inputs.providers {
+        let Some(secret_ref) = provider
+            .spec
+            .credentials
+            .as_ref()
+            .and_then(|c| c.secret_ref.as_ref())
+        else {
+            continue;
+        };
+        let namespace = secret_ref
+            .namespace
+            .clone()
+            .or_else(|| provider.namespace())
+            .unwrap_or_default();
+        let secret = inputs.secrets.iter().find(|s| {
+            s.name_any() == secret_ref.name && s.namespace().as_deref() == Some(&namespace)
+        });
+        let value = secret.and_then(|s| {
+            s.string_data
+                .as_ref()
+                .and_then(|d| d.get(&secret_ref.key))
+                .map(|v| v.clone().into_bytes())
+                .or_else(|| {
+                    s.data
+                        .as_ref()
+                        .and_then(|d| d.get(&secret_ref.key))
+                        .map(|v| v.0.clone())
+                })
+        });
+        let key = ObjectKey::of(Kind::LLMProvider, provider);
+        let rejection = |message: String| Rejection {
+            reason: "SecretMissing",
+            message,
+        };
+        match (secret, value) {
+            (None, _) => {
+                missing.insert(
+                    key,
+                    rejection(format!(
+                        "secret `{namespace}/{}` (key `{}`) not found",
+                        secret_ref.name, secret_ref.key
+                    )),
+                );
+            }
+            (Some(_), None) => {
+                missing.insert(
+                    key,
+                    rejection(format!(
+                        "secret `{namespace}/{}` has no key `{}`",
+                        secret_ref.name, secret_ref.key
+                    )),
+                );
+            }
+            (Some(_), Some(bytes)) => match String::from_utf8(bytes) {
+                Ok(v) => {
+                    keys.insert(provider.name_any(), v.trim_end().to_string());
+                }
+                Err(_) => {
+                    missing.insert(
+                        key,
+                        Rejection {
+                            reason: "SecretInvalid",
+                            message: format!(
+                                "key `{}` of secret `{namespace}/{}` is not UTF-8 text",
+                                secret_ref.key, secret_ref.name
+                            ),
+                        },
+                    );
+                }
+            },
+        }
+    }
+    (keys, missing)
+}
+
+fn detached_name(kind: Kind, obj: &impl kube::Resource) -> String {
+    let key = ObjectKey::of(kind, obj);
+    format!("{:?}/{}/{}", key.kind, key.namespace, key.name)
+}
+
+/// Compiles every policy of the scope against its provider catalogue.
+pub fn compile(inputs: &Inputs) -> Outcome {
+    let fingerprint = fingerprint(inputs);
+    let (credentials, mut rejected) = resolve_credentials(inputs);
+    let config = Config {
+        providers: inputs
+            .providers
+            .iter()
+            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::LLMProvider, p)))
+            .collect(),
+        route_policies: inputs
+            .route_policies
+            .iter()
+            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::RoutePolicy, p)))
+            .collect(),
+        budgets: inputs
+            .budgets
+            .iter()
+            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::Budget, p)))
+            .collect(),
+        secrets: Vec::new(),
+    };
+    let mut generations = BTreeMap::new();
+    for p in &inputs.providers {
+        generations.insert(
+            ObjectKey::of(Kind::LLMProvider, p),
+            p.meta().generation.unwrap_or(0),
+        );
+    }
+    let mut diagnostics = BTreeMap::new();
+    for p in &inputs.route_policies {
+        let key = ObjectKey::of(Kind::RoutePolicy, p);
+        generations.insert(key.clone(), p.meta().generation.unwrap_or(0));
+        diagnostics.insert(key, Vec::new());
+    }
+    for p in &inputs.budgets {
+        let key = ObjectKey::of(Kind::Budget, p);
+        generations.insert(key.clone(), p.meta().generation.unwrap_or(0));
+        diagnostics.insert(key, Vec::new());
+    }
+
+    let mut outcome = Outcome {
+        fingerprint,
+        credentials,
+        generations,
+        ..Outcome::default()
+    };
+    match switchyard_crds::compile(&config) {
+        Err(errors) => {
+            let mut lines = Vec::new();
+            for error in errors.iter() {
+                let owner = config
+                    .providers
+                    .iter()
+                    .find(|p| p.origin.file == error.file);
+                let text = match &error.help {
+                    Some(help) => format!("{} (help: {help})", error.message),
+                    None => error.message.clone(),
+                };
+                if let Some(owner) = owner {
+                    let key = ObjectKey::of(Kind::LLMProvider, &owner.object);
+                    lines.push(format!("{}/{}: {text}", key.namespace, key.name));
+                    let entry = rejected.entry(key).or_insert(Rejection {
+                        reason: "Invalid",
+                        message: String::new(),
+                    });
+                    if entry.reason != "Invalid" {
+                        entry.reason = "Invalid";
+                        entry.message.clear();
+                    }
+                    if !entry.message.is_empty() {
+                        entry.message.push_str("; ");
+                    }
+                    entry.message.push_str(&text);
+                } else {
+                    lines.push(text);
+                }
+            }
+            outcome.catalogue_error = Some(lines.join("; "));
+        }
+        Ok(compiled) => {
+            let sources = switchyard_crds::sources(&config);
+            for diag in &compiled.diagnostics {
+                let Some(source) = sources.get(diag.source.0 as usize) else {
+                    continue;
+                };
+                let kind = match source.kind {
+                    SourceKind::Budgets => Kind::Budget,
+                    _ => Kind::RoutePolicy,
+                };
+                let (namespace, name) = source
+                    .origin
+                    .split_once('/')
+                    .map(|(n, m)| (n.to_string(), m.to_string()))
+                    .unwrap_or_else(|| (String::new(), source.origin.clone()));
+                let key = ObjectKey {
+                    kind,
+                    namespace,
+                    name,
+                };
+                diagnostics
+                    .entry(key)
+                    .or_default()
+                    .push(PolicyDiagnostic::from_diagnostic(diag, source));
+            }
+            outcome.snapshot = compiled.snapshot;
+        }
+    }
+    outcome.diagnostics = diagnostics;
+    outcome.rejected = rejected;
+    outcome
+}
+
+/// One line per diagnostic: `line:column: error: message (help: ...)`.
+pub fn render(diagnostics: &[&PolicyDiagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let severity = match d.severity {
+                DiagnosticSeverity::Error => "error",
+                DiagnosticSeverity::Warning => "warning",
+            };
+            match &d.help {
+                Some(help) => format!(
+                    "{}:{}: {severity}: {} (help: {help})",
+                    d.line, d.column, d.message
+                ),
+                None => format!("{}:{}: {severity}: {}", d.line, d.column, d.message),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,198 @@
+//! The state every reconcile shares: API client, event recorder, metrics, the watch caches,
+//! the last compile, the publisher and the pods on the control channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use switchyard_crds::{Budget, LLMProvider, RoutePolicy};
+use tokio::sync::watch;
+
+use crate::compile::{self, Inputs, Outcome};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::publish::{Pods, Publisher};
+
+/// Read handles of the four watch caches.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub providers: Store<LLMProvider>,
+    pub route_policies: Store<RoutePolicy>,
+    pub budgets: Store<Budget>,
+    pub secrets: Store<Secret>,
+}
+
+impl Stores {
+    async fn ready(&self) -> Result<()> {
+        let wait = async {
+            self.providers.wait_until_ready().await?;
+            self.route_policies.wait_until_ready().await?;
+            self.budgets.wait_until_ready().await?;
+            self.secrets.wait_until_ready().await
+        };
+        match tokio::time::timeout(Duration::from_secs(30), wait).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Error::NotReady),
+        }
+    }
+
+    fn inputs(&self) -> Inputs {
+        fn all<K: Clone + kube::runtime::reflector::Lookup>(s: &Store<K>) -> Vec<K>
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            s.state().iter().map(|o| (**o).clone()).collect()
+        }
+        Inputs {
+            providers: all(&self.providers),
+            route_policies: all(&self.route_policies),
+            budgets: all(&self.budgets),
+            secrets: all(&self.secrets),
+        }
+    }
+
+    /// The highest `status.snapshotVersion` any object records (from an earlier leader).
+    fn recorded_version(&self) -> u64 {
+        let p = self
+            .providers
+            .state()
+            .iter()
+            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .max();
+        let r = self
+            .route_policies
+            .state()
+            .iter()
+            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .max();
+        let b = self
+            .budgets
+            .state()
+            .iter()
+            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .max();
+        [p, r, b]
+            .into_iter()
+            .flatten()
+            .max()
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub stores: Stores,
+    pub publisher: Arc<Publisher>,
+    pub pods: Arc<Pods>,
+    /// Bumped when the compile outcome changes: every object's status is recomputed.
+    pub outcome_changed: watch::Sender<u64>,
+    last: tokio::sync::Mutex<Option<Arc<Outcome>>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("stores", &self.stores)
+            .field("publisher", &self.publisher)
+            .field("pods", &self.pods)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name events are reported under.
+pub const CONTROLLER_NAME: &str = "switchyard-operator";
+
+impl Context {
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        metrics: Arc<Metrics>,
+        publisher: Arc<Publisher>,
+        pods: Arc<Pods>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            stores,
+            publisher,
+            pods,
+            outcome_changed: watch::channel(0).0,
+            last: tokio::sync::Mutex::new(None),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The compile outcome of the caches' current contents: recompiled (and published when
+    /// the content changed) only when the inputs' fingerprint changed.
+    pub async fn outcome(&self) -> Result<Arc<Outcome>> {
+        self.stores.ready().await?;
+        let mut last = self.last.lock().await;
+        let inputs = self.stores.inputs();
+        let fingerprint = compile::fingerprint(&inputs);
+        if let Some(outcome) = last.as_ref()
+            && outcome.fingerprint == fingerprint
+        {
+            return Ok(outcome.clone());
+        }
+        if last.is_none() {
+            self.publisher.raise_floor(self.stores.recorded_version());
+        }
+        let started = std::time::Instant::now();
+        let outcome = Arc::new(compile::compile(&inputs));
+        let result = if outcome.snapshot.is_some() {
+            "ok"
+        } else {
+            "failed"
+        };
+        self.metrics.compiles.with_label_values(&[result]).inc();
+        if let Some(version) = self.publisher.publish(&outcome)? {
+            self.metrics.publications.inc();
+            self.metrics
+                .snapshot_version
+                .set(i64::try_from(version).unwrap_or(i64::MAX));
+            tracing::info!(
+                version,
+                hash = outcome.snapshot.as_ref().map(|s| s.hash.as_str()),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "published snapshot"
+            );
+        } else if outcome.snapshot.is_none() {
+            tracing::warn!("compile failed; the previous snapshot stays live");
+        }
+        *last = Some(outcome.clone());
+        self.outcome_changed.send_modify(|n| *n += 1);
+        Ok(outcome)
+    }
+
+    /// Forgets the failures of an object after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Exponential backoff: 1 s, 2 s, 4 s, ... up to 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let secs = 1u64 << (*n - 1).min(9);
+        Duration::from_secs(secs.min(300))
+    }
+}

@@ -1,0 +1,108 @@
+//! `switchyard-operator`: parses flags, starts logging, calls [`switchyard_operator::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use switchyard_operator::Settings;
+use switchyard_operator::leader::LeaseConfig;
+
+/// Switchyard's Kubernetes operator.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Watch only this namespace (default: all namespaces, compiled as one scope).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Address of the control channel proxies connect to.
+    #[arg(long, default_value = "0.0.0.0:8090")]
+    control_listen: SocketAddr,
+    /// File holding the control channel's bearer token.
+    #[arg(long)]
+    control_token_file: PathBuf,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    admin_listen: SocketAddr,
+    /// Run without leader election (one replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Name of the coordination.k8s.io/v1 Lease.
+    #[arg(long, default_value = "switchyard-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else --namespace, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// Lease duration in seconds; the holder renews every third of it.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
+    /// This replica's identity (default: $POD_NAME, else the host name).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Seconds between `: ping` comments on idle control streams.
+    #[arg(long, default_value_t = 15)]
+    ping_interval: u64,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+
+    let token = std::fs::read_to_string(&args.control_token_file)
+        .with_context(|| format!("cannot read {}", args.control_token_file.display()))?
+        .trim()
+        .to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "{} is empty: the control channel needs a token",
+        args.control_token_file.display()
+    );
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("switchyard-operator-{}", std::process::id()));
+    let lease = (!args.no_leader_election).then(|| {
+        let duration = Duration::from_secs(args.lease_duration.max(3));
+        LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .or_else(|| args.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
+            identity: identity.clone(),
+            duration,
+            renew_every: duration / 3,
+        }
+    });
+    let settings = Settings {
+        namespace: args.namespace,
+        control_listen: args.control_listen,
+        control_token: token,
+        admin_listen: args.admin_listen,
+        lease,
+        identity,
+        ping: Duration::from_secs(args.ping_interval.max(1)),
+    };
+    switchyard_operator::run(settings).await?;
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Published snapshot versions and the proxy pods that run them.
+//!
+//! [`Publisher`] holds the live version (a `watch` channel the control channel streams from);
+//! [`Pods`] tracks which pods are connected and which version each acknowledged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use switchyard_dsl::channel::{Ack, SnapshotEnvelope};
+use tokio::sync::watch;
+
+use crate::compile::{ObjectKey, Outcome};
+
+/// One published version, with its SSE `data:` line ready to send.
+#[derive(Debug)]
+pub struct Publication {
+    pub version: u64,
+    pub hash: String,
+    pub credentials_digest: String,
+    /// The generation of every object this version was compiled from (or, after an edit that
+    /// left the content hash unchanged, the generation it equally represents).
+    pub generations: BTreeMap<ObjectKey, i64>,
+    /// The [`SnapshotEnvelope`] as one line of JSON.
+    pub data: Arc<str>,
+}
+
+/// The live snapshot version. Versions are monotonic: the first one is above every version
+/// recorded in the objects' status and every version a pod reported holding.
+#[derive(Debug)]
+pub struct Publisher {
+    tx: watch::Sender<Option<Arc<Publication>>>,
+    floor: Mutex<u64>,
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self {
+            tx: watch::channel(None).0,
+            floor: Mutex::new(0),
+        }
+    }
+}
+
+impl Publisher {
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Publication>>> {
+        self.tx.subscribe()
+    }
+
+    pub fn current(&self) -> Option<Arc<Publication>> {
+        self.tx.borrow().clone()
+    }
+
+    /// Makes the next version at least `version + 1` (a version seen in status or from a pod).
+    pub fn raise_floor(&self, version: u64) {
+        let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        *floor = (*floor).max(version);
+    }
+
+    /// Publishes the outcome's snapshot when its content hash or credentials differ from the
+    /// live version; returns the new version. A failed compile publishes nothing.
+    pub fn publish(&self, outcome: &Outcome) -> Result<Option<u64>, serde_json::Error> {
+        let Some(snapshot) = &outcome.snapshot else {
+            return Ok(None);
+        };
+        let credentials_digest = outcome.credentials_digest();
+        let current = self.current();
+        if let Some(live) = &current
+            && live.hash == snapshot.hash
+            && live.credentials_digest == credentials_digest
+        {
+            if live.generations != outcome.generations {
+                // Same content: the live version stands for the new generations too.
+                let updated = Publication {
+                    version: live.version,
+                    hash: live.hash.clone(),
+                    credentials_digest,
+                    generations: outcome.generations.clone(),
+                    data: live.data.clone(),
+                };
+                self.tx.send_replace(Some(Arc::new(updated)));
+            }
+            return Ok(None);
+        }
+        let version = {
+            let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+            let live = current.as_ref().map_or(0, |p| p.version);
+            let version = (*floor).max(live) + 1;
+            *floor = version;
+            version
+        };
+        let envelope = SnapshotEnvelope {
+            version,
+            snapshot: snapshot.clone(),
+            credentials: outcome.credentials.clone(),
+        };
+        let data: Arc<str> = serde_json::to_string(&envelope)?.into();
+        self.tx.send_replace(Some(Arc::new(Publication {
+            version,
+            hash: snapshot.hash.clone(),
+            credentials_digest,
+            generations: outcome.generations.clone(),
+            data,
+        })));
+        Ok(Some(version))
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct PodState {
+    streams: usize,
+    version: Option<u64>,
+    applied: bool,
+    error: Option<String>,
+}
+
+/// Proxy pods seen on the control channel.
+#[derive(Debug)]
+pub struct Pods {
+    inner: Mutex<HashMap<String, PodState>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Pods {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+/// Rollout of one version over the connected pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollout {
+    pub applied: usize,
+    pub connected: usize,
+    /// `pod: error` of pods that refused the version.
+    pub refused: Vec<String>,
+}
+
+impl Rollout {
+    /// `applied/connected`, e.g. `2/2`.
+    pub fn ratio(&self) -> String {
+        format!("{}/{}", self.applied, self.connected)
+    }
+}
+
+impl Pods {
+    /// Bumped whenever a connection or an ack changes the counts.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HashMap<String, PodState>)) {
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut inner);
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A pod opened a stream holding `have` (a pod that holds a version runs it).
+    pub fn connected(&self, pod: &str, have: u64) {
+        self.update(|pods| {
+            let state = pods.entry(pod.to_string()).or_default();
+            state.streams += 1;
+            if have > 0 && state.version.is_none_or(|v| v < have) {
+                state.version = Some(have);
+                state.applied = true;
+                state.error = None;
+            }
+        });
+    }
+
+    pub fn disconnected(&self, pod: &str) {
+        self.update(|pods| {
+            if let Some(state) = pods.get_mut(pod) {
+                state.streams = state.streams.saturating_sub(1);
+            }
+        });
+    }
+
+    pub fn ack(&self, ack: &Ack) {
+        self.update(|pods| {
+            let state = pods.entry(ack.pod.clone()).or_default();
+            state.version = Some(ack.version);
+            state.applied = ack.applied;
+            state.error = ack.error.clone();
+        });
+    }
+
+    pub fn connected_count(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.values().filter(|p| p.streams > 0).count()
+    }
+
+    /// How many connected pods run `version`.
+    pub fn rollout(&self, version: u64) -> Rollout {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rollout = Rollout {
+            applied: 0,
+            connected: 0,
+            refused: Vec::new(),
+        };
+        let mut names: Vec<&String> = inner.keys().collect();
+        names.sort();
+        for name in names {
+            let state = &inner[name];
+            if state.streams == 0 {
+                continue;
+            }
+            rollout.connected += 1;
+            if state.version == Some(version) {
+                if state.applied {
+                    rollout.applied += 1;
+                } else {
+                    rollout.refused.push(format!(
+                        "{name}: {}",
+                        state.error.as_deref().unwrap_or("refused")
+                    ));
+                }
+            }
+        }
+        rollout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_connected_pods_that_acked_the_version() {
+        let pods = Pods::default();
+        pods.connected("a", 0);
+        pods.connected("b", 3);
+        pods.ack(&Ack {
+            pod: "a".into(),
+            version: 3,
+            hash: "h".into(),
+            applied: true,
+            error: None,
+        });
+        assert_eq!(pods.rollout(3).ratio(), "2/2");
+        pods.disconnected("b");
+        assert_eq!(pods.rollout(3).ratio(), "1/1");
+        assert_eq!(pods.rollout(4).ratio(), "0/1");
+    }
+}

@@ -1,0 +1,262 @@
+//! Wiring: listeners, leader election, the three controllers and the Secret watch.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Controller;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use switchyard_crds::{Budget, LLMProvider, RoutePolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, Admin};
+use crate::channel::{self, Channel};
+use crate::context::{Context, Stores};
+use crate::error::{Error, Result};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::publish::{Pods, Publisher};
+use crate::reconcile::{Watched, error_policy, reconcile};
+
+/// Process settings, validated once by the binary.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch one namespace; `None` watches all and compiles them as one scope.
+    pub namespace: Option<String>,
+    pub control_listen: SocketAddr,
+    pub control_token: String,
+    pub admin_listen: SocketAddr,
+    pub lease: Option<LeaseConfig>,
+    pub identity: String,
+    pub ping: Duration,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Yields `()` whenever the watched value changes.
+fn changes(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+}
+
+/// Runs until SIGTERM / SIGINT (`Ok`) or until the leader lease is lost (`Err`).
+pub async fn run(settings: Settings) -> Result<()> {
+    let client = Client::try_default().await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    run_with(client, settings, shutdown).await
+}
+
+async fn signals(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+/// [`run`] with a given client and shutdown token.
+pub async fn run_with(
+    client: Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let publisher = Arc::new(Publisher::default());
+    let pods = Arc::new(Pods::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let admin_listener = TcpListener::bind(settings.admin_listen).await?;
+    let control_listener = TcpListener::bind(settings.control_listen).await?;
+    tracing::info!(addr = %admin_listener.local_addr()?, "admin (healthz, readyz, metrics) listening");
+    tracing::info!(addr = %control_listener.local_addr()?, "control channel listening");
+    let admin = Arc::new(Admin {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    let admin_server = tokio::spawn(crate::http::serve(
+        admin_listener,
+        move |req| admin::handle(admin.clone(), req),
+        shutdown.clone(),
+    ));
+    let channel = Arc::new(Channel {
+        token: settings.control_token.clone(),
+        publisher: publisher.clone(),
+        pods: pods.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        ping: settings.ping,
+    });
+    let control_server = tokio::spawn(crate::http::serve(
+        control_listener,
+        move |req| channel::handle(channel.clone(), req),
+        shutdown.clone(),
+    ));
+
+    // Leader election: wait for the Lease, then hold it in the background.
+    let lease_lost = CancellationToken::new();
+    let mut holder = None;
+    if let Some(cfg) = settings.lease.clone() {
+        tracing::info!(lease = %cfg.name, namespace = %cfg.namespace, "waiting for the leader lease");
+        if !leader::acquire(client.clone(), &cfg, &shutdown).await {
+            return stop(admin_server, control_server).await;
+        }
+        let (c, stop_holding, lost) = (client.clone(), shutdown.clone(), lease_lost.clone());
+        holder = Some(tokio::spawn(async move {
+            let result = leader::hold(c, cfg, stop_holding).await;
+            lost.cancel();
+            result
+        }));
+    }
+    metrics.is_leader.set(1);
+
+    let ns = settings.namespace.as_deref();
+    let wc = watcher::Config::default();
+    let providers = Controller::new(api::<LLMProvider>(&client, ns), wc.clone());
+    let routes = Controller::new(api::<RoutePolicy>(&client, ns), wc.clone());
+    let budgets = Controller::new(api::<Budget>(&client, ns), wc.clone());
+    let (secret_store, secret_writer) = reflector::store::<Secret>();
+    let stores = Stores {
+        providers: providers.store(),
+        route_policies: routes.store(),
+        budgets: budgets.store(),
+        secrets: secret_store,
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores,
+        metrics.clone(),
+        publisher,
+        pods.clone(),
+        Some(settings.identity.clone()),
+    ));
+
+    // Secrets only feed the cache; any change makes every object re-check its inputs.
+    let secrets_changed = watch::channel(0u64).0;
+    let secret_events = reflector(
+        secret_writer,
+        watcher(api::<Secret>(&client, ns), wc).default_backoff(),
+    );
+    let notify = secrets_changed.clone();
+    let secret_task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(secret_events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+                ) => {
+                    notify.send_modify(|n| *n += 1);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "secret watch failed; retrying"),
+            }
+        }
+    });
+
+    let ready_ctx = ctx.clone();
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        loop {
+            match ready_ctx.outcome().await {
+                Ok(_) => {
+                    ready_flag.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => tracing::info!(error = %e, "waiting for the caches"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+
+    let stopping = {
+        let (a, b) = (shutdown.clone(), lease_lost.clone());
+        move || {
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                tokio::select! {
+                    () = a.cancelled() => {}
+                    () = b.cancelled() => {}
+                }
+            }
+        }
+    };
+    let triggers = |ctx: &Arc<Context>| {
+        futures::stream::select_all([
+            changes(ctx.outcome_changed.subscribe()).boxed(),
+            changes(ctx.pods.subscribe()).boxed(),
+            changes(secrets_changed.subscribe()).boxed(),
+        ])
+    };
+    tokio::join!(
+        drive(providers, triggers(&ctx), stopping(), ctx.clone()),
+        drive(routes, triggers(&ctx), stopping(), ctx.clone()),
+        drive(budgets, triggers(&ctx), stopping(), ctx.clone()),
+    );
+    ready.store(false, Ordering::Relaxed);
+    metrics.is_leader.set(0);
+    secret_task.abort();
+    shutdown.cancel();
+    let lease_result = match holder {
+        Some(h) => h.await.unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    stop(admin_server, control_server).await?;
+    lease_result
+}
+
+async fn drive<K: Watched>(
+    controller: Controller<K>,
+    triggers: impl Stream<Item = ()> + Send + 'static,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ctx: Arc<Context>,
+) {
+    controller
+        .reconcile_all_on(triggers)
+        .graceful_shutdown_on(stop)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+}
+
+async fn stop(
+    admin: tokio::task::JoinHandle<()>,
+    control: tokio::task::JoinHandle<()>,
+) -> Result<()> {
+    for task in [admin, control] {
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            return Err(Error::Config("servers did not stop within 5 s".into()));
+        }
+    }
+    Ok(())
+}
