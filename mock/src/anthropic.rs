@@ -49,11 +49,13 @@ pub fn stock_error(status: u16) -> (&'static str, &'static str) {
     match status {
         400 => ("Bad request (mock).", "invalid_request_error"),
         401 => ("invalid x-api-key (mock)", "authentication_error"),
+        402 => ("Your credit balance is too low (mock).", "billing_error"),
         403 => (
             "Your API key does not have permission to use the specified resource (mock).",
             "permission_error",
         ),
         404 => ("Not found (mock).", "not_found_error"),
+        409 => ("Conflict (mock).", "conflict_error"),
         413 => (
             "Request exceeds the maximum allowed size (mock).",
             "request_too_large",

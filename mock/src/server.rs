@@ -266,11 +266,11 @@ impl Format {
     pub fn of(method: &Method, path: &str, headers: &hyper::HeaderMap) -> Self {
         if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
             Self::Gemini
-        } else if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-            Self::Anthropic
-        } else if method == Method::GET
-            && path.starts_with("/v1/models")
-            && headers.contains_key("anthropic-version")
+        } else if path == "/v1/messages"
+            || path.starts_with("/v1/messages/")
+            || (method == Method::GET
+                && path.starts_with("/v1/models")
+                && headers.contains_key("anthropic-version"))
         {
             Self::Anthropic
         } else {

@@ -300,3 +300,108 @@ async fn configured_ttft_and_pace_delay_the_stream() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
     assert!(text.ends_with("data: [DONE]\n\n"));
 }
+
+fn weather_tools() -> Value {
+    json!([{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather", "parameters": common::weather_schema()
+    }}])
+}
+
+#[tokio::test]
+async fn tools_get_a_deterministic_tool_call_and_results_get_text() {
+    let server = common::start("alpha").await;
+    let request = chat("Weather in Paris?", json!({"tools": weather_tools()}));
+    let body = json(post(&server, "/v1/chat/completions", &request).await).await;
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let call = &choice["message"]["tool_calls"][0];
+    assert!(
+        call["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_"))
+    );
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value = serde_json::from_str(
+        call["function"]["arguments"]
+            .as_str()
+            .expect("arguments are a string"),
+    )
+    .expect("arguments are JSON");
+    assert_eq!(arguments["unit"], "celsius");
+
+    let answer = json!({
+        "model": "gpt-4o",
+        "tools": weather_tools(),
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "18C"}
+        ]
+    });
+    let answer = json(post(&server, "/v1/chat/completions", &answer).await).await;
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert!(answer["choices"][0]["message"]["content"].is_string());
+
+    let none = chat(
+        "hi",
+        json!({"tools": weather_tools(), "tool_choice": "none"}),
+    );
+    let none = json(post(&server, "/v1/chat/completions", &none).await).await;
+    assert_eq!(none["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn streamed_tool_call_sends_argument_pieces() {
+    let server = common::start("alpha").await;
+    let request = chat(
+        "Weather?",
+        json!({"tools": weather_tools(), "tool_choice": "required", "stream": true}),
+    );
+    let response = post(&server, "/v1/chat/completions", &request).await;
+    let text = response.text().await.expect("body");
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("json chunk"))
+        .collect();
+    let first = &chunks[0]["choices"][0]["delta"];
+    assert_eq!(first["role"], "assistant");
+    assert_eq!(first["tool_calls"][0]["function"]["name"], "get_weather");
+    assert_eq!(first["tool_calls"][0]["index"], 0);
+    let arguments: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    let arguments: Value = serde_json::from_str(&arguments).expect("pieces join into JSON");
+    assert_eq!(arguments["unit"], "celsius");
+    assert_eq!(
+        chunks
+            .last()
+            .map(|c| c["choices"][0]["finish_reason"].clone()),
+        Some(json!("tool_calls"))
+    );
+}
+
+#[tokio::test]
+async fn stream_error_fault_sends_an_error_data_line() {
+    let server = common::start("alpha").await;
+    let response = common::post_with(
+        &server,
+        "/v1/chat/completions",
+        &chat("hi", json!({"stream": true})),
+        &[(
+            "x-mock-fault",
+            r#"{"kind":"stream_error","after_chunks":2,"message":"boom"}"#,
+        )],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let data = sse_data(&response.text().await.expect("body"));
+    assert_eq!(data.len(), 3);
+    let error: Value = serde_json::from_str(&data[2]).expect("json");
+    assert_eq!(error["error"]["message"], "boom");
+    assert_eq!(error["error"]["type"], "server_error");
+}

@@ -93,3 +93,34 @@ pub async fn read_until_error(mut response: reqwest::Response) -> (String, bool)
         }
     }
 }
+
+/// The events of an SSE body as (`event:` name, `data:` payload), in order.
+pub fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|event| !event.trim().is_empty())
+        .map(|event| {
+            let mut name = None;
+            let mut data = String::new();
+            for line in event.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+/// A tool definition's parameters: a weather lookup with a required city and unit.
+pub fn weather_schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+        },
+        "required": ["city", "unit"]
+    })
+}
