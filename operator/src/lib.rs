@@ -35,3 +35,8 @@ pub use context::{Context, Stores};
 pub use error::{Error, Result};
 pub use reconcile::{Watched, error_policy, reconcile};
 pub use run::{Settings, run, run_with};
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
