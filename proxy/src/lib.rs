@@ -18,15 +18,18 @@
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod ctx;
 pub mod metrics;
 pub mod providers;
+pub mod quota;
 pub mod router;
 pub mod server;
 pub mod service;
 pub mod settings;
 pub mod stream;
+pub mod translate;
 pub mod upstream;
 
 /// The configuration and metrics interfaces the request path calls.

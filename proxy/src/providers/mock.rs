@@ -161,6 +161,7 @@ impl ProviderAdapter for Mock {
                     embedding_dimensions: EMBEDDING_DIMENSIONS,
                     models: &[],
                     owner: &req.provider.name,
+                    forced_tool: None,
                 };
                 let reply = match req.endpoint {
                     Endpoint::ChatCompletions => openai::chat_completions(&req.body, &ctx),

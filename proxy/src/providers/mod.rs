@@ -1,8 +1,11 @@
 //! Provider adapters: how one attempt against one target is made. Each provider kind sits
 //! behind [`ProviderAdapter`] and answers with a [`ResponseSource`] the router relays.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
+pub mod translated;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +74,8 @@ pub trait ProviderAdapter: Send + Sync {
 /// Every adapter, by provider kind.
 pub struct Providers {
     openai: openai::OpenAi,
+    anthropic: anthropic::Anthropic,
+    gemini: gemini::Gemini,
     mock: mock::Mock,
 }
 
@@ -83,21 +88,22 @@ impl std::fmt::Debug for Providers {
 impl Providers {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         Self {
-            openai: openai::OpenAi::new(upstream),
+            openai: openai::OpenAi::new(Arc::clone(&upstream)),
+            anthropic: anthropic::Anthropic::new(Arc::clone(&upstream)),
+            gemini: gemini::Gemini::new(upstream),
             mock: mock::Mock::default(),
         }
     }
 
-    /// The adapter for `kind`, or why there is none yet.
+    /// The adapter for `kind`.
     pub fn adapter(&self, kind: ProviderKind) -> Result<&dyn ProviderAdapter, AttemptError> {
         match kind {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => {
                 Ok(&self.openai)
             }
             ProviderKind::Mock => Ok(&self.mock),
-            ProviderKind::Anthropic | ProviderKind::Gemini => Err(AttemptError::Unavailable(
-                format!("provider kind `{}` is not supported yet", kind.as_str()),
-            )),
+            ProviderKind::Anthropic => Ok(&self.anthropic),
+            ProviderKind::Gemini => Ok(&self.gemini),
         }
     }
 }

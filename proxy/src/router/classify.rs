@@ -109,6 +109,22 @@ pub fn classify(status: u16, body: &[u8]) -> ErrorClass {
     let code = fields.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
     let kind = fields.kind.as_deref().unwrap_or("");
     let said = |w: &str| code == w || kind == w;
+    // Codes that name the class outright (OpenAI's, and those the translating adapters
+    // write for Anthropic and Gemini errors) win over the status.
+    if status >= 400 {
+        if said("insufficient_quota") {
+            return ErrorClass::QuotaExhausted;
+        }
+        if said("context_length_exceeded") {
+            return ErrorClass::ContextTooLong;
+        }
+        if said("content_policy_violation") {
+            return ErrorClass::ContentPolicy;
+        }
+        if said("server_overloaded") {
+            return ErrorClass::Overloaded;
+        }
+    }
     match status {
         429 if said("insufficient_quota") => ErrorClass::QuotaExhausted,
         429 => ErrorClass::RateLimited,
