@@ -1,8 +1,10 @@
-"""Fixtures for the OpenAI SDK tests: where the proxy and its mock upstreams are.
+"""Fixtures for the SDK tests: where the proxy and its mock upstreams are.
 
 `cargo test -p switchyard-tests --test python_sdk` starts everything and sets these:
 
-SWITCHYARD_URL            the proxy's OpenAI base URL, http://127.0.0.1:PORT/v1
+SWITCHYARD_URL            the proxy's OpenAI base URL, http://127.0.0.1:PORT/v1 (the Anthropic
+                          SDK takes the same URL without /v1)
+SWITCHYARD_MOCKS          test_providers.py: JSON {name: url} of the mocks behind its routes
 SWITCHYARD_MOCK_A         the mock behind the `chat` and `embeddings` routes (http://127.0.0.1:PORT)
 SWITCHYARD_BAD_MOCKS      comma-separated mocks behind the `doomed` route (scripted to fail here)
 SWITCHYARD_CUT_MOCK       the mock behind the `cut-stream` route (scripted to cut streams here)
@@ -87,6 +89,31 @@ def cut_mock():
     mock.reset()
     yield mock
     mock.reset()
+
+
+@pytest.fixture(scope="session")
+def proxy_root(base_url: str) -> str:
+    """The proxy without /v1: the Anthropic SDK adds /v1/messages itself."""
+    return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
+
+
+@pytest.fixture(scope="session")
+def anthropic_client(proxy_root: str):
+    import anthropic
+
+    # No SDK retries, as for the OpenAI client.
+    return anthropic.Anthropic(base_url=proxy_root, api_key="sk-test", max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def mocks() -> dict:
+    """Every mock of test_providers.py by name, reset before and after the test."""
+    named = {name: Mock(url) for name, url in json.loads(_env("SWITCHYARD_MOCKS")).items()}
+    for mock in named.values():
+        mock.reset()
+    yield named
+    for mock in named.values():
+        mock.reset()
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,23 @@ pub const PROVIDERS_FILE: &str = "providers.yaml";
 /// The file that [`ConfigDir::write_policy`] rewrites.
 pub const ROUTES_FILE: &str = "routes.yaml";
 
-/// One `openai-compatible` provider.
+/// `spec.type` of an OpenAI-style provider.
+pub const OPENAI_COMPATIBLE: &str = "openai-compatible";
+/// `spec.type` of an Anthropic Messages provider.
+pub const ANTHROPIC: &str = "anthropic";
+/// `spec.type` of a Google Gemini provider.
+pub const GEMINI: &str = "gemini";
+
+/// One `LLMProvider`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
     /// `metadata.name`, the `provider` half of `provider/model` in policies.
     pub name: String,
-    /// `spec.baseUrl`, e.g. `http://127.0.0.1:PORT/v1`.
+    /// `spec.type`: [`OPENAI_COMPATIBLE`], [`ANTHROPIC`] or [`GEMINI`].
+    pub kind: String,
+    /// `spec.baseUrl`, e.g. `http://127.0.0.1:PORT/v1` (OpenAI-style) or
+    /// `http://127.0.0.1:PORT` (Anthropic and Gemini: the proxy adds `/v1/messages` or
+    /// `/v1beta/models/...`).
     pub base_url: String,
     /// The model names it serves.
     pub models: Vec<String>,
@@ -66,9 +77,30 @@ impl ConfigDir {
     pub fn add_provider(&mut self, name: &str, base_url: &str, models: &[&str]) -> &mut Self {
         self.add(Provider {
             name: name.into(),
+            kind: OPENAI_COMPATIBLE.into(),
             base_url: base_url.into(),
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             key_env: None,
+        })
+    }
+
+    /// Adds a provider of `kind` ([`ANTHROPIC`], [`GEMINI`], ...) at `base_url` serving
+    /// `models`, its key read from the environment variable `key_env`, and rewrites
+    /// `providers.yaml`.
+    pub fn add_typed_provider(
+        &mut self,
+        name: &str,
+        kind: &str,
+        base_url: &str,
+        models: &[&str],
+        key_env: Option<&str>,
+    ) -> &mut Self {
+        self.add(Provider {
+            name: name.into(),
+            kind: kind.into(),
+            base_url: base_url.into(),
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            key_env: key_env.map(str::to_owned),
         })
     }
 
@@ -100,8 +132,8 @@ impl ConfigDir {
 /// The `LLMProvider` document of `provider`.
 pub fn provider_yaml(provider: &Provider) -> String {
     let mut yaml = format!(
-        "apiVersion: switchyard.dev/v1alpha1\nkind: LLMProvider\nmetadata:\n  name: {}\nspec:\n  type: openai-compatible\n  baseUrl: {}\n",
-        provider.name, provider.base_url
+        "apiVersion: switchyard.dev/v1alpha1\nkind: LLMProvider\nmetadata:\n  name: {}\nspec:\n  type: {}\n  baseUrl: {}\n",
+        provider.name, provider.kind, provider.base_url
     );
     if let Some(env) = &provider.key_env {
         let _ = writeln!(yaml, "  credentials:\n    env: {env}");
@@ -142,6 +174,18 @@ mod tests {
             yaml.ends_with("  policy: |\n    route a {\n      use x/y\n    }\n"),
             "{yaml}"
         );
+    }
+
+    #[test]
+    fn typed_providers_carry_their_type_and_key() {
+        let mut config = ConfigDir::new();
+        config.add_typed_provider("c", ANTHROPIC, "http://127.0.0.1:1", &["m"], Some("K"));
+        let yaml = std::fs::read_to_string(config.path().join(PROVIDERS_FILE)).expect("written");
+        assert!(
+            yaml.contains("  type: anthropic\n  baseUrl: http://127.0.0.1:1\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("  credentials:\n    env: K\n"), "{yaml}");
     }
 
     #[test]

@@ -221,6 +221,9 @@ impl ProxyProcess {
                 .args(["--listen", &listen.to_string()])
                 .args(["--admin-listen", &admin.to_string()])
                 .args(&options.args)
+                // No client keys in these configs: serve them as anonymous unless a test
+                // sets `SWITCHYARD_ALLOW_ANONYMOUS=false`.
+                .env("SWITCHYARD_ALLOW_ANONYMOUS", "true")
                 .envs(options.env.iter().map(|(k, v)| (k, v)))
                 .env(
                     "RUST_LOG",

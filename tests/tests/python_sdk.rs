@@ -1,5 +1,11 @@
-//! The official OpenAI Python SDK, unchanged, against the real proxy: starts the mocks and
-//! `switchyard-proxy`, then runs `python3 -m pytest tests/python` with their addresses.
+//! The official OpenAI and Anthropic Python SDKs, unchanged, against the real proxy: each test
+//! starts the mocks and `switchyard-proxy`, then runs `python3 -m pytest` on its files in
+//! `tests/python` with their addresses.
+//!
+//! - `openai_python_sdk_against_the_proxy`: `test_openai_sdk.py`, OpenAI-type upstreams.
+//! - `sdks_across_providers_against_the_proxy`: `test_providers.py`, the Anthropic SDK on
+//!   `/v1/messages` and the OpenAI SDK on `/v1/chat/completions`, served by OpenAI-,
+//!   Anthropic- and Gemini-type mocks, and failover across providers.
 //!
 //! Needs `python3 -m pip install -r tests/python/requirements.txt`; fails (never skips) without.
 
@@ -7,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use switchyard_tests::config::{ANTHROPIC, GEMINI};
 use switchyard_tests::process::ProxyOptions;
 use switchyard_tests::{ConfigDir, MockProcess, ProxyProcess};
 
@@ -46,21 +53,20 @@ fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
-/// Fails with install instructions when the SDK or pytest is missing.
-fn require_python_packages() {
+/// Fails with install instructions when an SDK (`openai`, `anthropic`) or pytest is missing.
+fn require_python_packages(sdks: &[&str]) {
     let requirements = python_dir().join("requirements.txt");
-    let output = Command::new(python())
-        .args(["-c", "import openai, pytest; print(openai.__version__)"])
-        .output();
+    let script = format!(
+        "import pytest, {0}; print(' '.join(m.__name__ + ' ' + m.__version__ for m in [{0}]))",
+        sdks.join(", ")
+    );
+    let output = Command::new(python()).args(["-c", &script]).output();
     match output {
         Ok(output) if output.status.success() => {
-            eprintln!(
-                "openai SDK {}",
-                String::from_utf8_lossy(&output.stdout).trim()
-            );
+            eprintln!("SDKs: {}", String::from_utf8_lossy(&output.stdout).trim());
         }
         Ok(output) => panic!(
-            "the OpenAI SDK tests need the `openai` and `pytest` Python packages:\n  \
+            "the SDK tests need the {sdks:?} and `pytest` Python packages:\n  \
              {} -m pip install -r {}\n{}",
             python(),
             requirements.display(),
@@ -74,9 +80,39 @@ fn require_python_packages() {
     }
 }
 
+/// Run pytest on `files` (in `tests/python`) with `env`; panics with the output and the
+/// proxy's log when a test fails.
+fn run_pytest(proxy: &ProxyProcess, files: &[&str], env: &[(&str, String)]) {
+    let started = Instant::now();
+    let mut command = Command::new(python());
+    command
+        .args(["-m", "pytest", "-q", "-rfE", "--color=no"])
+        .args(files.iter().map(|f| python_dir().join(f)))
+        .current_dir(python_dir())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("SWITCHYARD_URL", proxy.base_url())
+        // Never send loopback traffic through a proxy from the environment.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("pytest took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(
+        output.status.success(),
+        "pytest failed ({}):\n{stdout}\n{stderr}\n--- switchyard-proxy log ---\n{}",
+        output.status,
+        proxy.log()
+    );
+    eprintln!("{stdout}");
+}
+
 #[test]
 fn openai_python_sdk_against_the_proxy() {
-    require_python_packages();
+    require_python_packages(&["openai"]);
 
     let mock_a = MockProcess::named("mock-a");
     let bad_a = MockProcess::named("bad-a");
@@ -103,32 +139,114 @@ fn openai_python_sdk_against_the_proxy() {
         },
     );
 
-    let started = Instant::now();
-    let output = Command::new(python())
-        .args(["-m", "pytest", "-q", "-rfE", "--color=no"])
-        .arg(python_dir())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("SWITCHYARD_URL", proxy.base_url())
-        .env("SWITCHYARD_MOCK_A", mock_a.url())
-        .env(
-            "SWITCHYARD_BAD_MOCKS",
-            format!("{},{}", bad_a.url(), bad_b.url()),
-        )
-        .env("SWITCHYARD_CUT_MOCK", cut.url())
-        .env("SWITCHYARD_MAX_BODY_BYTES", MAX_BODY_BYTES.to_string())
-        // Never send loopback traffic through a proxy from the environment.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("pytest took {:.1}s", started.elapsed().as_secs_f64());
-    assert!(
-        output.status.success(),
-        "pytest failed ({}):\n{stdout}\n{stderr}\n--- switchyard-proxy log ---\n{}",
-        output.status,
-        proxy.log()
+    run_pytest(
+        &proxy,
+        &["test_openai_sdk.py"],
+        &[
+            ("SWITCHYARD_MOCK_A", mock_a.url()),
+            (
+                "SWITCHYARD_BAD_MOCKS",
+                format!("{},{}", bad_a.url(), bad_b.url()),
+            ),
+            ("SWITCHYARD_CUT_MOCK", cut.url()),
+            ("SWITCHYARD_MAX_BODY_BYTES", MAX_BODY_BYTES.to_string()),
+        ],
     );
-    eprintln!("{stdout}");
+}
+
+/// The environment variable the proxy reads the Anthropic and Gemini mocks' key from.
+const UPSTREAM_KEY_ENV: &str = "SWITCHYARD_TEST_UPSTREAM_KEY";
+
+const PROVIDERS_POLICY: &str = r#"
+# One upstream of each wire format.
+route via-openai {
+  when model == "via-openai"
+  use oai/gpt-4o
+}
+
+route claude {
+  when model == "claude-sonnet-4-5"
+  use claude/claude-sonnet-4-5
+}
+
+route gemini {
+  when model == "gemini-2.0-flash"
+  use gem/gemini-2.0-flash
+}
+
+# `flaky` (OpenAI type) is scripted to answer 503; the Anthropic-type mock takes over.
+route cross-failover {
+  when model == "cross-failover"
+  use flaky/gpt-4o
+  failover to claude/claude-sonnet-4-5
+}
+
+# `busy` (Anthropic type) is scripted per test; only classified overload and rate limits
+# fail over, to Gemini.
+route classified-failover {
+  when model == "classified-failover"
+  use busy/claude-sonnet-4-5
+  failover to gem/gemini-2.0-flash when overloaded or rate_limited
+}
+"#;
+
+#[test]
+fn sdks_across_providers_against_the_proxy() {
+    require_python_packages(&["openai", "anthropic"]);
+
+    // The Anthropic and Gemini mocks answer as the real APIs do without credentials, so the
+    // proxy must send `x-api-key` + `anthropic-version` and `x-goog-api-key`.
+    let oai = MockProcess::named("oai");
+    let flaky = MockProcess::named("flaky");
+    let claude = MockProcess::spawn(&["--name", "claude", "--require-auth"]);
+    let busy = MockProcess::spawn(&["--name", "busy", "--require-auth"]);
+    let gem = MockProcess::spawn(&["--name", "gem", "--require-auth"]);
+
+    let mut config = ConfigDir::new();
+    config
+        .add_provider("oai", &oai.base_url(), &["gpt-4o"])
+        .add_provider("flaky", &flaky.base_url(), &["gpt-4o"])
+        .add_typed_provider(
+            "claude",
+            ANTHROPIC,
+            &claude.url(),
+            &["claude-sonnet-4-5"],
+            Some(UPSTREAM_KEY_ENV),
+        )
+        .add_typed_provider(
+            "busy",
+            ANTHROPIC,
+            &busy.url(),
+            &["claude-sonnet-4-5"],
+            Some(UPSTREAM_KEY_ENV),
+        )
+        .add_typed_provider(
+            "gem",
+            GEMINI,
+            &gem.url(),
+            &["gemini-2.0-flash"],
+            Some(UPSTREAM_KEY_ENV),
+        );
+    config.write_policy(PROVIDERS_POLICY);
+
+    let proxy = ProxyProcess::spawn_with(
+        config.path(),
+        &ProxyOptions {
+            args: Vec::new(),
+            env: vec![(UPSTREAM_KEY_ENV.into(), "sk-upstream-test".into())],
+        },
+    );
+
+    let mocks = serde_json::json!({
+        "oai": oai.url(),
+        "flaky": flaky.url(),
+        "claude": claude.url(),
+        "busy": busy.url(),
+        "gem": gem.url(),
+    });
+    run_pytest(
+        &proxy,
+        &["test_providers.py"],
+        &[("SWITCHYARD_MOCKS", mocks.to_string())],
+    );
 }

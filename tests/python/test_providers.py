@@ -1,0 +1,430 @@
+"""The official Anthropic and OpenAI Python SDKs, unchanged, against switchyard-proxy with
+upstreams of every wire format (see tests/tests/python_sdk.rs for the routes):
+
+model                 route                   upstream (mock name, type)
+via-openai            via-openai              oai, openai-compatible
+claude-sonnet-4-5     claude                  claude, anthropic
+gemini-2.0-flash      gemini                  gem, gemini
+cross-failover        cross-failover          flaky (openai, scripted 503) -> claude
+classified-failover   classified-failover     busy (anthropic) -> gem on overloaded/rate_limited
+
+Mocks answer 16 one-word tokens; prompt tokens are ceil(characters / 4); a request that offers
+tools gets a deterministic call of the first tool unless it hands back a tool result.
+"""
+
+import json
+import math
+
+import anthropic
+import openai
+import pytest
+
+PROMPT = "Say hello to the gateway."
+PROMPT_TOKENS = math.ceil(len(PROMPT) / 4)
+COMPLETION_TOKENS = 16
+
+# Each model name and the mock that serves it.
+TARGETS = {
+    "via-openai": "oai",
+    "claude-sonnet-4-5": "claude",
+    "gemini-2.0-flash": "gem",
+}
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "The city"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
+    "required": ["city", "unit"],
+}
+ANTHROPIC_TOOLS = [
+    {"name": "get_weather", "description": "The weather in a city", "input_schema": WEATHER_SCHEMA}
+]
+OPENAI_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": WEATHER_SCHEMA,
+        },
+    }
+]
+
+
+def upstream_paths(mock) -> list:
+    return [entry["path"] for entry in mock.requests()]
+
+
+def assert_served_by(mocks, name: str, count: int = 1):
+    """`name` got `count` API requests and no other mock got any."""
+    for other, mock in mocks.items():
+        sent = mock.requests()
+        if other == name:
+            assert len(sent) == count, (name, sent)
+        else:
+            assert sent == [], (other, sent)
+
+
+def assert_upstream_wire(mock_name: str, entry: dict):
+    """The request reached the mock in its own wire format, with its own credentials."""
+    if mock_name == "claude":
+        assert entry["path"] == "/v1/messages", entry
+        assert entry["headers"].get("x-api-key") == "[redacted]", entry["headers"]
+        assert entry["headers"].get("anthropic-version"), entry["headers"]
+        assert isinstance(entry["body"]["max_tokens"], int)
+    elif mock_name == "gem":
+        assert entry["path"].startswith("/v1beta/models/gemini-2.0-flash:"), entry
+        assert entry["body"]["contents"], entry
+    else:
+        assert entry["path"] == "/v1/chat/completions", entry
+        assert entry["body"]["model"] == "gpt-4o"
+
+
+# --- the Anthropic SDK on /v1/messages --------------------------------------------------
+
+ANTHROPIC_MODELS = list(TARGETS)
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_message(anthropic_client, mocks, model):
+    raw = anthropic_client.messages.with_raw_response.create(
+        model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert raw.status_code == 200
+    message = raw.parse()
+    assert isinstance(message, anthropic.types.Message)
+    assert message.type == "message"
+    assert message.role == "assistant"
+    assert message.id
+    assert message.stop_reason == "end_turn"
+    assert len(message.content) == 1
+    assert message.content[0].type == "text"
+    assert len(message.content[0].text.split()) == COMPLETION_TOKENS
+    assert message.usage.input_tokens == PROMPT_TOKENS
+    assert message.usage.output_tokens == COMPLETION_TOKENS
+
+    name = TARGETS[model]
+    assert_served_by(mocks, name)
+    assert_upstream_wire(name, mocks[name].requests()[0])
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_stream(anthropic_client, mocks, model):
+    with anthropic_client.messages.stream(
+        model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(text.split()) == COMPLETION_TOKENS, text
+    assert final.content[0].type == "text"
+    assert final.content[0].text == text
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == COMPLETION_TOKENS
+    assert final.usage.input_tokens == PROMPT_TOKENS
+    assert_served_by(mocks, TARGETS[model])
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_raw_event_sequence(anthropic_client, mocks, model):
+    events = list(
+        anthropic_client.messages.create(
+            model=model,
+            max_tokens=256,
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+        )
+    )
+    types = [e.type for e in events]
+    assert types[0] == "message_start", types
+    assert types[-1] == "message_stop", types
+    assert types[-2] == "message_delta", types
+    assert "content_block_start" in types and "content_block_stop" in types, types
+    deltas = [e for e in events if e.type == "content_block_delta"]
+    assert deltas and all(d.delta.type == "text_delta" for d in deltas)
+    assert events[-2].delta.stop_reason == "end_turn"
+    assert events[-2].usage.output_tokens == COMPLETION_TOKENS
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_tool_use_and_result(anthropic_client, mocks, model):
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    message = anthropic_client.messages.create(
+        model=model, max_tokens=256, messages=[question], tools=ANTHROPIC_TOOLS
+    )
+    assert message.stop_reason == "tool_use"
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert len(uses) == 1, message.content
+    use = uses[0]
+    assert use.name == "get_weather"
+    assert use.id
+    assert use.input["unit"] == "celsius"
+    assert isinstance(use.input["city"], str) and use.input["city"]
+
+    name = TARGETS[model]
+    sent = mocks[name].requests()[0]["body"]
+    if name == "oai":
+        assert sent["tools"][0]["function"]["name"] == "get_weather"
+    elif name == "gem":
+        declarations = sent["tools"][0]["functionDeclarations"]
+        assert declarations[0]["name"] == "get_weather"
+    else:
+        assert sent["tools"][0]["name"] == "get_weather"
+
+    answer = anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=[
+            question,
+            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18 C, sunny"}],
+            },
+        ],
+        tools=ANTHROPIC_TOOLS,
+    )
+    assert answer.stop_reason == "end_turn"
+    assert answer.content[0].type == "text"
+    assert len(answer.content[0].text.split()) == COMPLETION_TOKENS
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_streamed_tool_use(anthropic_client, mocks, model):
+    with anthropic_client.messages.stream(
+        model=model,
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=ANTHROPIC_TOOLS,
+        tool_choice={"type": "any"},
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    use = [b for b in final.content if b.type == "tool_use"][0]
+    assert use.name == "get_weather"
+    assert use.input["unit"] == "celsius"
+    json_deltas = [
+        e for e in events if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+    ]
+    assert json_deltas, [e.type for e in events]
+
+
+def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
+    cached = "x" * 400
+    message = anthropic_client.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=256,
+        system=[{"type": "text", "text": cached, "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": PROMPT}],
+    )
+    assert message.usage.cache_read_input_tokens == 100
+    assert message.usage.input_tokens == PROMPT_TOKENS
+
+
+@pytest.mark.parametrize(
+    "status, error_class",
+    [
+        (400, anthropic.BadRequestError),
+        (429, anthropic.RateLimitError),
+    ],
+)
+@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5"])
+def test_anthropic_sdk_errors_have_anthropic_shape(anthropic_client, mocks, model, status, error_class):
+    mocks[TARGETS[model]].script({"default": {"kind": "status", "status": status}})
+    with pytest.raises(error_class) as raised:
+        anthropic_client.messages.create(
+            model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert raised.value.status_code == status
+    body = raised.value.body
+    assert isinstance(body, dict), body
+    assert body.get("type") == "error", body
+    assert isinstance(body["error"]["type"], str) and body["error"]["message"], body
+
+
+# --- the OpenAI SDK on /v1/chat/completions, Anthropic and Gemini upstreams --------------
+
+OPENAI_MODELS = ["claude-sonnet-4-5", "gemini-2.0-flash"]
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_chat(client, mocks, model):
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert raw.status_code == 200
+    completion = raw.parse()
+    assert completion.object == "chat.completion"
+    assert completion.id
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert len(choice.message.content.split()) == COMPLETION_TOKENS
+    assert choice.finish_reason == "stop"
+    assert completion.usage.prompt_tokens == PROMPT_TOKENS
+    assert completion.usage.completion_tokens == COMPLETION_TOKENS
+    assert completion.usage.total_tokens == PROMPT_TOKENS + COMPLETION_TOKENS
+    name = TARGETS[model]
+    assert name in raw.headers.get("x-switchyard-provider", ""), dict(raw.headers)
+    assert_served_by(mocks, name)
+    assert_upstream_wire(name, mocks[name].requests()[0])
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_stream_with_usage(client, mocks, model):
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) == COMPLETION_TOKENS, text
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    usage = [c.usage for c in chunks if c.usage]
+    assert usage, "a usage chunk at the end"
+    assert usage[-1].prompt_tokens == PROMPT_TOKENS
+    assert usage[-1].completion_tokens == COMPLETION_TOKENS
+    assert_served_by(mocks, TARGETS[model])
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_tool_call_and_result(client, mocks, model):
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    completion = client.chat.completions.create(model=model, messages=[question], tools=OPENAI_TOOLS)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.type == "function"
+    assert call.id
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    assert arguments["unit"] == "celsius"
+
+    name = TARGETS[model]
+    sent = mocks[name].requests()[0]["body"]
+    if name == "gem":
+        assert sent["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+    else:
+        assert sent["tools"][0]["name"] == "get_weather"
+        assert sent["tools"][0]["input_schema"]["required"] == ["city", "unit"]
+
+    answer = client.chat.completions.create(
+        model=model,
+        messages=[
+            question,
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18 C, sunny"},
+        ],
+        tools=OPENAI_TOOLS,
+    )
+    assert answer.choices[0].finish_reason == "stop"
+    assert len(answer.choices[0].message.content.split()) == COMPLETION_TOKENS
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_streamed_tool_call(client, mocks, model):
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Weather in Oslo?"}],
+            tools=OPENAI_TOOLS,
+            tool_choice="required",
+            stream=True,
+        )
+    )
+    name, arguments, ids = "", "", set()
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        for delta in chunk.choices[0].delta.tool_calls or []:
+            assert delta.index == 0
+            if delta.id:
+                ids.add(delta.id)
+            if delta.function and delta.function.name:
+                name += delta.function.name
+            if delta.function and delta.function.arguments:
+                arguments += delta.function.arguments
+    assert name == "get_weather"
+    assert len(ids) == 1
+    assert json.loads(arguments)["unit"] == "celsius"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["tool_calls"]
+
+
+# --- failover across providers ------------------------------------------------------------
+
+
+def test_failover_from_openai_503_to_anthropic(client, mocks):
+    mocks["flaky"].script({"default": {"kind": "status", "status": 503, "message": "scripted outage"}})
+    raw = client.chat.completions.with_raw_response.create(
+        model="cross-failover", messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert raw.status_code == 200
+    completion = raw.parse()
+    # A well-formed OpenAI response, though Anthropic answered.
+    assert completion.object == "chat.completion"
+    assert completion.id
+    assert completion.choices[0].message.role == "assistant"
+    assert len(completion.choices[0].message.content.split()) == COMPLETION_TOKENS
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.prompt_tokens == PROMPT_TOKENS
+    assert completion.usage.completion_tokens == COMPLETION_TOKENS
+    assert "claude" in raw.headers.get("x-switchyard-provider", ""), dict(raw.headers)
+    assert raw.headers.get("x-switchyard-attempts") == "2", dict(raw.headers)
+    assert upstream_paths(mocks["flaky"]) == ["/v1/chat/completions"]
+    assert upstream_paths(mocks["claude"]) == ["/v1/messages"]
+
+
+def test_failover_from_openai_503_to_anthropic_streamed(client, mocks):
+    mocks["flaky"].script({"default": {"kind": "status", "status": 503}})
+    chunks = list(
+        client.chat.completions.create(
+            model="cross-failover",
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) == COMPLETION_TOKENS, text
+    assert upstream_paths(mocks["claude"]) == ["/v1/messages"]
+
+
+def test_failover_with_the_anthropic_sdk(anthropic_client, mocks):
+    mocks["flaky"].script({"default": {"kind": "status", "status": 503}})
+    message = anthropic_client.messages.create(
+        model="cross-failover", max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert message.type == "message"
+    assert len(message.content[0].text.split()) == COMPLETION_TOKENS
+    assert upstream_paths(mocks["claude"]) == ["/v1/messages"]
+
+
+def test_classified_overload_fails_over_to_gemini(client, mocks):
+    mocks["busy"].script({"default": {"kind": "status", "status": 529}})
+    completion = client.chat.completions.create(
+        model="classified-failover", messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert len(completion.choices[0].message.content.split()) == COMPLETION_TOKENS
+    assert upstream_paths(mocks["busy"]) == ["/v1/messages"]
+    assert len(mocks["gem"].requests()) == 1
+
+
+def test_classified_bad_request_does_not_fail_over(client, mocks):
+    mocks["busy"].script({"default": {"kind": "status", "status": 400, "message": "bad tool schema"}})
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="classified-failover", messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert raised.value.status_code == 400
+    # Returned in the shape of the API the client called: OpenAI's.
+    body = raised.value.body
+    assert isinstance(body, dict) and body.get("message"), body
+    assert mocks["gem"].requests() == []
