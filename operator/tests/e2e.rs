@@ -1,0 +1,627 @@
+//! The operator end to end against a real kube-apiserver (1.20, see tests/k8s/README.md).
+//!
+//! Starts etcd + kube-apiserver, installs the CRDs, applies `examples/quickstart` into a
+//! namespace, runs the `switchyard-operator` binary as a user that has only the RBAC rules of
+//! operator/README.md, connects two subscribers to the control channel (plain HTTP: read the
+//! event stream, POST acks) and checks status, rollout counts, propagation of an edit, a broken
+//! policy keeping the old snapshot, a missing Secret, and graceful shutdown on SIGTERM.
+//!
+//! `SWITCHYARD_KUBE_APISERVER=$(bash tests/k8s/build-apiserver.sh) cargo test -p
+//! switchyard-operator --test e2e -- --include-ignored`
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use switchyard_crds::{LLMProvider, RoutePolicy};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use support::apiserver::{ApiServer, OPERATOR_USER, free_ports, tail};
+
+const NS: &str = "e2e";
+const TOKEN: &str = "e2e-control-token";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("operator/ is inside the workspace")
+        .to_path_buf()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator process
+// ---------------------------------------------------------------------------------------------
+
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    control: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path, dir: &Path) -> Self {
+        let [control, admin] = free_ports::<2>();
+        let control: SocketAddr = ([127, 0, 0, 1], control).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
+        let token_file = dir.join("control-token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
+        let log = dir.join("operator.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard-operator"))
+            .args([
+                "--namespace",
+                NS,
+                "--lease-namespace",
+                NS,
+                "--identity",
+                "e2e-operator",
+            ])
+            .args(["--control-listen", &control.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .arg("--control-token-file")
+            .arg(&token_file)
+            .args(["--ping-interval", "1"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,switchyard_operator=debug,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .spawn()
+            .expect("start switchyard-operator");
+        Self {
+            child,
+            log,
+            control,
+            admin,
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        tail(&self.log, 40)
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("operator exited ({status}):\n{}", self.log_tail());
+            }
+            if let Ok(response) = http(self.admin, "GET /readyz", None, "").await
+                && response.starts_with("HTTP/1.0 200")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator not ready:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.0 exchange (the server closes the connection): the whole response.
+async fn http(
+    addr: SocketAddr,
+    request_line: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{request_line} HTTP/1.0\r\nHost: operator\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A control-channel subscriber standing in for a proxy pod
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Received {
+    version: u64,
+    hash: String,
+    at: Instant,
+}
+
+struct Subscriber {
+    latest: watch::Receiver<Option<Received>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Subscriber {
+    async fn connect(addr: SocketAddr, pod: &'static str) -> Self {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .expect("connect control channel");
+        let request = format!(
+            "GET /v1/snapshots/stream?have=0&pod={pod} HTTP/1.0\r\nHost: operator\r\n\
+             Authorization: Bearer {TOKEN}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut lines = BufReader::new(stream).lines();
+        let status = lines.next_line().await.expect("read").unwrap_or_default();
+        assert!(status.contains(" 200 "), "stream refused: {status}");
+        let (tx, latest) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut event = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ")
+                    && event == "snapshot"
+                {
+                    let at = Instant::now();
+                    let envelope: Value = serde_json::from_str(data).expect("envelope JSON");
+                    let version = envelope["version"].as_u64().expect("version");
+                    let hash = envelope["snapshot"]["hash"]
+                        .as_str()
+                        .expect("hash")
+                        .to_string();
+                    let ack = json!({"pod": pod, "version": version, "hash": hash, "applied": true, "error": null});
+                    let response = http(addr, "POST /v1/acks", Some(TOKEN), &ack.to_string())
+                        .await
+                        .expect("ack");
+                    assert!(
+                        response.starts_with("HTTP/1.0 204"),
+                        "ack refused: {response}"
+                    );
+                    tx.send_replace(Some(Received { version, hash, at }));
+                } else if line.is_empty() {
+                    event.clear();
+                }
+            }
+        });
+        Self { latest, task }
+    }
+
+    fn current(&self) -> Option<Received> {
+        self.latest.borrow().clone()
+    }
+
+    async fn wait_for(&mut self, pred: impl Fn(&Received) -> bool) -> Received {
+        let got = tokio::time::timeout(
+            WAIT,
+            self.latest.wait_for(|r| r.as_ref().is_some_and(&pred)),
+        )
+        .await
+        .expect("subscriber did not get the expected version in time")
+        .expect("subscriber stream ended");
+        got.clone().expect("some")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster set-up
+// ---------------------------------------------------------------------------------------------
+
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in switchyard_crds::crds() {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("CRD watch");
+    }
+}
+
+/// The Role of operator/README.md, bound to the operator's user.
+async fn grant_operator_rbac(client: &Client) {
+    let rules = json!([
+        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders", "routepolicies", "budgets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders/status", "routepolicies/status", "budgets/status"], "verbs": ["get", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]);
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "switchyard-operator", "namespace": NS},
+        "rules": rules,
+    }))
+    .expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "switchyard-operator", "namespace": NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "switchyard-operator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}],
+    }))
+    .expect("binding");
+    Api::<Role>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    Api::<RoleBinding>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+}
+
+/// Creates every quickstart object in [`NS`].
+async fn apply_quickstart(client: &Client) {
+    let config = switchyard_crds::load_paths(&[workspace().join("examples/quickstart")])
+        .unwrap_or_else(|e| panic!("examples/quickstart does not load:\n{e}"));
+    let pp = PostParams::default();
+    for p in config.providers {
+        let mut o = p.object;
+        o.metadata.namespace = Some(NS.into());
+        Api::<LLMProvider>::namespaced(client.clone(), NS)
+            .create(&pp, &o)
+            .await
+            .expect("create provider");
+    }
+    for p in config.route_policies {
+        let mut o = p.object;
+        o.metadata.namespace = Some(NS.into());
+        Api::<RoutePolicy>::namespaced(client.clone(), NS)
+            .create(&pp, &o)
+            .await
+            .expect("create route policy");
+    }
+    for p in config.budgets {
+        let mut o = p.object;
+        o.metadata.namespace = Some(NS.into());
+        Api::<switchyard_crds::Budget>::namespaced(client.clone(), NS)
+            .create(&pp, &o)
+            .await
+            .expect("create budget");
+    }
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// Polls an object's status until `pred` holds; panics with the last status and the log.
+async fn wait_status<K>(
+    api: &Api<K>,
+    name: &str,
+    op: &Operator,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let obj = api.get(name).await.expect("get");
+        let status = serde_json::to_value(&obj).expect("json")["status"].clone();
+        if pred(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {what} not reached; status: {status:#}\noperator log:\n{}",
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a kube-apiserver: see tests/k8s/README.md"]
+async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver() {
+    let Some(apiserver) = std::env::var_os("SWITCHYARD_KUBE_APISERVER") else {
+        panic!(
+            "SWITCHYARD_KUBE_APISERVER is not set: build the server with \
+             `tests/k8s/build-apiserver.sh` and run \
+             `SWITCHYARD_KUBE_APISERVER=$(bash tests/k8s/build-apiserver.sh) cargo test -p \
+             switchyard-operator --test e2e -- --include-ignored` (see tests/k8s/README.md)"
+        );
+    };
+    let started = Instant::now();
+    let server = ApiServer::start(Path::new(&apiserver)).await;
+    let client = server.client.clone().expect("ready");
+    eprintln!("kube-apiserver ready after {:?}", started.elapsed());
+
+    install_crds(&client).await;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    grant_operator_rbac(&client).await;
+    apply_quickstart(&client).await;
+
+    let mut op = Operator::start(&server.operator_kubeconfig(), server.dir.path());
+    op.wait_ready().await;
+
+    // The control channel wants the token.
+    let refused = http(
+        op.control,
+        "GET /v1/snapshots/stream?have=0&pod=x",
+        None,
+        "",
+    )
+    .await
+    .expect("request");
+    assert!(refused.starts_with("HTTP/1.0 401"), "{refused}");
+    let refused = http(op.control, "POST /v1/acks", Some("wrong"), "{}")
+        .await
+        .expect("request");
+    assert!(refused.starts_with("HTTP/1.0 401"), "{refused}");
+
+    let mut a = Subscriber::connect(op.control, "proxy-a").await;
+    let mut b = Subscriber::connect(op.control, "proxy-b").await;
+    let first = a.wait_for(|_| true).await;
+    let first_b = b.wait_for(|r| r.version == first.version).await;
+    assert_eq!(first.hash, first_b.hash);
+    eprintln!(
+        "both subscribers run version {} ({})",
+        first.version,
+        &first.hash[..12]
+    );
+
+    let policies: Api<RoutePolicy> = Api::namespaced(client.clone(), NS);
+    let v1 = first.version as i64;
+    let status = wait_status(&policies, "quickstart", &op, "Compiled=True, 2/2", |s| {
+        condition(s, "Compiled").is_some_and(|c| c["status"] == "True")
+            && s["snapshotVersion"] == v1
+            && s["appliedPods"] == "2/2"
+            && condition(s, "Applied").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    assert_eq!(status["snapshotHash"], first.hash.as_str());
+    let providers: Api<LLMProvider> = Api::namespaced(client.clone(), NS);
+    wait_status(&providers, "mock-primary", &op, "Accepted=True, 2/2", |s| {
+        condition(s, "Accepted").is_some_and(|c| c["status"] == "True") && s["appliedPods"] == "2/2"
+    })
+    .await;
+
+    // Edit the policy: both subscribers get the new version.
+    let original = policies.get("quickstart").await.expect("get").spec.policy;
+    let edited = original.replace("retry 1 backoff", "retry 2 backoff");
+    assert_ne!(
+        edited, original,
+        "the quickstart policy has `retry 1 backoff`"
+    );
+    let applied_at = Instant::now();
+    policies
+        .patch(
+            "quickstart",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"policy": edited}})),
+        )
+        .await
+        .expect("edit policy");
+    let second = a.wait_for(|r| r.version > first.version).await;
+    let second_b = b.wait_for(|r| r.version == second.version).await;
+    let propagation = second.at.max(second_b.at) - applied_at;
+    eprintln!(
+        "PROPAGATION: apply -> both subscribers hold version {}: {:.1} ms",
+        second.version,
+        propagation.as_secs_f64() * 1000.0
+    );
+    assert_ne!(second.hash, first.hash);
+    let v2 = second.version as i64;
+    wait_status(&policies, "quickstart", &op, "version 2 applied 2/2", |s| {
+        s["snapshotVersion"] == v2 && s["appliedPods"] == "2/2" && s["observedGeneration"] == 2
+    })
+    .await;
+
+    // Break the policy: Compiled=False with line:column, nothing new is pushed.
+    let broken = edited.replace("use mock-primary/mock-small", "use mock-primry/mock-small");
+    assert_ne!(broken, edited);
+    policies
+        .patch(
+            "quickstart",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"policy": broken}})),
+        )
+        .await
+        .expect("break policy");
+    let status = wait_status(&policies, "quickstart", &op, "Compiled=False", |s| {
+        condition(s, "Compiled").is_some_and(|c| c["status"] == "False")
+    })
+    .await;
+    let compiled = condition(&status, "Compiled").expect("Compiled");
+    let message = compiled["message"].as_str().expect("message");
+    eprintln!("broken policy: {message}");
+    let diag = &status["diagnostics"][0];
+    let (line, column) = (
+        diag["line"].as_i64().expect("line"),
+        diag["column"].as_i64().expect("column"),
+    );
+    assert!(
+        message.starts_with(&format!("{line}:{column}: error: ")),
+        "{message}"
+    );
+    assert!(message.contains("mock-primry"), "{message}");
+    assert_eq!(status["snapshotVersion"], v2, "the old snapshot stays live");
+    assert_eq!(
+        condition(&status, "Applied").expect("Applied")["status"],
+        "False"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        a.current().map(|r| r.version),
+        Some(second.version),
+        "no new version pushed"
+    );
+    assert_eq!(
+        b.current().map(|r| r.version),
+        Some(second.version),
+        "no new version pushed"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let recorded = events.list(&Default::default()).await.expect("list events");
+    assert!(
+        recorded
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("CompileFailed")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("quickstart")),
+        "no CompileFailed event: {:?}",
+        recorded.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+    );
+
+    // Fix it again: the content equals the live version's, so no new version is needed and
+    // the policy's status comes back to that version, rolled out.
+    policies
+        .patch(
+            "quickstart",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"policy": edited}})),
+        )
+        .await
+        .expect("fix policy");
+    wait_status(
+        &policies,
+        "quickstart",
+        &op,
+        "fixed: version 2 applied 2/2",
+        |s| {
+            condition(s, "Compiled").is_some_and(|c| c["status"] == "True")
+                && condition(s, "Applied").is_some_and(|c| c["status"] == "True")
+                && s["snapshotVersion"] == v2
+                && s["observedGeneration"] == 4
+        },
+    )
+    .await;
+    assert_eq!(
+        a.current().map(|r| r.version),
+        Some(second.version),
+        "same content, same version"
+    );
+    let third = second.clone();
+
+    // A provider whose Secret is missing says so; creating the Secret fixes it.
+    let keyed: LLMProvider = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "LLMProvider",
+        "metadata": {"name": "keyed", "namespace": NS},
+        "spec": {
+            "type": "openai",
+            "credentials": {"secretRef": {"name": "openai-key", "key": "apiKey"}},
+            "models": [{"name": "gpt-4o", "pricing": {"inputPerMillion": 2.5, "outputPerMillion": 10}}]
+        }
+    }))
+    .expect("provider");
+    providers
+        .create(&PostParams::default(), &keyed)
+        .await
+        .expect("create keyed");
+    let status = wait_status(
+        &providers,
+        "keyed",
+        &op,
+        "Accepted=False SecretMissing",
+        |s| {
+            condition(s, "Accepted")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "SecretMissing")
+        },
+    )
+    .await;
+    let message = condition(&status, "Accepted").expect("Accepted")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("openai-key") && message.contains("apiKey"),
+        "{message}"
+    );
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "openai-key", "namespace": NS},
+        "stringData": {"apiKey": "sk-e2e-secret"}
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
+    wait_status(&providers, "keyed", &op, "Accepted=True", |s| {
+        condition(s, "Accepted").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let latest = a.wait_for(|r| r.version > third.version).await;
+    eprintln!("credentials change published version {}", latest.version);
+
+    // Metrics and graceful shutdown.
+    let metrics = http(op.admin, "GET /metrics", None, "")
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("switchyard_operator_snapshot_version"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_operator_connected_pods 2"),
+        "{metrics}"
+    );
+    let pid = op.child.id().to_string();
+    let term_at = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = loop {
+        if let Some(status) = op.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            term_at.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM:\n{}",
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "operator exit {exit}:\n{}", op.log_tail());
+    eprintln!(
+        "operator stopped {:?} after SIGTERM; whole test {:?}",
+        term_at.elapsed(),
+        started.elapsed()
+    );
+}
