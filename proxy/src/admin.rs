@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text, `text/plain; version=0.0.4` |
 //! | `GET /admin/snapshot` | version, hash, routes, budgets, providers and credential states |
 //! | `GET /admin/targets` | the router's per-target health |
+//! | `GET /admin/budgets` | per budget and scope: spent, remaining, reset time, state |
 //!
 //! Anything else is a 404 (405 for other methods) with an OpenAI-shaped JSON error.
 
@@ -38,11 +39,13 @@ pub fn admin_service<H: TargetHealth>(
     config: Arc<ConfigHandle>,
     metrics: Arc<Metrics>,
     health: Arc<H>,
+    quota: Option<Arc<crate::quota::Quota>>,
 ) -> impl pingora::services::Service + 'static {
     let app = AdminApp {
         config,
         metrics,
         health,
+        quota,
     };
     let mut service =
         pingora::services::listening::Service::new("switchyard admin".to_string(), app);
@@ -57,6 +60,8 @@ pub struct AdminApp<H> {
     pub config: Arc<ConfigHandle>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<H>,
+    /// Budget usage for `/admin/budgets` (none: an empty list).
+    pub quota: Option<Arc<crate::quota::Quota>>,
 }
 
 impl<H> std::fmt::Debug for AdminApp<H> {
@@ -75,6 +80,9 @@ impl<H: TargetHealth> ServeHttp for AdminApp<H> {
             // A body we do not read must not be taken for the next request.
             session.set_keepalive(None);
         }
+        if method == Method::GET && session.req_header().uri.path() == "/admin/budgets" {
+            return self.budgets().await;
+        }
         self.handle(&method, session.req_header().uri.path())
     }
 }
@@ -84,7 +92,12 @@ impl<H: TargetHealth> AdminApp<H> {
     pub fn handle(&self, method: &Method, path: &str) -> Response<Vec<u8>> {
         let known = matches!(
             path,
-            "/healthz" | "/readyz" | "/metrics" | "/admin/snapshot" | "/admin/targets"
+            "/healthz"
+                | "/readyz"
+                | "/metrics"
+                | "/admin/snapshot"
+                | "/admin/targets"
+                | "/admin/budgets"
         );
         if !known {
             return error(
@@ -118,7 +131,19 @@ impl<H: TargetHealth> AdminApp<H> {
                 text(StatusCode::OK, metrics::CONTENT_TYPE, self.metrics.render())
             }
             "/admin/snapshot" => json(StatusCode::OK, &snapshot_view(&self.config.current())),
+            "/admin/budgets" => json(StatusCode::OK, &serde_json::json!({ "budgets": [] })),
             _ => json(StatusCode::OK, &self.health.targets_json()),
+        }
+    }
+
+    /// `GET /admin/budgets`: usage per budget and scope (the store is asked, hence async).
+    pub async fn budgets(&self) -> Response<Vec<u8>> {
+        match &self.quota {
+            Some(q) => json(
+                StatusCode::OK,
+                &q.status(&self.config.current().snapshot).await,
+            ),
+            None => json(StatusCode::OK, &serde_json::json!({ "budgets": [] })),
         }
     }
 }
@@ -253,6 +278,7 @@ mod tests {
             config: Arc::new(ConfigHandle::new(active)),
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(FakeHealth),
+            quota: None,
         }
     }
 

@@ -34,6 +34,21 @@ pub struct RequestCtx {
     pub error: Option<String>,
     /// Whether a stream ended with an error event instead of `[DONE]`.
     pub stream_error: bool,
+    /// The client key id, team and user, once authenticated.
+    pub identity: Option<crate::auth::Identity>,
+    /// The budget reservation to meter a stream against and settle at the end.
+    pub quota: Option<QuotaHold>,
+    /// A budget's downgrade target, served instead of the route's candidates.
+    pub downgrade: Option<switchyard_dsl::ir::TargetId>,
+    /// `provider/model (budget NAME)` for the `x-switchyard-downgraded` header.
+    pub downgraded: Option<String>,
+}
+
+/// The quota service and this request's reservation.
+#[derive(Debug, Clone)]
+pub struct QuotaHold {
+    pub quota: std::sync::Arc<crate::quota::Quota>,
+    pub reservation: std::sync::Arc<crate::quota::Reservation>,
 }
 
 impl RequestCtx {
@@ -52,6 +67,10 @@ impl RequestCtx {
             usage: None,
             error: None,
             stream_error: false,
+            identity: None,
+            quota: None,
+            downgrade: None,
+            downgraded: None,
         }
     }
 }

@@ -18,10 +18,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod ctx;
 pub mod metrics;
 pub mod providers;
+pub mod quota;
 pub mod router;
 pub mod server;
 pub mod service;

@@ -48,6 +48,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The registry, for families other modules own (budgets, auth).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = counter_vec(

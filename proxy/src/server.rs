@@ -34,12 +34,24 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         metrics: Arc::clone(&shared.metrics),
     };
     let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
-    Gateway::new(
+    let mut gateway = Gateway::new(
         Arc::clone(&shared.config),
         router,
         settings.max_body_bytes,
         draw,
-    )
+    );
+    gateway.allow_anonymous = settings.allow_anonymous;
+    match crate::quota::Quota::new(
+        settings.redis_url.as_deref(),
+        settings.redis_failure,
+        settings.default_max_tokens,
+        shared.metrics.registry(),
+    ) {
+        Ok(q) => gateway.quota = Arc::new(q),
+        // `Settings::validate` checks the URL first; this is a last resort.
+        Err(e) => tracing::error!(error = %e, "budgets are counted in memory"),
+    }
+    gateway
 }
 
 /// A pingora server with the proxy service on `settings.listen` and the admin service on
@@ -52,9 +64,11 @@ pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
     conf.daemon = false;
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let gateway = gateway(settings, shared);
+    let quota = Arc::clone(&gateway.quota);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        gateway(settings, shared),
+        gateway,
         "switchyard proxy",
     );
     proxy.add_tcp(&settings.listen.to_string());
@@ -64,6 +78,7 @@ pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
         Arc::clone(&shared.config),
         Arc::clone(&shared.metrics),
         Arc::clone(&shared.health),
+        Some(quota),
     ));
     Ok(server)
 }

@@ -143,6 +143,14 @@ impl Gateway {
             }
             "/v1/chat/completions" => self.proxy(session, ctx, Endpoint::ChatCompletions).await,
             "/v1/embeddings" => self.proxy(session, ctx, Endpoint::Embeddings).await,
+            "/v1/messages" => {
+                ctx.endpoint = crate::api::anthropic::LABEL;
+                if method != Method::POST {
+                    Err(ApiError::method_not_allowed(method.as_str(), &path))
+                } else {
+                    self.proxy(session, ctx, Endpoint::Messages).await
+                }
+            }
             p if p == "/v1/models" || p.starts_with("/v1/models/") => {
                 if method != Method::GET {
                     Err(ApiError::method_not_allowed(method.as_str(), &path))
@@ -183,8 +191,12 @@ impl Gateway {
         ctx.endpoint = match endpoint {
             Endpoint::ChatCompletions => "chat",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => crate::api::anthropic::LABEL,
         };
-        let bytes = read_body(session, self.max_body_bytes).await?;
+        let mut bytes = read_body(session, self.max_body_bytes).await?;
+        if endpoint == Endpoint::Messages {
+            bytes = crate::api::anthropic::to_openai(&bytes)?;
+        }
         let mut body = RequestBody::parse(&bytes)?;
         if endpoint == Endpoint::Embeddings {
             body.stream = false;

@@ -58,6 +58,37 @@ pub struct Settings {
     /// Seed for weighted-split draws, for reproducible tests; random when absent.
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub draw_seed: Option<u64>,
+
+    /// Serve requests without a known client key as anonymous (local use only). Without
+    /// it, `/v1/*` requests need `Authorization: Bearer KEY` with a key from a Secret
+    /// labelled `switchyard.dev/client-keys: "true"`, and get 401 otherwise.
+    #[arg(long, env = "SWITCHYARD_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// Keep budget counters in Redis (`redis://host:port/db`), shared by every replica.
+    /// Without it they are kept in this process.
+    #[arg(long, value_name = "URL", env = "SWITCHYARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// When Redis cannot be reached: `fail-open` counts in this process until it is back,
+    /// `fail-closed` answers 503 to requests a budget applies to.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "fail-open",
+        env = "SWITCHYARD_REDIS_FAILURE"
+    )]
+    pub redis_failure: crate::quota::FailureMode,
+
+    /// Output tokens reserved for a request that sets no `max_tokens`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4096,
+        env = "SWITCHYARD_DEFAULT_MAX_TOKENS"
+    )]
+    pub default_max_tokens: u64,
 }
 
 impl Settings {
@@ -80,13 +111,19 @@ impl Settings {
                 self.listen
             ));
         }
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return bad("--redis-url is not a valid redis:// URL".into());
+        }
         if self.max_body_bytes == 0 {
             return bad("--max-body-bytes must be at least 1".into());
         }
         Ok(())
     }
 
-    /// Settings for tests and embedding: defaults with this config folder.
+    /// Settings for tests and embedding: defaults with this config folder (anonymous
+    /// clients allowed).
     pub fn with_config(config: PathBuf) -> Self {
         Self {
             config,
@@ -96,6 +133,10 @@ impl Settings {
             threads: Some(1),
             grace_period_seconds: 1,
             draw_seed: None,
+            allow_anonymous: true,
+            redis_url: None,
+            redis_failure: crate::quota::FailureMode::FailOpen,
+            default_max_tokens: 4096,
         }
     }
 }

@@ -153,7 +153,10 @@ pub async fn relay(
     mut source: Box<dyn ResponseSource>,
     first: Bytes,
     deadline: Option<Instant>,
+    anthropic_model: Option<&str>,
 ) -> StreamEnd {
+    // An Anthropic client gets the checked OpenAI events as Anthropic events.
+    let mut to_anthropic = anthropic_model.map(crate::translate::anthropic_openai::Stream::new);
     let mut sse = SseScanner::default();
     let mut end = StreamEnd::default();
     let mut next = Some(Ok(Some(first)));
@@ -173,6 +176,10 @@ pub async fn relay(
             Ok(Some(bytes)) => match sse.push(&bytes) {
                 Ok(out) if out.is_empty() => {}
                 Ok(out) => {
+                    let out = match to_anthropic.as_mut() {
+                        Some(t) => Bytes::from(t.push(&out)),
+                        None => out,
+                    };
                     if session.write_response_body(Some(out), false).await.is_err() {
                         end.client_gone = true;
                         break None;
@@ -193,7 +200,12 @@ pub async fn relay(
         end.error = Some("the upstream sent an error event".into());
     }
     if let Some(reason) = failure {
-        let event = stream_error(&reason).sse_event();
+        let event = match to_anthropic {
+            Some(_) => Bytes::from(crate::translate::anthropic_openai::Stream::error_event(
+                &stream_error(&reason).message,
+            )),
+            None => stream_error(&reason).sse_event(),
+        };
         if session
             .write_response_body(Some(event), true)
             .await

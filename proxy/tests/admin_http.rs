@@ -35,7 +35,7 @@ fn admin() -> &'static str {
             Duration::from_millis(5),
             None,
         );
-        let service = admin_service(&addr, config, metrics, Arc::new(FakeHealth));
+        let service = admin_service(&addr, config, metrics, Arc::new(FakeHealth), None);
         std::thread::spawn(move || {
             let mut server = pingora::server::Server::new(None).expect("pingora server");
             server.bootstrap();

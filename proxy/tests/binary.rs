@@ -27,6 +27,7 @@ fn start(signal_name: &str) -> (Child, String, Vec<String>) {
             &listen,
         ])
         .args(["--admin-listen", &admin, "--grace-period-seconds", "1"])
+        .arg("--allow-anonymous")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -175,7 +175,7 @@ spec:
     }
 EOF
   fi
-  "$BIN/switchyard-proxy" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+  "$BIN/switchyard-proxy" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --allow-anonymous \
     > "$TMP/proxy.log" 2>&1 &
   PIDS+=($!)
   local deadline=$((SECONDS + 20))

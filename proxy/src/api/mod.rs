@@ -1,6 +1,7 @@
 //! Wire types of the client API: OpenAI-shaped errors, the borrowed request view, and the
 //! `/v1/models` listing.
 
+pub mod anthropic;
 pub mod models;
 pub mod request;
 pub mod respond;
@@ -13,15 +14,22 @@ use serde_json::json;
 pub enum Endpoint {
     ChatCompletions,
     Embeddings,
+    /// Anthropic's `/v1/messages`, routed as a chat completion.
+    Messages,
 }
 
 impl Endpoint {
     /// The path suffix after the provider's `/v1`.
     pub fn suffix(self) -> &'static str {
         match self {
-            Self::ChatCompletions => "/chat/completions",
+            Self::ChatCompletions | Self::Messages => "/chat/completions",
             Self::Embeddings => "/embeddings",
         }
+    }
+
+    /// Whether the upstream call is a chat completion.
+    pub fn is_chat(self) -> bool {
+        self != Self::Embeddings
     }
 }
 

@@ -31,6 +31,8 @@ pub struct ActiveConfig {
     pub snapshot: switchyard_dsl::Snapshot,
     /// One per provider, indexed like `snapshot.providers`.
     pub credentials: Vec<CredentialState>,
+    /// Client keys (hashes only) from Secrets labelled `switchyard.dev/client-keys`.
+    pub keys: crate::auth::KeyTable,
 }
 
 impl ActiveConfig {
@@ -184,10 +186,15 @@ pub fn load_dir(dir: &Path, version: u64) -> Result<ActiveConfig, ConfigError> {
             );
         }
     }
+    let (keys, problems) = crate::auth::from_secrets(&config);
+    for problem in &problems {
+        tracing::warn!(%problem, "client key left out");
+    }
     Ok(ActiveConfig {
         version,
         snapshot,
         credentials,
+        keys,
     })
 }
 

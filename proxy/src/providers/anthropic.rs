@@ -11,7 +11,6 @@ use switchyard_dsl::ir::ErrorClass;
 
 use super::translated::{self, Protocol, Translated};
 use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
-use crate::api::Endpoint;
 use crate::translate::{ClientOptions, openai_anthropic};
 use crate::upstream::Upstream;
 
@@ -113,7 +112,7 @@ impl ProviderAdapter for Anthropic {
                 &msg,
             )))
         };
-        if req.endpoint != Endpoint::ChatCompletions {
+        if !req.endpoint.is_chat() {
             return canned(
                 ErrorClass::BadRequest,
                 format!(

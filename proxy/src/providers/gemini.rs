@@ -11,7 +11,6 @@ use switchyard_dsl::ir::ErrorClass;
 
 use super::translated::{self, Protocol, Translated};
 use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
-use crate::api::Endpoint;
 use crate::translate::{ClientOptions, openai_gemini};
 use crate::upstream::Upstream;
 
@@ -115,7 +114,7 @@ impl ProviderAdapter for Gemini {
                 &msg,
             )))
         };
-        if req.endpoint != Endpoint::ChatCompletions {
+        if !req.endpoint.is_chat() {
             return canned(format!(
                 "provider `{}` (gemini) serves chat completions only",
                 req.provider.name

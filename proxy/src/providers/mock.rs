@@ -164,7 +164,9 @@ impl ProviderAdapter for Mock {
                     forced_tool: None,
                 };
                 let reply = match req.endpoint {
-                    Endpoint::ChatCompletions => openai::chat_completions(&req.body, &ctx),
+                    Endpoint::ChatCompletions | Endpoint::Messages => {
+                        openai::chat_completions(&req.body, &ctx)
+                    }
                     Endpoint::Embeddings => openai::embeddings(&req.body, &ctx),
                 };
                 answer(&b, reply)

@@ -194,7 +194,8 @@ pub async fn run(
         }
         ctx.ttft = Some(ctx.started.elapsed());
         metrics.stream_started();
-        let end = stream::relay(session, source, first, Some(total)).await;
+        let anthropic = crate::api::anthropic::is_client(ctx).then_some(plan.model);
+        let end = stream::relay(session, source, first, Some(total), anthropic).await;
         metrics.stream_finished();
         ctx.usage = end.usage;
         let ok = end.error.is_none();
@@ -225,6 +226,11 @@ pub async fn run(
             Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
         }
     }
+    let body = if crate::api::anthropic::is_client(ctx) {
+        crate::api::anthropic::response_body(status, &body, plan.model)
+    } else {
+        body
+    };
     let h = respond::header(status, &content_type, Some(body.len()), ctx);
     ctx.ttft = Some(ctx.started.elapsed());
     if !respond::send(session, ctx, h, body, None).await {

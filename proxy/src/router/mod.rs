@@ -160,6 +160,11 @@ impl Router {
                         .upstream_attempt(&route.name, &provider.name, "error");
                     if let Some(r) = response {
                         // Not the policy's business: the client sees what the provider said.
+                        let mut r = r;
+                        if crate::api::anthropic::is_client(ctx) {
+                            r.body = crate::api::anthropic::response_body(r.status, &r.body, "");
+                            r.content_type = "application/json".into();
+                        }
                         let h = respond::header(r.status, &r.content_type, Some(r.body.len()), ctx);
                         ctx.error = Some(failure.detail.clone());
                         respond::send(session, ctx, h, r.body, r.retry_after.as_deref()).await;

@@ -145,6 +145,7 @@ pub fn start_proxy(snapshot: Snapshot, tweak: impl FnOnce(&mut Settings)) -> Pro
         version: 1,
         snapshot,
         credentials,
+        keys: Default::default(),
     };
     let shared = Shared {
         config: Arc::new(ConfigHandle::new(active)),

@@ -1,0 +1,59 @@
+//! The Anthropic Messages surface (`POST /v1/messages`): the request is translated to an
+//! OpenAI chat request and routed like any other; answers, streams and errors go back in
+//! Anthropic's shapes.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::ApiError;
+use crate::ctx::RequestCtx;
+use crate::translate::anthropic_openai;
+
+/// `RequestCtx::endpoint` of a Messages request.
+pub const LABEL: &str = "messages";
+
+/// Whether the client called the Messages API.
+pub fn is_client(ctx: &RequestCtx) -> bool {
+    ctx.endpoint == LABEL
+}
+
+/// The OpenAI chat body for a Messages body.
+pub fn to_openai(body: &[u8]) -> Result<Bytes, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::malformed_json("the body is empty"));
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::malformed_json(&e.to_string()))?;
+    if !v.is_object() {
+        return Err(ApiError::malformed_json("the body is not a JSON object"));
+    }
+    let openai =
+        anthropic_openai::request(&v).map_err(|e| ApiError::invalid_field(e.to_string()))?;
+    Ok(Bytes::from(openai.to_string()))
+}
+
+/// An error in Anthropic's shape.
+pub fn error_body(e: &ApiError) -> Bytes {
+    let kind = match e.status {
+        401 | 403 => "authentication_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    };
+    let v = serde_json::json!({"type": "error", "error": {"type": kind, "message": e.message}});
+    Bytes::from(v.to_string())
+}
+
+/// A whole upstream answer (OpenAI-shaped, success or error) in Anthropic's shape.
+pub fn response_body(status: u16, body: &[u8], model: &str) -> Bytes {
+    if !(200..300).contains(&status) {
+        return Bytes::from(anthropic_openai::error_from_openai(status, body).to_string());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Bytes::from(anthropic_openai::response(&v, model).to_string()),
+        Err(_) => Bytes::copy_from_slice(body),
+    }
+}

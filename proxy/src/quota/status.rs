@@ -1,0 +1,147 @@
+//! Usage per budget and scope for the admin API: spent (settled usage plus reservations in
+//! flight), remaining, window reset and state (`ok`, `warning`, `exhausted`).
+
+use serde::Serialize;
+use switchyard_dsl::ir::{BudgetScope, Snapshot};
+
+use super::{Quota, counter_key, metric_name, now_secs, window};
+
+#[derive(Debug, Serialize)]
+pub struct LimitStatus {
+    pub metric: &'static str,
+    pub window: &'static str,
+    pub limit: u64,
+    pub spent: i64,
+    pub remaining: u64,
+    pub resets_at: String,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeStatus {
+    pub budget: String,
+    pub origin: String,
+    pub scope: String,
+    pub state: &'static str,
+    pub limits: Vec<LimitStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BudgetsStatus {
+    /// `redis` or `memory`: where the numbers came from.
+    pub store: &'static str,
+    pub now: String,
+    pub budgets: Vec<ScopeStatus>,
+}
+
+/// `ok`, `warning` or `exhausted` for `spent` of `limit` with warnings at `warn_bp`.
+pub fn state(spent: i64, limit: u64, warn_bp: &[u32]) -> &'static str {
+    let spent = u128::try_from(spent.max(0)).unwrap_or(0);
+    if spent >= u128::from(limit) {
+        "exhausted"
+    } else if warn_bp
+        .iter()
+        .any(|&bp| spent * 10_000 >= u128::from(bp) * u128::from(limit))
+    {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+fn rank(s: &str) -> u8 {
+    match s {
+        "exhausted" => 2,
+        "warning" => 1,
+        _ => 0,
+    }
+}
+
+impl Quota {
+    /// Every budget of `snapshot` with each scope this process knows of (per-key, team,
+    /// user and header budgets: the values it has served).
+    pub async fn status(&self, snapshot: &Snapshot) -> BudgetsStatus {
+        let now = now_secs();
+        let seen: Vec<(String, String)> = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let mut rows: Vec<(usize, String)> = Vec::new();
+        for (i, b) in snapshot.budgets.iter().enumerate() {
+            let fixed = match &b.scope {
+                BudgetScope::Global => Some("global".to_string()),
+                BudgetScope::Key(k) => Some(format!("key={k}")),
+                BudgetScope::Team(t) => Some(format!("team={t}")),
+                BudgetScope::User(u) => Some(format!("user={u}")),
+                BudgetScope::Route(r) => Some(format!("route={r}")),
+                _ => None,
+            };
+            match fixed {
+                Some(s) => rows.push((i, s)),
+                None => rows.extend(
+                    seen.iter()
+                        .filter(|(n, _)| *n == b.name)
+                        .map(|(_, s)| (i, s.clone())),
+                ),
+            }
+        }
+        let mut keys = Vec::new();
+        for (i, scope) in &rows {
+            let b = &snapshot.budgets[*i];
+            for l in &b.limits {
+                let start = window::start(l.window, now);
+                keys.push(counter_key(
+                    &b.name,
+                    scope,
+                    l.metric,
+                    start,
+                    window::name(l.window),
+                ));
+            }
+        }
+        let (values, store) = self.read(&keys).await;
+        let mut values = values.into_iter();
+        let budgets = rows
+            .into_iter()
+            .map(|(i, scope)| {
+                let b = &snapshot.budgets[i];
+                let limits: Vec<LimitStatus> = b
+                    .limits
+                    .iter()
+                    .map(|l| {
+                        let spent = values.next().unwrap_or(0);
+                        LimitStatus {
+                            metric: metric_name(l.metric),
+                            window: window::name(l.window),
+                            limit: l.amount,
+                            spent,
+                            remaining: l.amount.saturating_sub(u64::try_from(spent).unwrap_or(0)),
+                            resets_at: window::rfc3339(window::end(l.window, now)),
+                            state: state(spent, l.amount, &b.warn_at_bp),
+                        }
+                    })
+                    .collect();
+                let state = limits
+                    .iter()
+                    .map(|l| l.state)
+                    .max_by_key(|s| rank(s))
+                    .unwrap_or("ok");
+                ScopeStatus {
+                    budget: b.name.clone(),
+                    origin: b.origin.clone(),
+                    scope,
+                    state,
+                    limits,
+                }
+            })
+            .collect();
+        BudgetsStatus {
+            store,
+            now: window::rfc3339(now),
+            budgets,
+        }
+    }
+}
