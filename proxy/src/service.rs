@@ -151,14 +151,6 @@ impl Gateway {
                     self.proxy(session, ctx, Endpoint::Messages).await
                 }
             }
-            "/v1/messages" => {
-                ctx.endpoint = crate::api::anthropic::LABEL;
-                if method != Method::POST {
-                    Err(ApiError::method_not_allowed(method.as_str(), &path))
-                } else {
-                    self.proxy(session, ctx, Endpoint::Messages).await
-                }
-            }
             p if p == "/v1/models" || p.starts_with("/v1/models/") => {
                 if method != Method::GET {
                     Err(ApiError::method_not_allowed(method.as_str(), &path))

@@ -180,10 +180,6 @@ pub async fn relay(
                         Some(t) => Bytes::from(t.push(&out)),
                         None => out,
                     };
-                    let out = match to_anthropic.as_mut() {
-                        Some(t) => Bytes::from(t.push(&out)),
-                        None => out,
-                    };
                     if session.write_response_body(Some(out), false).await.is_err() {
                         end.client_gone = true;
                         break None;

@@ -2,7 +2,6 @@
 //! `/v1/models` listing.
 
 pub mod anthropic;
-pub mod anthropic;
 pub mod models;
 pub mod request;
 pub mod respond;

@@ -231,11 +231,6 @@ pub async fn run(
     } else {
         body
     };
-    let body = if crate::api::anthropic::is_client(ctx) {
-        crate::api::anthropic::response_body(status, &body, plan.model)
-    } else {
-        body
-    };
     let h = respond::header(status, &content_type, Some(body.len()), ctx);
     ctx.ttft = Some(ctx.started.elapsed());
     if !respond::send(session, ctx, h, body, None).await {
