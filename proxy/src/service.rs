@@ -16,6 +16,7 @@ use switchyard_dsl::{RequestFeatures, decide};
 
 use crate::api::request::RequestBody;
 use crate::api::{ApiError, Endpoint, models, respond};
+use crate::auth::Identity;
 use crate::cfg::{ConfigHandle, Metrics};
 use crate::ctx::RequestCtx;
 use crate::router::Router;
@@ -51,12 +52,17 @@ pub struct Gateway {
     pub draw: Draw,
     /// Unix seconds reported as `created` in `/v1/models`.
     pub created: u64,
+    /// Budgets: reservation at admission, settlement after the response.
+    pub quota: Arc<crate::quota::Quota>,
+    /// Whether requests without a known client key are served (as anonymous).
+    pub allow_anonymous: bool,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
 struct Features<'a> {
     header: &'a RequestHeader,
     body: &'a RequestBody<'a>,
+    identity: Option<&'a Identity>,
 }
 
 impl RequestFeatures for Features<'_> {
@@ -67,13 +73,16 @@ impl RequestFeatures for Features<'_> {
         self.header.headers.get(lower_case_name)?.to_str().ok()
     }
     fn key(&self) -> Option<&str> {
-        None
+        self.identity.map(|i| i.key.as_str())
     }
     fn team(&self) -> Option<&str> {
-        None
+        self.identity?.team.as_deref()
     }
+    /// The key's user, else the `x-switchyard-user` header.
     fn user(&self) -> Option<&str> {
-        None
+        self.identity
+            .and_then(|i| i.user.as_deref())
+            .or_else(|| self.header("x-switchyard-user"))
     }
     fn prompt_tokens(&self) -> u64 {
         self.body.prompt_tokens
@@ -131,12 +140,56 @@ impl Gateway {
             max_body_bytes,
             draw,
             created,
+            quota: Arc::new(crate::quota::Quota::default()),
+            allow_anonymous: true,
+        }
+    }
+
+    /// Checks the client key of a `/v1/*` request; with `allow_anonymous`, a missing or
+    /// unknown key is served as anonymous (a known key that is expired or used from a
+    /// refused address is still refused).
+    fn authenticate(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), ApiError> {
+        let h = &session.req_header().headers;
+        let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        let key = crate::auth::presented_key(text("authorization"), text("x-api-key"));
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let cfg = self.config.current();
+        let now = crate::quota::now_secs();
+        match crate::auth::authenticate(&cfg.keys, key, peer, now) {
+            Ok(identity) => {
+                ctx.identity = Some(identity);
+                Ok(())
+            }
+            Err(crate::auth::AuthError::Missing | crate::auth::AuthError::Invalid)
+                if self.allow_anonymous =>
+            {
+                Ok(())
+            }
+            Err(e) => {
+                self.quota.auth_failed(e.reason());
+                Err(ApiError {
+                    status: 401,
+                    message: e.message().to_string(),
+                    kind: "invalid_request_error",
+                    code: Some("invalid_api_key"),
+                    retry_after: None,
+                })
+            }
         }
     }
 
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
+        if path.starts_with("/v1/")
+            && let Err(e) = self.authenticate(session, ctx)
+        {
+            respond::send_error(session, ctx, &e).await;
+            return;
+        }
         let result = match path.as_str() {
             "/v1/chat/completions" | "/v1/embeddings" if method != Method::POST => {
                 Err(ApiError::method_not_allowed(method.as_str(), &path))
@@ -204,12 +257,30 @@ impl Gateway {
         ctx.requested_model = Some(body.model.to_string());
         ctx.stream = body.stream;
         let cfg = self.config.current();
+        let identity = ctx.identity.clone();
         let features = Features {
             header: session.req_header(),
             body: &body,
+            identity: identity.as_ref(),
         };
         let decision = decide(&cfg.snapshot, &features, self.draw.next())
             .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let admitted = self
+            .quota
+            .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
+            .await
+            .inspect_err(|_| ctx.route = Some(decision.route().name.clone()))?;
+        if let Some(a) = &admitted {
+            if let Some((t, budget)) = &a.downgrade {
+                ctx.downgrade = Some(*t);
+                let name = cfg.snapshot.target_name(*t);
+                ctx.downgraded = Some(format!("{name} (budget {budget})"));
+            }
+            ctx.quota = Some(crate::ctx::QuotaHold {
+                quota: Arc::clone(&self.quota),
+                reservation: Arc::clone(&a.reservation),
+            });
+        }
         let job = crate::router::Job {
             snapshot: &cfg.snapshot,
             credentials: &cfg.credentials,
@@ -218,6 +289,18 @@ impl Gateway {
             endpoint,
         };
         self.router.serve(session, ctx, job).await;
+        if let Some(q) = ctx.quota.take() {
+            let served = (200..300).contains(&ctx.status).then(|| {
+                crate::quota::Price::by_name(
+                    &cfg.snapshot,
+                    ctx.provider.as_deref().unwrap_or(""),
+                    ctx.model.as_deref().unwrap_or(""),
+                )
+            });
+            q.quota
+                .settle(&q.reservation, ctx.usage, served, ctx.endpoint)
+                .await;
+        }
         Ok(())
     }
 

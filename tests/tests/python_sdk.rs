@@ -165,8 +165,8 @@ route via-openai {
 }
 
 route claude {
-  when model == "claude-mock"
-  use claude/claude-mock
+  when model == "claude-sonnet-4-5"
+  use claude/claude-sonnet-4-5
 }
 
 route gemini {
@@ -178,14 +178,14 @@ route gemini {
 route cross-failover {
   when model == "cross-failover"
   use flaky/gpt-4o
-  failover to claude/claude-mock
+  failover to claude/claude-sonnet-4-5
 }
 
 # `busy` (Anthropic type) is scripted per test; only classified overload and rate limits
 # fail over, to Gemini.
 route classified-failover {
   when model == "classified-failover"
-  use busy/claude-mock
+  use busy/claude-sonnet-4-5
   failover to gem/gemini-2.0-flash when overloaded or rate_limited
 }
 "#;
@@ -210,14 +210,14 @@ fn sdks_across_providers_against_the_proxy() {
             "claude",
             ANTHROPIC,
             &claude.url(),
-            &["claude-mock"],
+            &["claude-sonnet-4-5"],
             Some(UPSTREAM_KEY_ENV),
         )
         .add_typed_provider(
             "busy",
             ANTHROPIC,
             &busy.url(),
-            &["claude-mock"],
+            &["claude-sonnet-4-5"],
             Some(UPSTREAM_KEY_ENV),
         )
         .add_typed_provider(

@@ -37,6 +37,9 @@ pub fn header(
     if let Some(m) = &ctx.model {
         let _ = h.insert_header("x-switchyard-model", m.as_str());
     }
+    if let Some(d) = &ctx.downgraded {
+        let _ = h.insert_header("x-switchyard-downgraded", d.as_str());
+    }
     if ctx.attempts > 0 {
         let _ = h.insert_header("x-switchyard-attempts", ctx.attempts.to_string());
     }

@@ -168,6 +168,13 @@ pub async fn run(
         return Outcome::Failed(failure, Some(response));
     }
     if plan.stream && content_type.starts_with("text/event-stream") {
+        if let Some(q) = &ctx.quota {
+            source = Box::new(crate::quota::meter::Metered::new(
+                source,
+                std::sync::Arc::clone(&q.quota),
+                std::sync::Arc::clone(&q.reservation),
+            ));
+        }
         let first = within(
             Some(first_deadline),
             "before the first token",
@@ -222,7 +229,16 @@ pub async fn run(
     }
     if content_type.starts_with("application/json") {
         match stream::probe_usage(&body) {
-            Ok(usage) => ctx.usage = usage,
+            Ok(usage) => {
+                ctx.usage = usage;
+                if let (None, Some(q)) = (usage, &ctx.quota) {
+                    // No usage block: estimate the output for settlement.
+                    let estimate = (body.len() / 4) as u64;
+                    q.reservation
+                        .output_seen
+                        .store(estimate, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
         }
     }

@@ -113,7 +113,11 @@ impl Router {
             .timeouts
             .total_ms
             .map(|ms| ctx.started + Duration::from_millis(ms));
-        let order = self.order(job.snapshot, &job.decision);
+        let order = match ctx.downgrade {
+            // An exhausted budget's downgrade target replaces the route's candidates.
+            Some(t) => vec![(t, job.snapshot.target_name(t))],
+            None => self.order(job.snapshot, &job.decision),
+        };
         let mut failures: Vec<Failure> = Vec::new();
         let mut tried: Vec<String> = Vec::new();
         let mut deadline_hit = false;
