@@ -4,7 +4,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` while the process serves |
-//! | `GET /readyz` | `200 ready` once a configuration is loaded (startup requires one) |
+//! | `GET /readyz` | `200 ready` once a configuration is loaded, 503 before (control-plane mode) |
 //! | `GET /metrics` | Prometheus text, `text/plain; version=0.0.4` |
 //! | `GET /admin/snapshot` | version, hash, routes, budgets, providers and credential states |
 //! | `GET /admin/targets` | the router's per-target health |
@@ -118,8 +118,13 @@ impl<H: TargetHealth> AdminApp<H> {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-            // Startup needs a valid configuration and a bad reload keeps the last good one,
-            // so a running admin listener always has one.
+            // A bad reload keeps the last good configuration; only a proxy in control-plane
+            // mode still waiting for its first snapshot has none.
+            "/readyz" if !self.config.current().is_loaded() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "waiting for the first snapshot from the control plane\n".into(),
+            ),
             "/readyz" => text(
                 StatusCode::OK,
                 "text/plain; charset=utf-8",

@@ -100,27 +100,62 @@ pub fn announce_when_bound(label: &'static str, addr: SocketAddr) {
     });
 }
 
-/// Loads the config folder, builds the server and runs it until SIGINT/SIGTERM.
+/// Loads the configuration (the config folder, or the persisted snapshot in control-plane
+/// mode), starts the watcher or the control-channel client, builds the server and runs it
+/// until SIGINT/SIGTERM.
 pub fn run(settings: &Settings) -> Result<()> {
-    let active =
-        crate::cfg::load_dir(&settings.config, 1).map_err(|e| Error::Config(e.to_string()))?;
-    tracing::info!(
-        version = active.version,
-        hash = %active.snapshot.hash,
-        routes = active.snapshot.routes.len(),
-        "configuration loaded"
-    );
+    let remote = settings
+        .control_plane
+        .as_ref()
+        .map(|url| crate::config::remote::RemoteSettings {
+            url: url.clone(),
+            token_file: settings.control_token_file.clone(),
+            state_dir: settings.state_dir.clone(),
+            pod: settings.pod(),
+        });
+    let active = match (&remote, &settings.config) {
+        (Some(remote), _) => crate::config::remote::initial(remote),
+        (None, Some(dir)) => {
+            let active = crate::cfg::load_dir(dir, 1).map_err(|e| Error::Config(e.to_string()))?;
+            tracing::info!(
+                version = active.version,
+                hash = %active.snapshot.hash,
+                routes = active.snapshot.routes.len(),
+                "configuration loaded"
+            );
+            active
+        }
+        (None, None) => {
+            return Err(Error::Settings(
+                "one of --config and --control-plane is required".into(),
+            ));
+        }
+    };
     let shared = Shared {
         config: Arc::new(ConfigHandle::new(active)),
         metrics: Arc::new(Metrics::new()),
         health: Arc::new(HealthRegistry::default()),
     };
-    crate::config::spawn_watcher(
-        settings.config.clone(),
-        Arc::clone(&shared.config),
-        Arc::clone(&shared.metrics),
-    )
-    .map_err(|e| Error::Config(format!("cannot watch {}: {e}", settings.config.display())))?;
+    match (remote, &settings.config) {
+        (Some(remote), _) => {
+            let url = remote.url.clone();
+            crate::config::remote::spawn_control_client(
+                remote,
+                Arc::clone(&shared.config),
+                Arc::clone(&shared.metrics),
+            )
+            .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
+        }
+        (None, Some(dir)) => {
+            crate::config::spawn_watcher(
+                dir.clone(),
+                Arc::clone(&shared.config),
+                Arc::clone(&shared.metrics),
+            )
+            .map_err(|e| Error::Config(format!("cannot watch {}: {e}", dir.display())))?;
+        }
+        (None, None) => {}
+    }
     let server = build(settings, &shared)?;
     announce_when_bound("listening on", settings.listen);
     announce_when_bound("admin listening on", settings.admin_listen);

@@ -21,8 +21,39 @@ pub struct Settings {
     /// Standalone mode: a folder of YAML documents (LLMProvider, RoutePolicy, Budget,
     /// Secret) as you would `kubectl apply` them. Watched; a valid edit is swapped in
     /// atomically, an invalid one keeps the last good snapshot.
-    #[arg(long, value_name = "DIR", env = "SWITCHYARD_CONFIG")]
-    pub config: PathBuf,
+    /// Exactly one of `--config` and `--control-plane` is required.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWITCHYARD_CONFIG",
+        required_unless_present = "control_plane",
+        conflicts_with = "control_plane"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Kubernetes mode: the operator's control channel, `http://host:port`. Snapshots are
+    /// pushed over it, applied atomically, acknowledged and persisted in `--state-dir`.
+    #[arg(long, value_name = "URL", env = "SWITCHYARD_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+
+    /// File with the control channel's bearer token (the chart mounts it from a Secret).
+    /// Read again on every reconnect. Ignored with `--config`.
+    #[arg(long, value_name = "PATH", env = "SWITCHYARD_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
+
+    /// Where the last applied snapshot is persisted (`snapshot.json`, mode 0600, holds
+    /// provider keys) so that a restart without the operator still serves.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/switchyard",
+        env = "SWITCHYARD_STATE_DIR"
+    )]
+    pub state_dir: PathBuf,
+
+    /// This pod's name, reported to the operator (default: the host name).
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    pub pod_name: Option<String>,
 
     /// Address of the client API (OpenAI-compatible). Port 0 is not supported: pick a port.
     #[arg(
@@ -99,6 +130,21 @@ impl Settings {
             .max(1)
     }
 
+    /// The pod name sent to the operator: `--pod-name`, else the host name.
+    pub fn pod(&self) -> String {
+        self.pod_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+            })
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "switchyard-proxy".to_string())
+    }
+
     /// Checks what clap cannot: non-zero ports, a usable body limit, distinct addresses.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Settings(m));
@@ -109,6 +155,13 @@ impl Settings {
             return bad(format!(
                 "--listen and --admin-listen are both {}",
                 self.listen
+            ));
+        }
+        if let Some(url) = &self.control_plane
+            && !url.starts_with("http://")
+        {
+            return bad(format!(
+                "--control-plane `{url}` must be an http:// URL (TLS is not supported yet)"
             ));
         }
         if let Some(url) = &self.redis_url
@@ -126,7 +179,11 @@ impl Settings {
     /// clients allowed).
     pub fn with_config(config: PathBuf) -> Self {
         Self {
-            config,
+            config: Some(config),
+            control_plane: None,
+            control_token_file: None,
+            state_dir: PathBuf::from("/var/lib/switchyard"),
+            pod_name: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -152,6 +209,32 @@ mod tests {
         assert_eq!(s.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(s.grace_period_seconds, 5);
+        s.validate().expect("valid");
+    }
+
+    #[test]
+    fn exactly_one_of_config_and_control_plane() {
+        let both = [
+            "switchyard-proxy",
+            "--config",
+            "x",
+            "--control-plane",
+            "http://op:1",
+        ];
+        assert!(Settings::try_parse_from(both).is_err());
+        let s = Settings::try_parse_from([
+            "switchyard-proxy",
+            "--control-plane",
+            "http://op:8081",
+            "--control-token-file",
+            "/t",
+            "--pod-name",
+            "p-1",
+        ])
+        .expect("parses");
+        assert_eq!(s.config, None);
+        assert_eq!(s.state_dir, PathBuf::from("/var/lib/switchyard"));
+        assert_eq!(s.pod(), "p-1");
         s.validate().expect("valid");
     }
 

@@ -3,7 +3,7 @@ upstreams of every wire format (see tests/tests/python_sdk.rs for the routes):
 
 model                 route                   upstream (mock name, type)
 via-openai            via-openai              oai, openai-compatible
-claude-sonnet-4-5     claude                  claude, anthropic
+claude-mock           claude                  claude, anthropic
 gemini-2.0-flash      gemini                  gem, gemini
 cross-failover        cross-failover          flaky (openai, scripted 503) -> claude
 classified-failover   classified-failover     busy (anthropic) -> gem on overloaded/rate_limited
@@ -26,7 +26,7 @@ COMPLETION_TOKENS = 16
 # Each model name and the mock that serves it.
 TARGETS = {
     "via-openai": "oai",
-    "claude-sonnet-4-5": "claude",
+    "claude-mock": "claude",
     "gemini-2.0-flash": "gem",
 }
 
@@ -219,7 +219,7 @@ def test_anthropic_sdk_streamed_tool_use(anthropic_client, mocks, model):
 def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
     cached = "x" * 400
     message = anthropic_client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-mock",
         max_tokens=256,
         system=[{"type": "text", "text": cached, "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": PROMPT}],
@@ -228,7 +228,7 @@ def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
     assert message.usage.input_tokens == PROMPT_TOKENS
 
 
-@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5", "gemini-2.0-flash"])
+@pytest.mark.parametrize("model", ["via-openai", "claude-mock", "gemini-2.0-flash"])
 def test_anthropic_sdk_bad_request_has_anthropic_shape(anthropic_client, mocks, model):
     mocks[TARGETS[model]].script({"default": {"kind": "status", "status": 400, "message": "bad field"}})
     with pytest.raises(anthropic.BadRequestError) as raised:
@@ -243,7 +243,7 @@ def test_anthropic_sdk_bad_request_has_anthropic_shape(anthropic_client, mocks, 
     assert body["error"]["message"], body
 
 
-@pytest.mark.parametrize("model", ["via-openai", "claude-sonnet-4-5", "gemini-2.0-flash"])
+@pytest.mark.parametrize("model", ["via-openai", "claude-mock", "gemini-2.0-flash"])
 def test_anthropic_sdk_upstream_rate_limit_has_anthropic_shape(anthropic_client, mocks, model):
     # 429 is a failover trigger; with no other candidate the proxy may pass it on or answer
     # that all candidates failed. Either way the body is Anthropic's.
@@ -261,7 +261,7 @@ def test_anthropic_sdk_upstream_rate_limit_has_anthropic_shape(anthropic_client,
 
 # --- the OpenAI SDK on /v1/chat/completions, Anthropic and Gemini upstreams --------------
 
-OPENAI_MODELS = ["claude-sonnet-4-5", "gemini-2.0-flash"]
+OPENAI_MODELS = ["claude-mock", "gemini-2.0-flash"]
 
 
 @pytest.mark.parametrize("model", OPENAI_MODELS)

@@ -165,8 +165,8 @@ route via-openai {
 }
 
 route claude {
-  when model == "claude-sonnet-4-5"
-  use claude/claude-sonnet-4-5
+  when model == "claude-mock"
+  use claude/claude-mock
 }
 
 route gemini {
@@ -178,14 +178,14 @@ route gemini {
 route cross-failover {
   when model == "cross-failover"
   use flaky/gpt-4o
-  failover to claude/claude-sonnet-4-5
+  failover to claude/claude-mock
 }
 
 # `busy` (Anthropic type) is scripted per test; only classified overload and rate limits
 # fail over, to Gemini.
 route classified-failover {
   when model == "classified-failover"
-  use busy/claude-sonnet-4-5
+  use busy/claude-mock
   failover to gem/gemini-2.0-flash when overloaded or rate_limited
 }
 "#;
@@ -210,14 +210,14 @@ fn sdks_across_providers_against_the_proxy() {
             "claude",
             ANTHROPIC,
             &claude.url(),
-            &["claude-sonnet-4-5"],
+            &["claude-mock"],
             Some(UPSTREAM_KEY_ENV),
         )
         .add_typed_provider(
             "busy",
             ANTHROPIC,
             &busy.url(),
-            &["claude-sonnet-4-5"],
+            &["claude-mock"],
             Some(UPSTREAM_KEY_ENV),
         )
         .add_typed_provider(

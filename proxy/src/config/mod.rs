@@ -12,6 +12,7 @@
 //! errors, logs or `Debug` output ([`ApiKey`] prints `[redacted]`).
 
 mod credentials;
+pub mod remote;
 mod watch;
 
 use std::fmt;
@@ -26,7 +27,8 @@ pub use watch::{DEBOUNCE, POLL_INTERVAL, spawn_watcher};
 /// The configuration the proxy serves: a compiled snapshot and the provider keys it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveConfig {
-    /// 1 for the first load, +1 per successful swap.
+    /// Standalone: 1 for the first load, +1 per successful swap. Control-plane mode: the
+    /// operator's snapshot version. 0 only in [`ActiveConfig::empty`].
     pub version: u64,
     pub snapshot: switchyard_dsl::Snapshot,
     /// One per provider, indexed like `snapshot.providers`.
@@ -36,6 +38,29 @@ pub struct ActiveConfig {
 }
 
 impl ActiveConfig {
+    /// No configuration yet (version 0, no routes): what a proxy in control-plane mode serves
+    /// before its first snapshot arrives. `/readyz` answers 503 while it is in force.
+    pub fn empty() -> Self {
+        Self {
+            version: 0,
+            snapshot: switchyard_dsl::Snapshot {
+                ir_version: switchyard_dsl::ir::IR_VERSION,
+                hash: String::new(),
+                providers: Vec::new(),
+                targets: Vec::new(),
+                routes: Vec::new(),
+                budgets: Vec::new(),
+            },
+            credentials: Vec::new(),
+            keys: crate::auth::KeyTable::default(),
+        }
+    }
+
+    /// Whether a configuration has been loaded (false only for [`ActiveConfig::empty`]).
+    pub fn is_loaded(&self) -> bool {
+        self.version > 0
+    }
+
     /// The credential of `snapshot.providers[index]`.
     pub fn credential(&self, index: usize) -> &CredentialState {
         self.credentials

@@ -1,0 +1,305 @@
+//! The control-channel connection loop: open the snapshot stream, apply what arrives, ack it,
+//! reconnect with capped exponential backoff sending the version held.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
+use switchyard_dsl::channel::{Ack, SnapshotEnvelope};
+use tokio::net::TcpStream;
+
+use super::sse::Decoder;
+use super::{IDLE_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, RemoteSettings, envelope_config, persist};
+use crate::config::ConfigHandle;
+use crate::metrics::Metrics;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The operator's address, from `http://host:port[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port`, for connecting and for the `Host` header.
+    authority: String,
+    /// Path prefix without a trailing `/` (usually empty).
+    prefix: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!(
+                "control plane URL `{url}` must start with `http://` (TLS is not supported yet)"
+            )
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("control plane URL `{url}` has no usable host"));
+        }
+        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
+        }) {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Self {
+            authority,
+            prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// Runs forever: one stream session after another.
+pub async fn run(
+    target: Target,
+    settings: RemoteSettings,
+    handle: Arc<ConfigHandle>,
+    metrics: Arc<Metrics>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let have = handle.current().version;
+        let mut session = Session {
+            target: &target,
+            settings: &settings,
+            handle: &handle,
+            metrics: &metrics,
+            connected: false,
+        };
+        let result = session.stream(have).await;
+        if session.connected {
+            backoff = MIN_BACKOFF;
+        }
+        match result {
+            Ok(()) => tracing::info!(
+                url = %settings.url,
+                "control channel closed by the operator; reconnecting"
+            ),
+            Err(e) => tracing::warn!(
+                url = %settings.url,
+                serving_version = handle.current().version,
+                retry_in_ms = backoff.as_millis() as u64,
+                error = %e,
+                "control channel unavailable; serving the current snapshot"
+            ),
+        }
+        // Jitter keeps a fleet of pods from reconnecting in lockstep.
+        let jitter = Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 4));
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+struct Session<'a> {
+    target: &'a Target,
+    settings: &'a RemoteSettings,
+    handle: &'a Arc<ConfigHandle>,
+    metrics: &'a Metrics,
+    /// The operator answered 200 (resets the backoff).
+    connected: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Session<'_> {
+    async fn stream(&mut self, have: u64) -> Result<(), BoxError> {
+        let path = format!(
+            "{}/v1/snapshots/stream?have={have}&pod={}",
+            self.target.prefix,
+            encode(&self.settings.pod)
+        );
+        let request = self
+            .request("GET", &path)?
+            .header(header::ACCEPT, "text/event-stream")
+            .body(Empty::<Bytes>::new())?;
+        let mut sender = connect(self.target).await?;
+        let response = tokio::time::timeout(IDLE_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| "no response to the stream request")??;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(format!("the operator answered {status} to the stream request").into());
+        }
+        self.connected = true;
+        tracing::info!(url = %self.settings.url, have, "control channel connected");
+        let mut body = response.into_body();
+        let mut decoder = Decoder::default();
+        loop {
+            let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+                Err(_) => return Err("no event or ping within the idle timeout".into()),
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => frame?,
+            };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            for event in decoder.feed(&chunk)? {
+                if event.name == "snapshot" {
+                    self.on_snapshot(&event.data).await;
+                }
+            }
+        }
+    }
+
+    async fn on_snapshot(&self, data: &str) {
+        let env: SnapshotEnvelope = match serde_json::from_str(data) {
+            Ok(env) => env,
+            Err(e) => {
+                // The error names a position only, never the content (which holds keys).
+                tracing::warn!(error = %e, "undecodable snapshot event ignored");
+                return;
+            }
+        };
+        let current = self.handle.current();
+        if env.version <= current.version {
+            tracing::debug!(
+                version = env.version,
+                serving = current.version,
+                "snapshot not newer than the one served; ignored"
+            );
+            return;
+        }
+        let ack = match envelope_config(&env, current.version) {
+            Ok(next) => {
+                tracing::info!(
+                    version = next.version,
+                    hash = %next.snapshot.hash,
+                    routes = next.snapshot.routes.len(),
+                    providers = next.snapshot.providers.len(),
+                    "snapshot applied from the control plane"
+                );
+                let hash = next.snapshot.hash.clone();
+                self.handle.swap(next);
+                self.metrics.set_snapshot_version(env.version);
+                self.metrics.config_reload(true);
+                if let Err(e) = persist(&self.settings.state_dir, &env) {
+                    tracing::error!(
+                        state_dir = %self.settings.state_dir.display(),
+                        error = %e,
+                        "cannot persist the snapshot; a restart without the operator will not serve it"
+                    );
+                }
+                Ack {
+                    pod: self.settings.pod.clone(),
+                    version: env.version,
+                    hash,
+                    applied: true,
+                    error: None,
+                }
+            }
+            Err(refusal) => {
+                tracing::warn!(
+                    version = env.version,
+                    serving_version = current.version,
+                    error = %refusal,
+                    "snapshot refused; keeping the current one"
+                );
+                self.metrics.config_reload(false);
+                Ack {
+                    pod: self.settings.pod.clone(),
+                    version: env.version,
+                    hash: current.snapshot.hash.clone(),
+                    applied: false,
+                    error: Some(refusal.to_string()),
+                }
+            }
+        };
+        if let Err(e) = self.ack(&ack).await {
+            tracing::warn!(version = ack.version, error = %e, "ack not delivered");
+        }
+    }
+
+    async fn ack(&self, ack: &Ack) -> Result<(), BoxError> {
+        let body = serde_json::to_vec(ack)?;
+        let request = self
+            .request("POST", &format!("{}/v1/acks", self.target.prefix))?
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let exchange = async {
+            let mut sender = connect(self.target).await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let _ = response.into_body().collect().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err::<(), BoxError>(format!("the operator answered {status}").into())
+            }
+        };
+        tokio::time::timeout(ACK_TIMEOUT, exchange)
+            .await
+            .map_err(|_| "timed out")?
+    }
+
+    /// A request builder with `Host` and the bearer token (read from the file each time).
+    fn request(&self, method: &str, path: &str) -> Result<http::request::Builder, BoxError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.target.authority);
+        if let Some(file) = &self.settings.token_file {
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read the token file {}: {e}", file.display()))?;
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()));
+        }
+        Ok(builder)
+    }
+}
+
+/// One HTTP/1.1 connection; its driver runs on the current runtime.
+async fn connect<B>(target: &Target) -> Result<hyper::client::conn::http1::SendRequest<B>, BoxError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.authority))
+        .await
+        .map_err(|_| format!("connecting to {} timed out", target.authority))??;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "control channel connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// Percent-encodes a query value (pod names are DNS labels, so this is belt and braces).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://switchyard-operator.sy.svc:8081").expect("parses");
+        assert_eq!(t.authority, "switchyard-operator.sy.svc:8081");
+        assert_eq!(t.prefix, "");
+        let t = Target::parse("http://op/control/").expect("parses");
+        assert_eq!(t.authority, "op:80");
+        assert_eq!(t.prefix, "/control");
+        assert!(Target::parse("https://op:1").is_err());
+        assert!(Target::parse("http://").is_err());
+        assert_eq!(encode("pod-1 x"), "pod-1%20x");
+    }
+}

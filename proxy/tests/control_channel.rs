@@ -1,0 +1,462 @@
+//! The proxy's side of the control channel, end to end: a fake operator in this test speaks the
+//! protocol of `switchyard_dsl::channel` (SSE snapshot stream, acks), the real
+//! `switchyard-proxy` binary connects to it, and a `switchyard-mock` upstream answers the chat
+//! requests routed by the pushed snapshots.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{free_port, mock, snapshot, upstream};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use switchyard_dsl::channel::{Ack, SnapshotEnvelope};
+use switchyard_dsl::ir::{Credential, IR_VERSION};
+use switchyard_mock::MockServer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard-proxy");
+const TOKEN: &str = "test-control-token";
+/// Generous: CI machines are slow and shared.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// The fake operator
+
+/// One stream request as the fake operator saw it.
+#[derive(Debug, Clone)]
+struct StreamCall {
+    have: u64,
+    pod: String,
+    authorized: bool,
+}
+
+#[derive(Default)]
+struct OperatorState {
+    latest: Option<SnapshotEnvelope>,
+    subscribers: Vec<mpsc::UnboundedSender<Bytes>>,
+    calls: Vec<StreamCall>,
+    acks: Vec<Ack>,
+}
+
+#[derive(Clone)]
+struct FakeOperator {
+    url: String,
+    state: Arc<Mutex<OperatorState>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl FakeOperator {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(OperatorState::default()));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(req, state).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url,
+            state,
+            task: Arc::new(task),
+        }
+    }
+
+    /// Publishes `env` to every connected stream (and to later ones that are behind).
+    fn publish(&self, env: SnapshotEnvelope) {
+        let mut s = self.state.lock().unwrap();
+        let event = sse(&env);
+        s.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
+        s.latest = Some(env);
+    }
+
+    fn acks(&self) -> Vec<Ack> {
+        self.state.lock().unwrap().acks.clone()
+    }
+
+    fn calls(&self) -> Vec<StreamCall> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Stops listening and ends every open stream.
+    fn kill(&self) {
+        self.task.abort();
+        self.state.lock().unwrap().subscribers.clear();
+    }
+
+    async fn wait_for_ack(&self, version: u64) -> Ack {
+        let start = Instant::now();
+        loop {
+            if let Some(a) = self.acks().into_iter().find(|a| a.version == version) {
+                return a;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no ack for version {version}; acks: {:?}",
+                self.acks()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn sse(env: &SnapshotEnvelope) -> Bytes {
+    Bytes::from(format!(
+        "event: snapshot\ndata: {}\n\n",
+        serde_json::to_string(env).unwrap()
+    ))
+}
+
+type Reply = Response<Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>>;
+
+fn reply(
+    status: StatusCode,
+    body: impl Body<Data = Bytes, Error = Infallible> + Send + 'static,
+) -> Reply {
+    let mut r = Response::new(
+        Box::pin(body) as Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>
+    );
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<Mutex<OperatorState>>) -> Reply {
+    let authorized = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == format!("Bearer {TOKEN}").as_bytes());
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET", "/v1/snapshots/stream") => {
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let have = param("have").parse().unwrap_or(u64::MAX);
+            let mut s = state.lock().unwrap();
+            s.calls.push(StreamCall {
+                have,
+                pod: param("pod"),
+                authorized,
+            });
+            if !authorized {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    Full::new(Bytes::from("bad token")),
+                );
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Some(latest) = s.latest.as_ref().filter(|e| e.version > have) {
+                tx.send(sse(latest)).unwrap();
+            }
+            tx.send(Bytes::from(": ping\n\n")).unwrap();
+            s.subscribers.push(tx);
+            let mut r = reply(StatusCode::OK, Stream(rx));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/event-stream"),
+            );
+            r
+        }
+        ("POST", "/v1/acks") => {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            if !authorized {
+                return reply(StatusCode::UNAUTHORIZED, Full::new(Bytes::new()));
+            }
+            let ack: Ack = serde_json::from_slice(&body).unwrap();
+            state.lock().unwrap().acks.push(ack);
+            reply(StatusCode::NO_CONTENT, Full::new(Bytes::new()))
+        }
+        _ => reply(StatusCode::NOT_FOUND, Full::new(Bytes::new())),
+    }
+}
+
+/// A streaming response body fed by a channel; it ends when the sender is dropped.
+struct Stream(mpsc::UnboundedReceiver<Bytes>);
+
+impl Body for Stream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots and the proxy process
+
+/// A snapshot whose single route `name` sends model `gpt-4o` to `up/{model}` on `mock`; the
+/// provider's key is referenced from a Secret and delivered in the envelope.
+fn envelope(version: u64, route: &str, model: &str, mock: &MockServer) -> SnapshotEnvelope {
+    let mut provider = upstream("up", mock, &["m1", "m2"]);
+    provider.credential = Some(Credential::Secret {
+        namespace: Some("default".into()),
+        name: "llm-keys".into(),
+        key: "up".into(),
+    });
+    let policy = format!("route {route} {{ when model == \"gpt-4o\"  use up/{model} }}");
+    SnapshotEnvelope {
+        version,
+        snapshot: snapshot(&policy, vec![provider]),
+        credentials: BTreeMap::from([("up".to_string(), "sk-test-key".to_string())]),
+    }
+}
+
+struct Proxy {
+    child: Child,
+    listen: String,
+    admin: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_proxy(control: &str, token_file: &Path, state_dir: &Path) -> Proxy {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .args(["--control-plane", control])
+        .args(["--control-token-file", token_file.to_str().unwrap()])
+        .args(["--state-dir", state_dir.to_str().unwrap()])
+        .args(["--pod-name", "proxy-0"])
+        .args(["--listen", &listen, "--admin-listen", &admin])
+        .args(["--grace-period-seconds", "1", "--threads", "1"])
+        .env("RUST_LOG", "info")
+        // Client keys are not part of the control channel's envelope (yet): serve requests
+        // without one. An environment variable, so older binaries without the flag ignore it.
+        .env("SWITCHYARD_ALLOW_ANONYMOUS", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proxy {
+        child,
+        listen,
+        admin,
+    }
+}
+
+async fn get_status(url: &str) -> Option<u16> {
+    reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Waits until `/readyz` answers `want`.
+async fn wait_ready(proxy: &Proxy, want: u16) {
+    let url = format!("http://{}/readyz", proxy.admin);
+    let start = Instant::now();
+    loop {
+        if get_status(&url).await == Some(want) {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "/readyz never answered {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The route and model that answer a `gpt-4o` chat request.
+async fn chat(proxy: &Proxy) -> Option<(String, String)> {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", proxy.listen))
+        .header("content-type", "application/json")
+        .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        eprintln!("chat: {} {}", r.status(), r.text().await.unwrap_or_default());
+        return None;
+    }
+    let header = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    Some((header("x-switchyard-route"), header("x-switchyard-model")))
+}
+
+/// Waits until chat requests go through `route`.
+async fn wait_serving(proxy: &Proxy, route: &str, model: &str) {
+    let start = Instant::now();
+    loop {
+        let got = chat(proxy).await;
+        if got.as_ref().is_some_and(|(r, m)| r == route && m == model) {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "never served route {route}; last answer {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn snapshot_version(proxy: &Proxy) -> u64 {
+    let v: serde_json::Value = reqwest::get(format!("http://{}/admin/snapshot", proxy.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["version"].as_u64().unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    token_file: std::path::PathBuf,
+    state_dir: std::path::PathBuf,
+}
+
+fn fixture(token: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let state_dir = dir.path().join("state");
+    Fixture {
+        _dir: dir,
+        token_file,
+        state_dir,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios
+
+/// v1 is pushed at connect, served and acked; v2 is pushed on the open stream, served and
+/// acked; a snapshot with an unknown IR version is refused (ack applied=false) and v2 stays;
+/// with the operator gone, a restarted proxy serves the persisted v2 at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn applies_acks_refuses_and_survives_a_restart_without_the_operator() {
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    let f = fixture(TOKEN);
+    let v1 = envelope(1, "first", "m1", &upstream);
+    operator.publish(v1.clone());
+
+    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    wait_ready(&proxy, 200).await;
+    wait_serving(&proxy, "first", "m1").await;
+    let ack = operator.wait_for_ack(1).await;
+    assert!(ack.applied, "{ack:?}");
+    assert_eq!(ack.pod, "proxy-0");
+    assert_eq!(ack.hash, v1.snapshot.hash);
+    let call = &operator.calls()[0];
+    assert!(call.authorized);
+    assert_eq!((call.have, call.pod.as_str()), (0, "proxy-0"));
+
+    // The persisted envelope holds keys: owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(f.state_dir.join("snapshot.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    let v2 = envelope(2, "second", "m2", &upstream);
+    operator.publish(v2.clone());
+    wait_serving(&proxy, "second", "m2").await;
+    let ack = operator.wait_for_ack(2).await;
+    assert!(ack.applied && ack.hash == v2.snapshot.hash, "{ack:?}");
+
+    let mut v3 = envelope(3, "third", "m1", &upstream);
+    v3.snapshot.ir_version = IR_VERSION + 1;
+    operator.publish(v3);
+    let ack = operator.wait_for_ack(3).await;
+    assert!(!ack.applied, "{ack:?}");
+    assert_eq!(ack.hash, v2.snapshot.hash, "the hash still served");
+    assert!(
+        ack.error
+            .as_deref()
+            .is_some_and(|e| e.contains("IR version")),
+        "{ack:?}"
+    );
+    assert_eq!(chat(&proxy).await, Some(("second".into(), "m2".into())));
+    assert_eq!(snapshot_version(&proxy).await, 2);
+
+    // Operator gone, proxy restarted: the persisted v2 is served without waiting.
+    operator.kill();
+    drop(proxy);
+    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    wait_ready(&proxy, 200).await;
+    assert_eq!(chat(&proxy).await, Some(("second".into(), "m2".into())));
+    assert_eq!(snapshot_version(&proxy).await, 2);
+    upstream.shutdown();
+}
+
+/// With a wrong token the operator answers 401; the proxy is not ready, serves nothing, and
+/// keeps retrying (with backoff) rather than giving up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_refused_and_the_proxy_keeps_retrying() {
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    operator.publish(envelope(1, "first", "m1", &upstream));
+    let f = fixture("not-the-token");
+    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+
+    let start = Instant::now();
+    while operator.calls().len() < 3 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the proxy stopped retrying: {:?}",
+            operator.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(operator.calls().iter().all(|c| !c.authorized));
+    wait_ready(&proxy, 503).await;
+    assert!(operator.acks().is_empty());
+    assert!(!f.state_dir.join("snapshot.json").exists());
+
+    // The token file is read on every attempt: fixing the Secret heals the pod.
+    std::fs::write(&f.token_file, TOKEN).unwrap();
+    wait_ready(&proxy, 200).await;
+    wait_serving(&proxy, "first", "m1").await;
+    assert!(operator.wait_for_ack(1).await.applied);
+    upstream.shutdown();
+}
