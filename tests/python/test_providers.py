@@ -19,6 +19,11 @@ import anthropic
 import openai
 import pytest
 
+try:
+    import httpx2 as httpx  # what openai 3.x is built on
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx
+
 PROMPT = "Say hello to the gateway."
 PROMPT_TOKENS = math.ceil(len(PROMPT) / 4)
 COMPLETION_TOKENS = 16
@@ -443,3 +448,53 @@ def test_classified_bad_request_does_not_fail_over(client, mocks):
     body = raised.value.body
     assert isinstance(body, dict) and body.get("message"), body
     assert mocks["gem"].requests() == []
+
+
+# --- errors inside streams ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_sees_an_upstream_error_event_mid_stream(client, mocks, model):
+    # Anthropic: message_start, content_block_start, ping and 2 words, then `event: error`;
+    # Gemini: 2 words, then a `data: {"error": ...}` line.
+    after = 5 if TARGETS[model] == "claude" else 2
+    mocks[TARGETS[model]].script({"faults": [{"kind": "stream_error", "after_chunks": after}]})
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+            assert not (chunk.choices and chunk.choices[0].finish_reason == "stop"), "no clean end"
+    assert len("".join(received).split()) == 2, received
+
+
+@pytest.mark.parametrize("model", ["via-openai", "gemini-2.0-flash"])
+def test_anthropic_sdk_sees_an_upstream_error_mid_stream(anthropic_client, mocks, model):
+    # OpenAI: the role chunk and 2 words, then a `data: {"error": ...}` line; Gemini: 2 words.
+    after = 3 if TARGETS[model] == "oai" else 2
+    mocks[TARGETS[model]].script({"faults": [{"kind": "stream_error", "after_chunks": after}]})
+    types = []
+    with pytest.raises(anthropic.APIError):
+        with anthropic_client.messages.stream(
+            model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+        ) as stream:
+            for event in stream:
+                types.append(event.type)
+    assert "message_start" in types, types
+    assert "message_stop" not in types, types
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_sees_a_cut_upstream_stream_as_an_error(client, mocks, model):
+    after = 5 if TARGETS[model] == "claude" else 2
+    mocks[TARGETS[model]].script({"faults": [{"kind": "cut_stream", "after_chunks": after}]})
+    finishes = []
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for chunk in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
+        ):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finishes.append(chunk.choices[0].finish_reason)
+    assert "stop" not in finishes, finishes
