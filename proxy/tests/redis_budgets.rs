@@ -1,0 +1,251 @@
+//! Three proxy processes sharing one real `redis-server`: concurrent clients against one
+//! limit, a check of the overspend bound and of exact accounting afterwards, a proxy restart
+//! that loses no recorded spend, and Redis killed mid-test (fail-open keeps serving with
+//! local accounting, fail-closed answers 503, both recover when Redis returns).
+//!
+//! Needs `redis-server` on the PATH (Debian package `redis-server`); fails without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod quota_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quota_support::*;
+use serde_json::{Value, json};
+
+/// A `redis-server` on a loopback port, without persistence, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(dir: &Path, port: u16) -> Redis {
+        let bin = which("redis-server").unwrap_or_else(|| {
+            panic!(
+                "redis-server is not installed: these tests need a real Redis \
+                 (Debian: `apt-get install -y redis-server`)"
+            )
+        });
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis never came up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            "/usr/bin".into(),
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+        ])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+const LIMIT: u64 = 3_000;
+const MAX_TOKENS: u64 = 40;
+
+fn request() -> Value {
+    json!({
+        "model": "gpt",
+        "messages": [{"role": "user", "content": "Tell me about rail yards."}],
+        "max_tokens": MAX_TOKENS,
+    })
+}
+
+/// `total_tokens` spent in the shared budget, from one proxy's admin view.
+async fn spent(proxy: &Proxy) -> (i64, Value) {
+    let v = budgets(proxy).await;
+    let row = v["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["budget"] == "shared")
+        .cloned()
+        .expect("shared budget row");
+    (row["limits"][0]["spent"].as_i64().unwrap(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_share_one_limit_within_the_bound() {
+    let up = mock(8).await;
+    let dir = folder(
+        &up,
+        &format!("budget shared {{\n  for all\n  limit {LIMIT} tokens per day\n}}"),
+    );
+    let mut redis = Redis::start(dir.path(), free_port());
+    let url = redis.url();
+    let open = ["--redis-url", &url, "--redis-failure", "fail-open"];
+    let closed = ["--redis-url", &url, "--redis-failure", "fail-closed"];
+    let mut proxies = vec![
+        Arc::new(Proxy::start(dir.path(), &open)),
+        Arc::new(Proxy::start(dir.path(), &open)),
+        Arc::new(Proxy::start(dir.path(), &closed)),
+    ];
+
+    // 24 concurrent clients, spread over the three replicas, until every one is refused.
+    let used = Arc::new(AtomicU64::new(0));
+    let max_reservation = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..24 {
+        let proxy = Arc::clone(&proxies[c % 3]);
+        let (used, served, max_res) = (
+            Arc::clone(&used),
+            Arc::clone(&served),
+            Arc::clone(&max_reservation),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let a = chat(&proxy, Some("sk-alpha-0123456789"), request()).await;
+                match a.status {
+                    200 => {
+                        let u = &a.json()["usage"];
+                        let total = u["total_tokens"].as_u64().unwrap();
+                        used.fetch_add(total, Ordering::SeqCst);
+                        served.fetch_add(1, Ordering::SeqCst);
+                        // What the proxy reserved: its prompt estimate (body bytes / 4)
+                        // plus max_tokens.
+                        let body = serde_json::to_vec(&request()).unwrap();
+                        max_res.fetch_max(body.len() as u64 / 4 + MAX_TOKENS, Ordering::SeqCst);
+                    }
+                    429 => {
+                        assert_eq!(a.json()["error"]["code"], "insufficient_quota");
+                        return;
+                    }
+                    s => panic!("unexpected {s}: {}", a.text),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let used = used.load(Ordering::SeqCst);
+    let served = served.load(Ordering::SeqCst);
+    let max_res = max_reservation.load(Ordering::SeqCst);
+    // The bound: past the limit by no more than the reservations in flight when it was
+    // reached (at most one per client: 24 × the largest reservation).
+    assert!(
+        used <= LIMIT + 24 * max_res,
+        "{used} > {LIMIT} + 24 × {max_res}"
+    );
+    // Every reservation is settled to the provider's usage: Redis holds exactly what the
+    // clients were billed, whichever replica served them, and it is near the limit.
+    let (recorded, _) = spent(&proxies[0]).await;
+    assert_eq!(recorded as u64, used, "{served} requests");
+    assert!(used + max_res >= LIMIT, "stopped early: {used}");
+    for p in &proxies {
+        assert_eq!(spent(p).await.0, recorded);
+    }
+    eprintln!("served {served} requests, {used} tokens of {LIMIT} (largest reservation {max_res})");
+
+    // Store latency as the proxies measured it.
+    let metrics = reqwest::get(format!("{}/metrics", proxies[0].admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let read = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(name) && l.contains("store=\"redis\"") && l.contains("op=\"reserve\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (sum, count) = (
+        read("switchyard_quota_store_seconds_sum"),
+        read("switchyard_quota_store_seconds_count"),
+    );
+    assert!(count > 0.0, "no redis reservations measured");
+    eprintln!(
+        "redis reserve: mean {:.3} ms over {count} calls",
+        sum / count * 1e3
+    );
+
+    // Restart a replica: the spend lives in Redis, nothing is lost and the limit holds.
+    let p = Arc::try_unwrap(proxies.remove(0)).ok().expect("only owner");
+    drop(p);
+    let restarted = Arc::new(Proxy::start(dir.path(), &open));
+    assert_eq!(spent(&restarted).await.0, recorded);
+    let a = chat(&restarted, Some("sk-alpha-0123456789"), request()).await;
+    assert_eq!(a.status, 429, "{}", a.text);
+    proxies.insert(0, restarted);
+
+    // Redis goes away: fail-open keeps serving with local accounting, fail-closed refuses
+    // with 503; nothing panics.
+    redis.kill();
+    let a = chat(&proxies[0], Some("sk-alpha-0123456789"), request()).await;
+    assert_eq!(a.status, 200, "fail-open: {}", a.text);
+    let a = chat(&proxies[2], Some("sk-alpha-0123456789"), request()).await;
+    assert_eq!(a.status, 503, "fail-closed: {}", a.text);
+    assert_eq!(a.json()["error"]["code"], "quota_store_unavailable");
+    assert_eq!(a.header("retry-after"), "1");
+    let (_, v) = spent(&proxies[1]).await;
+    assert_eq!(v["store"], "memory");
+
+    // Redis returns (empty: no persistence in this test); both modes recover.
+    let _redis = Redis::start(dir.path(), redis.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = chat(&proxies[2], Some("sk-alpha-0123456789"), request()).await;
+        if a.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fail-closed never recovered: {}",
+            a.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (after, v) = spent(&proxies[2]).await;
+    assert_eq!(v["store"], "redis");
+    assert!(after > 0);
+    for p in &mut proxies {
+        let p = Arc::get_mut(p).expect("only owner");
+        assert!(p.child.try_wait().unwrap().is_none(), "a proxy exited");
+        assert!(!p.log().contains("panicked"), "{}", p.log());
+    }
+}
