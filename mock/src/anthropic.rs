@@ -406,11 +406,7 @@ impl Usage {
 }
 
 fn event(name: &str, data: &Value, token: bool) -> SseEvent {
-    SseEvent {
-        event: Some(name.to_owned()),
-        data: data.to_string(),
-        token,
-    }
+    SseEvent::named(name, data.to_string(), token)
 }
 
 /// The real event sequence: `message_start`, `content_block_start`, `ping`, one
@@ -475,12 +471,11 @@ fn stream_events(id: &str, model: &str, answer: &Answer, usage: &Usage) -> Vec<S
 
 /// An event whose `data:` is not JSON, for the `malformed_chunk` fault.
 pub fn malformed_event() -> SseEvent {
-    SseEvent {
-        event: Some("content_block_delta".to_owned()),
-        data: r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#
-            .to_owned(),
-        token: false,
-    }
+    SseEvent::named(
+        "content_block_delta",
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
+        false,
+    )
 }
 
 /// The in-stream `event: error` for a `stream_error` fault.

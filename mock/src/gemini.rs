@@ -1,7 +1,8 @@
 //! The Google Gemini wire format: `POST /v1beta/models/{model}:generateContent`,
 //! `:streamGenerateContent` (`?alt=sse` for server-sent events, else one JSON array),
 //! `:countTokens`, the models list, and the `{"error": {"code", "message", "status"}}` shape.
-//! Pure functions from request bytes to a [`Reply`].
+//! Pure functions from request bytes to a [`Reply`]. Stream events end their lines with CRLF,
+//! as Google's servers do.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -388,7 +389,7 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
         Mode::Sse => Reply::Stream(
             bodies
                 .iter()
-                .map(|b| SseEvent::data(b.to_string(), true))
+                .map(|b| SseEvent::data_crlf(b.to_string(), true))
                 .collect(),
         ),
     }
@@ -396,12 +397,12 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
 
 /// A `data:` line that is not JSON, for the `malformed_chunk` fault.
 pub fn malformed_event() -> SseEvent {
-    SseEvent::data(r#"{"candidates":[{"content":{"parts":[{"text":"#, false)
+    SseEvent::data_crlf(r#"{"candidates":[{"content":{"parts":[{"text":"#, false)
 }
 
 /// The in-stream error for a `stream_error` fault: a `data:` line with the error body.
 pub fn stream_error_event(e: &ApiError) -> SseEvent {
-    SseEvent::data(error_body(e).to_string(), false)
+    SseEvent::data_crlf(error_body(e).to_string(), false)
 }
 
 fn model_object(id: &str) -> Value {

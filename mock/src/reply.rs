@@ -43,6 +43,8 @@ pub struct SseEvent {
     pub data: String,
     /// Whether the event carries a generated token (token events are paced).
     pub token: bool,
+    /// End lines with CRLF, as Google's servers do, instead of LF.
+    pub crlf: bool,
 }
 
 impl SseEvent {
@@ -52,20 +54,39 @@ impl SseEvent {
             event: None,
             data: data.into(),
             token,
+            crlf: false,
+        }
+    }
+
+    /// A `data:`-only event with CRLF line ends.
+    pub fn data_crlf(data: impl Into<String>, token: bool) -> Self {
+        Self {
+            crlf: true,
+            ..Self::data(data, token)
+        }
+    }
+
+    /// An event with an `event:` name.
+    pub fn named(event: impl Into<String>, data: impl Into<String>, token: bool) -> Self {
+        Self {
+            event: Some(event.into()),
+            ..Self::data(data, token)
         }
     }
 
     /// The event's bytes on the wire, blank line included.
     pub fn encode(&self) -> Bytes {
-        let mut out = String::with_capacity(self.data.len() + 16);
+        let eol = if self.crlf { "\r\n" } else { "\n" };
+        let mut out = String::with_capacity(self.data.len() + 20);
         if let Some(event) = &self.event {
             out.push_str("event: ");
             out.push_str(event);
-            out.push('\n');
+            out.push_str(eol);
         }
         out.push_str("data: ");
         out.push_str(&self.data);
-        out.push_str("\n\n");
+        out.push_str(eol);
+        out.push_str(eol);
         Bytes::from(out)
     }
 }
@@ -93,11 +114,11 @@ mod tests {
     #[test]
     fn encodes_events() {
         assert_eq!(SseEvent::data("[DONE]", false).encode(), "data: [DONE]\n\n");
-        let named = SseEvent {
-            event: Some("ping".to_owned()),
-            data: "{}".to_owned(),
-            token: false,
-        };
+        let named = SseEvent::named("ping", "{}", false);
         assert_eq!(named.encode(), "event: ping\ndata: {}\n\n");
+        assert_eq!(
+            SseEvent::data_crlf("{}", false).encode(),
+            "data: {}\r\n\r\n"
+        );
     }
 }

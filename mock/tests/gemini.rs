@@ -52,6 +52,10 @@ async fn stream(response: reqwest::Response) -> Vec<Value> {
             .is_ok_and(|t| t.starts_with("text/event-stream"))
     );
     let body = response.text().await.expect("body");
+    assert!(
+        body.ends_with("\r\n\r\n"),
+        "Google ends SSE lines with CRLF"
+    );
     sse_events(&body)
         .into_iter()
         .map(|(name, data)| {

@@ -94,9 +94,10 @@ pub async fn read_until_error(mut response: reqwest::Response) -> (String, bool)
     }
 }
 
-/// The events of an SSE body as (`event:` name, `data:` payload), in order.
+/// The events of an SSE body as (`event:` name, `data:` payload), in order; LF or CRLF.
 pub fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
-    body.split("\n\n")
+    body.replace("\r\n", "\n")
+        .split("\n\n")
         .filter(|event| !event.trim().is_empty())
         .map(|event| {
             let mut name = None;
@@ -110,7 +111,7 @@ pub fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
             }
             (name, data)
         })
-        .collect()
+        .collect::<Vec<_>>()
 }
 
 /// A tool definition's parameters: a weather lookup with a required city and unit.
