@@ -247,6 +247,9 @@ impl Gateway {
             Endpoint::Messages => crate::api::anthropic::LABEL,
         };
         let mut bytes = read_body(session, self.max_body_bytes).await?;
+        // A Messages body is routed as its OpenAI translation; the original goes to
+        // Anthropic targets as is.
+        let native = (endpoint == Endpoint::Messages).then(|| bytes.clone());
         if endpoint == Endpoint::Messages {
             bytes = crate::api::anthropic::to_openai(&bytes)?;
         }
@@ -287,6 +290,7 @@ impl Gateway {
             decision,
             body: &body,
             endpoint,
+            native: native.as_ref(),
         };
         self.router.serve(session, ctx, job).await;
         if let Some(q) = ctx.quota.take() {

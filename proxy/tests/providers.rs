@@ -270,9 +270,18 @@ async fn anthropic_client_to_openai_target() {
 #[tokio::test(flavor = "multi_thread")]
 async fn anthropic_client_to_anthropic_target() {
     let (m, proxy) = single(ProviderKind::Anthropic).await;
-    let r = post(&proxy, "/v1/messages", &messages_body(false)).await;
+    let mut body = messages_body(false);
+    // Passed through as the client wrote it: Anthropic-only fields survive.
+    body["system"] =
+        json!([{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}]);
+    body["top_k"] = json!(5);
+    let r = post(&proxy, "/v1/messages", &body).await;
     anthropic_message(&r);
-    assert_eq!(m.state().requests()[0].path, "/v1/messages");
+    let seen = &m.state().requests()[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.body["system"], body["system"]);
+    assert_eq!(seen.body["top_k"], 5);
+    assert_eq!(seen.body["max_tokens"], 200);
     let s = post(&proxy, "/v1/messages", &messages_body(true)).await;
     anthropic_events(&s);
     // The provider's errors come back in Anthropic's shape.

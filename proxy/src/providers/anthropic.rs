@@ -123,9 +123,22 @@ impl ProviderAdapter for Anthropic {
         }
         let openai: Value = serde_json::from_slice(&req.body)
             .map_err(|_| AttemptError::Unavailable("the request body is not JSON".into()))?;
-        let body = match openai_anthropic::request(&openai, req.model) {
-            Ok(b) => Bytes::from(b.to_string()),
-            Err(e) => return canned(ErrorClass::BadRequest, e.to_string()),
+        // An Anthropic client's own body goes as is (cache_control, thinking and the
+        // rest survive); anything else is translated.
+        let body = match &req.native {
+            Some(native) => match serde_json::from_slice::<Value>(native) {
+                Ok(mut v) => {
+                    v["model"] = Value::String(req.model.to_owned());
+                    Bytes::from(v.to_string())
+                }
+                Err(_) => {
+                    return canned(ErrorClass::BadRequest, "the body is not JSON".into());
+                }
+            },
+            None => match openai_anthropic::request(&openai, req.model) {
+                Ok(b) => Bytes::from(b.to_string()),
+                Err(e) => return canned(ErrorClass::BadRequest, e.to_string()),
+            },
         };
         let mut opts = ClientOptions::from_request(&openai, translated::unix_now());
         opts.model = req.model.to_owned();

@@ -44,6 +44,9 @@ pub struct AttemptRequest<'a> {
     /// The upstream model name.
     pub model: &'a str,
     pub body: Bytes,
+    /// The client's own body when its API is not OpenAI's: an Anthropic Messages body,
+    /// which the Anthropic adapter sends as is (model replaced) instead of translating.
+    pub native: Option<Bytes>,
     pub stream: bool,
     /// Connect deadline (TCP + TLS).
     pub connect_timeout: Duration,

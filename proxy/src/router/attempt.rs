@@ -54,6 +54,8 @@ pub struct AttemptPlan<'a> {
     pub body: Bytes,
     pub stream: bool,
     pub total_deadline: Option<Instant>,
+    /// The client's own body, for a provider that speaks the client's API.
+    pub native: Option<Bytes>,
 }
 
 async fn within<T>(
@@ -129,6 +131,7 @@ pub async fn run(
         credential: plan.credential,
         model: plan.model,
         body: plan.body.clone(),
+        native: plan.native.clone(),
         stream: plan.stream,
         connect_timeout: connect.unwrap_or(DEFAULT_CONNECT),
         read_timeout: if plan.stream {

@@ -32,6 +32,8 @@ pub struct Job<'a> {
     pub decision: Decision<'a>,
     pub body: &'a RequestBody<'a>,
     pub endpoint: Endpoint,
+    /// The client's own body when its API is not OpenAI's (an Anthropic Messages body).
+    pub native: Option<&'a Bytes>,
 }
 
 /// Shared router state.
@@ -135,6 +137,7 @@ impl Router {
                 body: Bytes::from(job.body.rebuild(&target.model)),
                 stream: job.body.stream,
                 total_deadline,
+                native: job.native.cloned(),
             };
             let last_candidate = i + 1 == order.len();
             let mut n = 0;

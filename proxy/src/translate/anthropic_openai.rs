@@ -171,16 +171,19 @@ pub fn stop_reason(finish: &str) -> &'static str {
     }
 }
 
+/// Anthropic usage for OpenAI usage; `cache_creation_input_tokens` is the extension the
+/// Anthropic adapter writes (see `TokenUsage::openai`).
 fn usage(u: &Value) -> Value {
     let cached = u["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
         .unwrap_or(0);
+    let created = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
     json!({
-        "input_tokens": prompt.saturating_sub(cached),
+        "input_tokens": prompt.saturating_sub(cached + created),
         "output_tokens": u["completion_tokens"].as_u64().unwrap_or(0),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": created,
     })
 }
 
