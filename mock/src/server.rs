@@ -138,9 +138,21 @@ async fn api(
     });
     tracing::debug!(seq, method = %parts.method, path, ?fault, "api request");
     let format = Format::of(&parts.method, &path, &parts.headers);
+    let config = state.config();
+    let id = state.next_id();
+    let request_id = format!(
+        "req_{}",
+        text::alphanumeric(
+            text::derive_seed(config.seed, &["req", &id.to_string()]),
+            24
+        )
+    );
     let fault = match fault {
         Ok(fault) => fault,
-        Err(message) => return Ok(error_response(format, &ApiError::invalid_request(message))),
+        Err(message) => {
+            let e = ApiError::invalid_request(message);
+            return Ok(api_error(format, &e, &request_id));
+        }
     };
     match &fault {
         Fault::Reset => return Err(ResetConnection),
@@ -148,20 +160,19 @@ async fn api(
         Fault::Stall { ms, .. } => body::pause(Duration::from_millis(*ms)).await,
         _ => {}
     }
-    let config = state.config();
     if config.require_auth
         && let Some(e) = format.auth_error(&parts.headers, parts.uri.query())
     {
-        return Ok(error_response(format, &e));
+        return Ok(api_error(format, &e, &request_id));
     }
     let stream_error = matches!(fault, Fault::StreamError { .. });
     if !stream_error && let Some(e) = format.fault_error(&fault) {
-        return Ok(error_response(format, &e));
+        return Ok(api_error(format, &e, &request_id));
     }
     let behaviour = state.behaviour();
     let ctx = openai::Ctx {
         seed: config.seed,
-        request_id: state.next_id(),
+        request_id: id,
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -212,15 +223,8 @@ async fn api(
         }
         other => other,
     };
-    let request_id = format!(
-        "req_{}",
-        text::alphanumeric(
-            text::derive_seed(config.seed, &["req", &ctx.request_id.to_string()]),
-            24
-        )
-    );
-    let mut response = match reply {
-        Reply::Error(e) => error_response(format, &e),
+    let response = match reply {
+        Reply::Error(e) => return Ok(api_error(format, &e, &request_id)),
         Reply::Json { body, tokens } => {
             body::pause(body::whole_delay(&behaviour, &fault, tokens)).await;
             let bytes = Bytes::from(body.to_string());
@@ -241,13 +245,34 @@ async fn api(
             response
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    Ok(with_request_id(response, format, &request_id))
+}
+
+/// An API error answer: the format's body (Anthropic's with `request_id`, as Anthropic
+/// sends), `Retry-After` when it has one, and the request id headers.
+fn api_error(format: Format, e: &ApiError, request_id: &str) -> Response<MockBody> {
+    let mut response = error_response(format, e);
+    if format == Format::Anthropic {
+        let mut body = format.error_body(e);
+        body["request_id"] = Value::from(request_id);
+        *response.body_mut() = MockBody::full(body.to_string());
+    }
+    with_request_id(response, format, request_id)
+}
+
+/// `x-request-id` on every API answer, and Anthropic's `request-id`.
+fn with_request_id(
+    mut response: Response<MockBody>,
+    format: Format,
+    request_id: &str,
+) -> Response<MockBody> {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         if format == Format::Anthropic {
             response.headers_mut().insert("request-id", value.clone());
         }
         response.headers_mut().insert("x-request-id", value);
     }
-    Ok(response)
+    response
 }
 
 /// The wire format of an API request, from its path (and, for the models list, headers).

@@ -305,9 +305,11 @@ async fn status_faults_answer_with_anthropic_error_bodies() {
         let fault = format!(r#"{{"kind":"status","status":{status}}}"#);
         let response = send_with_fault(&server, &request("hi", json!({})), &fault).await;
         assert_eq!(response.status().as_u16(), status);
+        let request_id = response.headers()["request-id"].clone();
         let body = json(response).await;
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["type"], kind, "{status}");
+        assert_eq!(body["request_id"], request_id.to_str().expect("ascii"));
     }
     let response = send_with_fault(
         &server,

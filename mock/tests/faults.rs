@@ -346,3 +346,67 @@ async fn request_log_records_what_was_sent_with_credentials_redacted() {
     assert_eq!(log[1]["body"], "not json");
     assert_eq!(log[1]["fault"], Value::Null);
 }
+
+/// Reset and stall apply to the Anthropic and Gemini routes as to OpenAI's; whole-body faults
+/// cut or break their JSON.
+#[tokio::test]
+async fn connection_and_body_faults_apply_to_every_format() {
+    let server = common::start("s").await;
+    let anthropic =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let gemini = json!({"contents": [{"parts": [{"text": "hi"}]}]});
+    let routes = [
+        ("/v1/messages", anthropic),
+        ("/v1beta/models/g:generateContent", gemini),
+    ];
+    for (path, body) in &routes {
+        let result = common::client()
+            .post(format!("{}{path}", server.url()))
+            .header("x-mock-fault", r#"{"kind":"reset"}"#)
+            .body(body.to_string())
+            .send()
+            .await;
+        assert!(result.is_err(), "{path}: reset");
+
+        let started = Instant::now();
+        let response = post_with(
+            &server,
+            path,
+            body,
+            &[("x-mock-fault", r#"{"kind":"stall","ms":200}"#)],
+        )
+        .await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "{path}: stall"
+        );
+        assert_eq!(response.status(), 200);
+
+        let response = post_with(
+            &server,
+            path,
+            body,
+            &[(
+                "x-mock-fault",
+                r#"{"kind":"malformed_chunk","after_chunks":0}"#,
+            )],
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.expect("a clean end");
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{path}: half the JSON"
+        );
+
+        let response = post_with(
+            &server,
+            path,
+            body,
+            &[("x-mock-fault", r#"{"kind":"cut_stream","after_chunks":0}"#)],
+        )
+        .await;
+        let (_, failed) = read_until_error(response).await;
+        assert!(failed, "{path}: cut");
+    }
+}
