@@ -216,21 +216,23 @@ def test_anthropic_sdk_streamed_tool_use(anthropic_client, mocks, model):
     assert json_deltas, [e.type for e in events]
 
 
-@pytest.mark.xfail(
-    reason="issue 4 item 2: /v1/messages to an Anthropic target should pass through; the proxy "
-    "translates it through the OpenAI shape, which drops cache_control",
-    strict=False,
-)
 def test_anthropic_sdk_cache_usage_passes_through(anthropic_client, mocks):
-    cached = "x" * 400
+    # The mock counts blocks up to the first cache_control as read from the cache, and those
+    # after it up to the last as written: 400 chars = 100 tokens read, 200 = 50 written.
     message = anthropic_client.messages.create(
         model="claude-mock",
         max_tokens=256,
-        system=[{"type": "text", "text": cached, "cache_control": {"type": "ephemeral"}}],
+        system=[
+            {"type": "text", "text": "x" * 400, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "y" * 200, "cache_control": {"type": "ephemeral"}},
+        ],
         messages=[{"role": "user", "content": PROMPT}],
     )
     assert message.usage.cache_read_input_tokens == 100
+    assert message.usage.cache_creation_input_tokens == 50
     assert message.usage.input_tokens == PROMPT_TOKENS
+    sent = mocks["claude"].requests()[0]["body"]
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}, sent
 
 
 @pytest.mark.parametrize("model", ["via-openai", "claude-mock", "gemini-2.0-flash"])
