@@ -359,3 +359,58 @@ async fn anthropic_stream_error_after_first_token() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "server_overloaded", "{}", s.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn classified_gemini_errors_drive_triggers() {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let catalogue = vec![gemini("a", &a, &["m"]), upstream("b", &b, &["m"])];
+    let policy = "route chat {\n  use a/m\n  failover to b/m when rate_limited or overloaded\n}\n";
+    let proxy = start_proxy(snapshot(policy, catalogue), |_| {});
+    // 503 UNAVAILABLE ("the model is overloaded") fails over, streamed too.
+    script(&a, json!([{"kind": "status", "status": 503}]));
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(r.header("x-switchyard-provider"), "b", "{}", r.text);
+    completion(&r);
+    script(&a, json!([{"kind": "rate_limit"}]));
+    let s = post(&proxy, "/v1/chat/completions", &streamed(chat("m", true))).await;
+    assert_eq!(s.header("x-switchyard-provider"), "b", "{}", s.text);
+    chunks(&s);
+    // 400 INVALID_ARGUMENT is the caller's: passed back, OpenAI-shaped, no failover.
+    let before = b.state().requests().len();
+    script(
+        &a,
+        json!([{"kind": "status", "status": 400, "message": "Invalid JSON payload"}]),
+    );
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(b.state().requests().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gemini_stream_error_after_first_token() {
+    let (m, proxy) = single(ProviderKind::Gemini).await;
+    script(&m, json!([{"kind": "stream_error", "after_chunks": 2}]));
+    let s = post(&proxy, "/v1/chat/completions", &streamed(chat("m", true))).await;
+    assert_eq!(s.status, 200);
+    let events = s.events();
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{}", s.text);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "server_overloaded", "{}", s.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_client_sees_a_cut_stream_as_an_error_event() {
+    let (m, proxy) = single(ProviderKind::OpenaiCompatible).await;
+    script(&m, json!([{"kind": "cut_stream", "after_chunks": 2}]));
+    let s = post(&proxy, "/v1/messages", &messages_body(true)).await;
+    assert_eq!(s.status, 200);
+    let names: Vec<&str> = s
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"), "{}", s.text);
+    assert_eq!(names.last(), Some(&"error"), "{}", s.text);
+    assert!(!names.contains(&"message_stop"));
+}
