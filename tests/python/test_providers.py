@@ -500,3 +500,74 @@ def test_openai_sdk_sees_a_cut_upstream_stream_as_an_error(client, mocks, model)
             if chunk.choices and chunk.choices[0].finish_reason:
                 finishes.append(chunk.choices[0].finish_reason)
     assert "stop" not in finishes, finishes
+
+
+# --- translation details: system prompt, length cap, finish reasons ------------------------
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_system_prompt_and_max_tokens_reach_the_upstream(anthropic_client, mocks, model):
+    message = anthropic_client.messages.create(
+        model=model,
+        max_tokens=3,
+        system="You are terse.",
+        messages=[{"role": "user", "content": PROMPT}],
+    )
+    # Three words, cut by max_tokens, in every provider's terms mapped back to Anthropic's.
+    assert message.stop_reason == "max_tokens"
+    assert len(message.content[0].text.split()) == 3
+    assert message.usage.output_tokens == 3
+    assert message.usage.input_tokens == math.ceil((len("You are terse.") + len(PROMPT)) / 4)
+
+    name = TARGETS[model]
+    sent = mocks[name].requests()[0]["body"]
+    if name == "oai":
+        assert sent["messages"][0] == {"role": "system", "content": "You are terse."}, sent
+        assert 3 in (sent.get("max_tokens"), sent.get("max_completion_tokens")), sent
+    elif name == "gem":
+        assert sent["systemInstruction"]["parts"][0]["text"] == "You are terse.", sent
+        assert sent["generationConfig"]["maxOutputTokens"] == 3, sent
+    else:
+        assert sent["system"] == "You are terse.", sent
+        assert sent["max_tokens"] == 3, sent
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_length_cap_maps_to_finish_length(client, mocks, model):
+    completion = client.chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": PROMPT},
+        ],
+        max_tokens=3,
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert len(completion.choices[0].message.content.split()) == 3
+    assert completion.usage.completion_tokens == 3
+    name = TARGETS[model]
+    sent = mocks[name].requests()[0]["body"]
+    if name == "gem":
+        assert sent["systemInstruction"]["parts"][0]["text"] == "You are terse.", sent
+        assert all(c.get("role") != "system" for c in sent["contents"]), sent
+    else:
+        system = sent["system"]
+        text = system if isinstance(system, str) else "".join(b["text"] for b in system)
+        assert text == "You are terse.", sent
+        assert all(m["role"] != "system" for m in sent["messages"]), sent
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_streamed_length_cap(client, mocks, model):
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=3,
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) == 3, text
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
