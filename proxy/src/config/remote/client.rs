@@ -152,8 +152,14 @@ impl Session<'_> {
         let env: SnapshotEnvelope = match serde_json::from_str(data) {
             Ok(env) => env,
             Err(e) => {
-                // The error names a position only, never the content (which holds keys).
-                tracing::warn!(error = %e, "undecodable snapshot event ignored");
+                // serde_json's message can quote the offending value (which may be a key):
+                // log only its category and position.
+                tracing::warn!(
+                    category = ?e.classify(),
+                    line = e.line(),
+                    column = e.column(),
+                    "undecodable snapshot event ignored"
+                );
                 return;
             }
         };

@@ -46,10 +46,19 @@ pub fn load_persisted(dir: &Path) -> std::io::Result<Option<SnapshotEnvelope>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    // serde_json's error names a position, never the content.
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    // serde_json's message can quote the offending value (which may be a key): keep only its
+    // category and position.
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{STATE_FILE} is not a snapshot envelope ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
