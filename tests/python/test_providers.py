@@ -268,7 +268,8 @@ def test_anthropic_sdk_upstream_rate_limit_has_anthropic_shape(anthropic_client,
 
 # --- the OpenAI SDK on /v1/chat/completions, Anthropic and Gemini upstreams --------------
 
-OPENAI_MODELS = ["claude-mock", "gemini-2.0-flash"]
+# The same OpenAI SDK calls against every upstream type.
+OPENAI_MODELS = ["via-openai", "claude-mock", "gemini-2.0-flash"]
 
 
 @pytest.mark.parametrize("model", OPENAI_MODELS)
@@ -334,6 +335,8 @@ def test_openai_sdk_tool_call_and_result(client, mocks, model):
     sent = mocks[name].requests()[0]["body"]
     if name == "gem":
         assert sent["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+    elif name == "oai":
+        assert sent["tools"] == OPENAI_TOOLS, sent
     else:
         assert sent["tools"][0]["name"] == "get_weather"
         assert sent["tools"][0]["input_schema"]["required"] == ["city", "unit"]
@@ -458,8 +461,8 @@ def test_classified_bad_request_does_not_fail_over(client, mocks):
 @pytest.mark.parametrize("model", OPENAI_MODELS)
 def test_openai_sdk_sees_an_upstream_error_event_mid_stream(client, mocks, model):
     # Anthropic: message_start, content_block_start, ping and 2 words, then `event: error`;
-    # Gemini: 2 words, then a `data: {"error": ...}` line.
-    after = 5 if TARGETS[model] == "claude" else 2
+    # OpenAI: the role chunk and 2 words; Gemini: 2 words; then a `data: {"error": ...}` line.
+    after = {"claude": 5, "oai": 3, "gem": 2}[TARGETS[model]]
     mocks[TARGETS[model]].script({"faults": [{"kind": "stream_error", "after_chunks": after}]})
     received = []
     with pytest.raises(openai.APIError):
@@ -490,7 +493,7 @@ def test_anthropic_sdk_sees_an_upstream_error_mid_stream(anthropic_client, mocks
 
 @pytest.mark.parametrize("model", OPENAI_MODELS)
 def test_openai_sdk_sees_a_cut_upstream_stream_as_an_error(client, mocks, model):
-    after = 5 if TARGETS[model] == "claude" else 2
+    after = {"claude": 5, "oai": 3, "gem": 2}[TARGETS[model]]
     mocks[TARGETS[model]].script({"faults": [{"kind": "cut_stream", "after_chunks": after}]})
     finishes = []
     with pytest.raises((openai.APIError, httpx.HTTPError)):
@@ -550,6 +553,8 @@ def test_openai_sdk_length_cap_maps_to_finish_length(client, mocks, model):
     if name == "gem":
         assert sent["systemInstruction"]["parts"][0]["text"] == "You are terse.", sent
         assert all(c.get("role") != "system" for c in sent["contents"]), sent
+    elif name == "oai":
+        assert sent["messages"][0] == {"role": "system", "content": "You are terse."}, sent
     else:
         system = sent["system"]
         text = system if isinstance(system, str) else "".join(b["text"] for b in system)
