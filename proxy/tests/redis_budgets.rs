@@ -110,7 +110,9 @@ async fn three_replicas_share_one_limit_within_the_bound() {
     let up = mock(200).await;
     let dir = folder(
         &up,
-        &format!("budget shared {{\n  for all\n  limit {LIMIT} tokens per day\n}}"),
+        &format!(
+            "budget shared {{\n  for all\n  limit {LIMIT} tokens per day\n}}\n\nbudget per-key {{\n  for each key\n  limit 1000000 requests per day\n}}"
+        ),
     );
     let mut redis = Redis::start(dir.path(), free_port());
     let url = redis.url();
@@ -209,7 +211,16 @@ async fn three_replicas_share_one_limit_within_the_bound() {
     let p = Arc::try_unwrap(proxies.remove(0)).ok().expect("only owner");
     drop(p);
     let restarted = Arc::new(Proxy::start(dir.path(), &open));
-    assert_eq!(spent(&restarted).await.0, recorded);
+    let (after_restart, v) = spent(&restarted).await;
+    assert_eq!(after_restart, recorded);
+    // Per-key scopes come from Redis too: this replica has not served `alpha` yet.
+    let alpha = v["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["budget"] == "per-key" && r["scope"] == "key=alpha")
+        .unwrap_or_else(|| panic!("no per-key row for alpha: {v}"));
+    assert_eq!(alpha["limits"][0]["spent"].as_u64(), Some(served));
     let a = chat(&restarted, Some("sk-alpha-0123456789"), request()).await;
     assert_eq!(a.status, 429, "{}", a.text);
     proxies.insert(0, restarted);

@@ -193,6 +193,42 @@ impl RedisStore {
         self.call(&self.adjust, keys, args).await.map(|_| ())
     }
 
+    /// The counter keys (without the prefix) that start with `budget|`, across every
+    /// replica: a bounded `SCAN`, at most [`TIMEOUT`] and 10,000 keys.
+    pub async fn keys_of(&self, budget: &str) -> Result<Vec<String>, RedisError> {
+        self.check_backoff()?;
+        let pattern = format!("{}{}|*", self.prefix, glob_escape(budget));
+        let mut conn = self.conn.clone();
+        let scan = async {
+            let mut out = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                out.extend(
+                    keys.into_iter()
+                        .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned)),
+                );
+                if next == 0 || out.len() >= 10_000 {
+                    return Ok::<_, redis::RedisError>(out);
+                }
+                cursor = next;
+            }
+        };
+        let r = match tokio::time::timeout(TIMEOUT, scan).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(RedisError::Unreachable(e.category().to_string())),
+            Err(_) => Err(RedisError::Timeout),
+        };
+        self.record(r)
+    }
+
     pub async fn get(&self, keys: &[String]) -> Result<Vec<i64>, RedisError> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -212,4 +248,16 @@ impl RedisStore {
         };
         self.record(r)
     }
+}
+
+/// `s` with Redis glob characters escaped.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -1,8 +1,10 @@
 //! Usage per budget and scope for the admin API: spent (settled usage plus reservations in
 //! flight), remaining, window reset and state (`ok`, `warning`, `exhausted`).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
-use switchyard_dsl::ir::{BudgetScope, Snapshot};
+use switchyard_dsl::ir::{Budget, BudgetScope, Snapshot};
 
 use super::{Quota, counter_key, metric_name, now_secs, window};
 
@@ -49,6 +51,24 @@ pub fn state(spent: i64, limit: u64, warn_bp: &[u32]) -> &'static str {
     }
 }
 
+/// The scope of counter key `key` (`budget|scope|metric|window|start`) if it is one of
+/// `budget`'s counters for the window that contains `now`.
+pub fn current_scope(budget: &Budget, key: &str, now: u64) -> Option<String> {
+    let mut parts = key.rsplitn(4, '|');
+    let (start, win, metric) = (parts.next()?, parts.next()?, parts.next()?);
+    let scope = parts
+        .next()?
+        .strip_prefix(&budget.name)?
+        .strip_prefix('|')?;
+    let start: u64 = start.parse().ok()?;
+    let current = budget.limits.iter().any(|l| {
+        window::name(l.window) == win
+            && metric_name(l.metric) == metric
+            && window::start(l.window, now) == start
+    });
+    current.then(|| scope.to_string())
+}
+
 fn rank(s: &str) -> u8 {
     match s {
         "exhausted" => 2,
@@ -70,6 +90,7 @@ impl Quota {
             .cloned()
             .collect();
         let mut rows: Vec<(usize, String)> = Vec::new();
+        let mut store_down = false;
         for (i, b) in snapshot.budgets.iter().enumerate() {
             let fixed = match &b.scope {
                 BudgetScope::Global => Some("global".to_string()),
@@ -81,11 +102,25 @@ impl Quota {
             };
             match fixed {
                 Some(s) => rows.push((i, s)),
-                None => rows.extend(
-                    seen.iter()
+                None => {
+                    let mut scopes: BTreeSet<String> = seen
+                        .iter()
                         .filter(|(n, _)| *n == b.name)
-                        .map(|(_, s)| (i, s.clone())),
-                ),
+                        .map(|(_, s)| s.clone())
+                        .collect();
+                    // With Redis, the scopes every replica has counted in the current windows.
+                    if let Some(shared) = &self.shared
+                        && !store_down
+                    {
+                        match shared.keys_of(&b.name).await {
+                            Ok(keys) => {
+                                scopes.extend(keys.iter().filter_map(|k| current_scope(b, k, now)))
+                            }
+                            Err(_) => store_down = true,
+                        }
+                    }
+                    rows.extend(scopes.into_iter().map(|s| (i, s)));
+                }
             }
         }
         let mut keys = Vec::new();
@@ -143,5 +178,67 @@ impl Quota {
             now: window::rfc3339(now),
             budgets,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_dsl::ir::{Limit, LimitMetric, OnExhausted, OnOverrun, Window};
+
+    use super::*;
+
+    #[test]
+    fn states_and_scopes_of_current_counters() {
+        assert_eq!(state(79, 100, &[8000, 9500]), "ok");
+        assert_eq!(state(80, 100, &[8000, 9500]), "warning");
+        assert_eq!(state(100, 100, &[]), "exhausted");
+        assert_eq!(state(-5, 100, &[8000]), "ok");
+        let b = Budget {
+            name: "per-key".into(),
+            origin: "o".into(),
+            scope: BudgetScope::EachKey,
+            limits: vec![Limit {
+                metric: LimitMetric::Requests,
+                amount: 5,
+                window: Window::Minute,
+            }],
+            warn_at_bp: vec![],
+            on_exhausted: OnExhausted::Reject,
+            on_overrun: OnOverrun::Finish,
+        };
+        let now = 1_795_314_610;
+        let key = counter_key(
+            "per-key",
+            "key=a|b",
+            LimitMetric::Requests,
+            now - 10,
+            "minute",
+        );
+        assert_eq!(current_scope(&b, &key, now).as_deref(), Some("key=a|b"));
+        // Last minute's counter, another metric, another budget: not current.
+        let old = counter_key(
+            "per-key",
+            "key=a",
+            LimitMetric::Requests,
+            now - 70,
+            "minute",
+        );
+        assert_eq!(current_scope(&b, &old, now), None);
+        let other = counter_key(
+            "per-key",
+            "key=a",
+            LimitMetric::MicroUsd,
+            now - 10,
+            "minute",
+        );
+        assert_eq!(current_scope(&b, &other, now), None);
+        let prefix = counter_key(
+            "per-key-2",
+            "key=a",
+            LimitMetric::Requests,
+            now - 10,
+            "minute",
+        );
+        assert_eq!(current_scope(&b, &prefix, now), None);
     }
 }
