@@ -576,3 +576,15 @@ def test_openai_sdk_streamed_length_cap(client, mocks, model):
     assert len(text.split()) == 3, text
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["length"]
+
+
+# --- the model list ---------------------------------------------------------------------
+
+
+def test_models_list_every_route_with_its_provider(client):
+    owners = {m.id: m.owned_by for m in client.models.list()}
+    assert owners.get("via-openai") == "oai", owners
+    assert owners.get("claude-mock") == "claude", owners
+    assert owners.get("gemini-2.0-flash") == "gem", owners
+    assert owners.get("cross-failover") == "flaky", owners
+    assert client.models.retrieve("claude-mock").owned_by == "claude"
