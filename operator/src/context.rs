@@ -27,19 +27,6 @@ pub struct Stores {
 }
 
 impl Stores {
-    async fn ready(&self) -> Result<()> {
-        let wait = async {
-            self.providers.wait_until_ready().await?;
-            self.route_policies.wait_until_ready().await?;
-            self.budgets.wait_until_ready().await?;
-            self.secrets.wait_until_ready().await
-        };
-        match tokio::time::timeout(Duration::from_secs(30), wait).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Error::NotReady),
-        }
-    }
-
     fn inputs(&self) -> Inputs {
         fn all<K: Clone + kube::runtime::reflector::Lookup>(s: &Store<K>) -> Vec<K>
         where
@@ -94,6 +81,10 @@ pub struct Context {
     pub pods: Arc<Pods>,
     /// Bumped when the compile outcome changes: every object's status is recomputed.
     pub outcome_changed: watch::Sender<u64>,
+    /// `true` once every cache holds its first full list. (kube-runtime 5's
+    /// `Store::wait_until_ready` wakes only one of several concurrent waiters, and the
+    /// controller itself is one, so readiness is signalled from the watch streams instead.)
+    pub caches_ready: watch::Sender<bool>,
     last: tokio::sync::Mutex<Option<Arc<Outcome>>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -132,6 +123,7 @@ impl Context {
             publisher,
             pods,
             outcome_changed: watch::channel(0).0,
+            caches_ready: watch::channel(false).0,
             last: tokio::sync::Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
@@ -140,7 +132,11 @@ impl Context {
     /// The compile outcome of the caches' current contents: recompiled (and published when
     /// the content changed) only when the inputs' fingerprint changed.
     pub async fn outcome(&self) -> Result<Arc<Outcome>> {
-        self.stores.ready().await?;
+        let mut ready = self.caches_ready.subscribe();
+        match tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r)).await {
+            Ok(Ok(_)) => {}
+            _ => return Err(Error::NotReady),
+        }
         let mut last = self.last.lock().await;
         let inputs = self.stores.inputs();
         let fingerprint = compile::fingerprint(&inputs);

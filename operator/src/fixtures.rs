@@ -116,6 +116,7 @@ impl Context {
             Arc::new(Pods::default()),
             Some("test".into()),
         );
+        ctx.caches_ready.send_replace(true);
         (
             Arc::new(ctx),
             ApiServerVerifier(handle),

@@ -174,8 +174,12 @@ impl Pods {
 
     pub fn disconnected(&self, pod: &str) {
         self.update(|pods| {
+            // A pod that comes back reports its version in `have`, so forget it entirely.
             if let Some(state) = pods.get_mut(pod) {
                 state.streams = state.streams.saturating_sub(1);
+                if state.streams == 0 {
+                    pods.remove(pod);
+                }
             }
         });
     }

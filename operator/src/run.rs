@@ -136,9 +136,15 @@ pub async fn run_with(
 
     let ns = settings.namespace.as_deref();
     let wc = watcher::Config::default();
-    let providers = Controller::new(api::<LLMProvider>(&client, ns), wc.clone());
-    let routes = Controller::new(api::<RoutePolicy>(&client, ns), wc.clone());
-    let budgets = Controller::new(api::<Budget>(&client, ns), wc.clone());
+    let (p_ready, r_ready, b_ready, s_ready) = (
+        watch::channel(false),
+        watch::channel(false),
+        watch::channel(false),
+        watch::channel(false),
+    );
+    let providers = controller(api::<LLMProvider>(&client, ns), &wc, p_ready.0);
+    let routes = controller(api::<RoutePolicy>(&client, ns), &wc, r_ready.0);
+    let budgets = controller(api::<Budget>(&client, ns), &wc, b_ready.0);
     let (secret_store, secret_writer) = reflector::store::<Secret>();
     let stores = Stores {
         providers: providers.store(),
@@ -166,9 +172,11 @@ pub async fn run_with(
         let mut events = std::pin::pin!(secret_events);
         while let Some(event) = events.next().await {
             match event {
-                Ok(
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                ) => {
+                Ok(watcher::Event::InitDone) => {
+                    s_ready.0.send_replace(true);
+                    notify.send_modify(|n| *n += 1);
+                }
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
                     notify.send_modify(|n| *n += 1);
                 }
                 Ok(_) => {}
@@ -180,6 +188,12 @@ pub async fn run_with(
     let ready_ctx = ctx.clone();
     let ready_flag = ready.clone();
     tokio::spawn(async move {
+        for mut rx in [p_ready.1, r_ready.1, b_ready.1, s_ready.1] {
+            if rx.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+        }
+        ready_ctx.caches_ready.send_replace(true);
         loop {
             match ready_ctx.outcome().await {
                 Ok(_) => {
@@ -226,6 +240,25 @@ pub async fn run_with(
     };
     stop(admin_server, control_server).await?;
     lease_result
+}
+
+/// A controller over our own reflector, so that its first full list can be signalled.
+fn controller<K: Watched>(
+    api: Api<K>,
+    wc: &watcher::Config,
+    synced: watch::Sender<bool>,
+) -> Controller<K> {
+    let (store, writer) = reflector::store::<K>();
+    let events = watcher(api, wc.clone())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                synced.send_replace(true);
+            }
+        })
+        .applied_objects();
+    Controller::for_stream(events, store)
 }
 
 async fn drive<K: Watched>(

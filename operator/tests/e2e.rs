@@ -55,6 +55,10 @@ struct Operator {
 
 impl Operator {
     fn start(kubeconfig: &Path, dir: &Path) -> Self {
+        Self::start_as(kubeconfig, dir, "e2e-operator")
+    }
+
+    fn start_as(kubeconfig: &Path, dir: &Path, identity: &str) -> Self {
         let [control, admin] = free_ports::<2>();
         let control: SocketAddr = ([127, 0, 0, 1], control).into();
         let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
@@ -69,7 +73,7 @@ impl Operator {
                 "--lease-namespace",
                 NS,
                 "--identity",
-                "e2e-operator",
+                identity,
             ])
             .args(["--control-listen", &control.to_string()])
             .args(["--admin-listen", &admin.to_string()])
@@ -92,7 +96,7 @@ impl Operator {
     }
 
     fn log_tail(&self) -> String {
-        tail(&self.log, 40)
+        tail(&self.log, 60)
     }
 
     async fn wait_ready(&mut self) {
@@ -167,11 +171,15 @@ impl Drop for Subscriber {
 
 impl Subscriber {
     async fn connect(addr: SocketAddr, pod: &'static str) -> Self {
+        Self::connect_with(addr, pod, 0).await
+    }
+
+    async fn connect_with(addr: SocketAddr, pod: &'static str, have: u64) -> Self {
         let mut stream = TcpStream::connect(addr)
             .await
             .expect("connect control channel");
         let request = format!(
-            "GET /v1/snapshots/stream?have=0&pod={pod} HTTP/1.0\r\nHost: operator\r\n\
+            "GET /v1/snapshots/stream?have={have}&pod={pod} HTTP/1.0\r\nHost: operator\r\n\
              Authorization: Bearer {TOKEN}\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.expect("send");
@@ -345,6 +353,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The sum of `switchyard_operator_reconciliations_total` over all kinds.
+async fn reconciles(admin: SocketAddr) -> u64 {
+    let metrics = http(admin, "GET /metrics", None, "")
+        .await
+        .expect("metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("switchyard_operator_reconciliations_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,6 +608,31 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     let latest = a.wait_for(|r| r.version > third.version).await;
     eprintln!("credentials change published version {}", latest.version);
 
+    // No reconcile loop: once settled, nothing is reconciled while nothing changes (the
+    // subscribers get a ping every second meanwhile).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = reconciles(op.admin).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = reconciles(op.admin).await;
+    eprintln!("reconciliations so far: {after}");
+    assert_eq!(
+        before, after,
+        "the operator reconciles while nothing changes"
+    );
+
+    // A second replica waits for the Lease and is not ready meanwhile.
+    let standby_dir = tempfile::tempdir().expect("temp dir");
+    let mut standby = Operator::start_as(
+        &server.operator_kubeconfig(),
+        standby_dir.path(),
+        "e2e-standby",
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let standby_ready = http(standby.admin, "GET /readyz", None, "")
+        .await
+        .expect("readyz");
+    assert!(standby_ready.starts_with("HTTP/1.0 503"), "{standby_ready}");
+
     // Metrics and graceful shutdown.
     let metrics = http(op.admin, "GET /metrics", None, "")
         .await
@@ -620,8 +665,26 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     };
     assert!(exit.success(), "operator exit {exit}:\n{}", op.log_tail());
     eprintln!(
-        "operator stopped {:?} after SIGTERM; whole test {:?}",
-        term_at.elapsed(),
-        started.elapsed()
+        "operator exited cleanly {:?} after SIGTERM",
+        term_at.elapsed()
     );
+
+    // The standby takes over (the leader released the Lease) and continues the versions.
+    let takeover_at = Instant::now();
+    standby.wait_ready().await;
+    eprintln!(
+        "standby became leader {:?} after SIGTERM",
+        takeover_at.elapsed()
+    );
+    drop((a, b));
+    let mut c = Subscriber::connect_with(standby.control, "proxy-c", latest.version).await;
+    let next = c.wait_for(|_| true).await;
+    assert!(
+        next.version > latest.version,
+        "{} after {}",
+        next.version,
+        latest.version
+    );
+    assert_eq!(next.hash, latest.hash, "same objects, same content");
+    eprintln!("whole test {:?}", started.elapsed());
 }
