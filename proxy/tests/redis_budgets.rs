@@ -225,11 +225,44 @@ async fn three_replicas_share_one_limit_within_the_bound() {
     assert_eq!(a.status, 429, "{}", a.text);
     proxies.insert(0, restarted);
 
-    // Redis goes away: fail-open keeps serving with local accounting, fail-closed refuses
-    // with 503; nothing panics.
+    // Redis goes away while clients are sending: every answer is a proper one (429 from
+    // the exhausted budget before, then 200 from fail-open replicas counting locally and
+    // 503 from the fail-closed one); no request hangs past the bound, nothing panics.
+    let stop = Instant::now() + Duration::from_millis(1500);
+    let mut tasks = Vec::new();
+    for (i, p) in proxies.iter().enumerate() {
+        for _ in 0..2 {
+            let p = Arc::clone(p);
+            tasks.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    let a = chat(&p, Some("sk-bravo-0123456789"), request()).await;
+                    assert!(
+                        t.elapsed() < Duration::from_secs(2),
+                        "slow: {:?}",
+                        t.elapsed()
+                    );
+                    seen.push(a.status);
+                }
+                (i, seen)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
     redis.kill();
-    let a = chat(&proxies[0], Some("sk-alpha-0123456789"), request()).await;
-    assert_eq!(a.status, 200, "fail-open: {}", a.text);
+    for t in tasks {
+        let (i, seen) = t.await.unwrap();
+        let allowed: &[u16] = if i == 2 { &[429, 503] } else { &[429, 200] };
+        assert!(
+            seen.iter().all(|s| allowed.contains(s)),
+            "replica {i}: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|s| *s != 429),
+            "replica {i} never noticed: {seen:?}"
+        );
+    }
     let a = chat(&proxies[2], Some("sk-alpha-0123456789"), request()).await;
     assert_eq!(a.status, 503, "fail-closed: {}", a.text);
     assert_eq!(a.json()["error"]["code"], "quota_store_unavailable");
