@@ -263,9 +263,9 @@ async fn install_crds(client: &Client) {
 /// The Role of operator/README.md, bound to the operator's user.
 async fn grant_operator_rbac(client: &Client) {
     let rules = json!([
-        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders", "routepolicies", "budgets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders/status", "routepolicies/status", "budgets/status"], "verbs": ["get", "patch", "update"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders", "routepolicies", "budgets"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["switchyard.dev"], "resources": ["llmproviders/status", "routepolicies/status", "budgets/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ]);
@@ -435,6 +435,19 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     })
     .await;
     assert_eq!(status["snapshotHash"], first.hash.as_str());
+    let budgets: Api<switchyard_crds::Budget> = Api::namespaced(client.clone(), NS);
+    wait_status(
+        &budgets,
+        "quickstart",
+        &op,
+        "Budget Compiled=True, 2/2",
+        |s| {
+            condition(s, "Compiled").is_some_and(|c| c["status"] == "True")
+                && s["snapshotVersion"] == v1
+                && s["appliedPods"] == "2/2"
+        },
+    )
+    .await;
     let providers: Api<LLMProvider> = Api::namespaced(client.clone(), NS);
     wait_status(&providers, "mock-primary", &op, "Accepted=True, 2/2", |s| {
         condition(s, "Accepted").is_some_and(|c| c["status"] == "True") && s["appliedPods"] == "2/2"
