@@ -41,6 +41,12 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
+    if !settings.allow_anonymous && shared.config.current().keys.is_empty() {
+        tracing::warn!(
+            "no client keys configured: every /v1 request gets 401; add a Secret labelled \
+             `switchyard.dev/client-keys: \"true\"` or start with --allow-anonymous"
+        );
+    }
     match crate::quota::Quota::new(
         settings.redis_url.as_deref(),
         settings.redis_failure,

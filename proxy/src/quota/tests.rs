@@ -106,7 +106,7 @@ fn price_is_micro_usd_per_million_tokens_rounded_up() {
 #[test]
 fn no_budget_no_store_call() {
     block_on(async {
-        let s = snapshot("budget t { for team \"other\" limit 5 requests per minute }");
+        let s = snapshot("budget t { for team \"other\" limit 5 requests per day }");
         let a = admit(&quota(), &s, &view("k", "support", 10), None).await;
         assert!(a.expect("ok").is_none());
     });
@@ -115,7 +115,7 @@ fn no_budget_no_store_call() {
 #[test]
 fn reserve_then_reject_with_retry_after_until_the_window_resets() {
     block_on(async {
-        let s = snapshot("budget per-key {\n  for each key\n  limit 2 requests per minute\n}");
+        let s = snapshot("budget per-key {\n  for each key\n  limit 2 requests per day\n}");
         let q = quota();
         let r = view("alpha", "t", 10);
         assert!(admit(&q, &s, &r, None).await.expect("1st").is_some());
@@ -124,7 +124,7 @@ fn reserve_then_reject_with_retry_after_until_the_window_resets() {
         assert_eq!(e.status, 429);
         assert_eq!(e.code, Some("insufficient_quota"));
         let ra = e.retry_after.expect("retry-after");
-        assert!((1..=60).contains(&ra), "{ra}");
+        assert!((1..=86_400).contains(&ra), "{ra}");
         assert!(e.message.contains("per-key") && e.message.contains("key=alpha"));
         // Another key has its own counter.
         assert!(
@@ -139,7 +139,7 @@ fn reserve_then_reject_with_retry_after_until_the_window_resets() {
 #[test]
 fn settlement_returns_the_unused_reservation() {
     block_on(async {
-        let s = snapshot("budget tok {\n  for all\n  limit 1000 tokens per minute, $1 per day\n}");
+        let s = snapshot("budget tok {\n  for all\n  limit 1000 tokens per day, $1 per day\n}");
         let q = quota();
         let r = view("k", "t", 100);
         let a = admit(&q, &s, &r, Some(400))
@@ -187,7 +187,7 @@ fn settlement_returns_the_unused_reservation() {
 fn downgrade_when_exhausted_and_warnings_do_not_block() {
     block_on(async {
         let s = snapshot(
-            "budget support {\n  for team \"support\"\n  limit 2 requests per minute\n  warn at 50%\n  on exhausted downgrade to p/small\n}",
+            "budget support {\n  for team \"support\"\n  limit 2 requests per day\n  warn at 50%\n  on exhausted downgrade to p/small\n}",
         );
         let q = quota();
         let r = view("k", "support", 10);
@@ -211,7 +211,7 @@ fn downgrade_when_exhausted_and_warnings_do_not_block() {
 fn stream_top_ups_stop_at_the_limit() {
     block_on(async {
         let s = snapshot(
-            "budget b {\n  for all\n  limit 300 output_tokens per minute\n  on overrun cut\n}",
+            "budget b {\n  for all\n  limit 300 output_tokens per day\n  on overrun cut\n}",
         );
         let q = quota();
         let r = view("k", "t", 10);
