@@ -112,6 +112,8 @@ struct MessagesRequest {
     tools: Vec<ToolDef>,
     #[serde(default)]
     tool_choice: Option<Value>,
+    #[serde(default)]
+    stop_sequences: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,9 +300,18 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
             } else {
                 (ctx.completion_tokens, "end_turn")
             };
-            Answer::Text {
-                tokens: text::completion(seed, n, stop == "end_turn"),
-                stop,
+            let tokens = text::completion(seed, n, stop == "end_turn");
+            match text::cut_at_stop(&tokens, &req.stop_sequences) {
+                Some((tokens, hit)) => Answer::Text {
+                    tokens,
+                    stop: "stop_sequence",
+                    stop_sequence: Some(hit),
+                },
+                None => Answer::Text {
+                    tokens,
+                    stop,
+                    stop_sequence: None,
+                },
             }
         }
     };
@@ -321,7 +332,7 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
                 "model": req.model,
                 "content": [answer.block(true)],
                 "stop_reason": answer.stop_reason(),
-                "stop_sequence": null,
+                "stop_sequence": answer.stop_sequence(),
                 "usage": usage.json(usage.output),
             }),
             tokens: usage.output,
@@ -334,6 +345,7 @@ enum Answer {
     Text {
         tokens: Vec<String>,
         stop: &'static str,
+        stop_sequence: Option<String>,
     },
     Tool {
         id: String,
@@ -353,6 +365,17 @@ impl Answer {
         match self {
             Self::Text { stop, .. } => stop,
             Self::Tool { .. } => "tool_use",
+        }
+    }
+
+    /// The stop sequence hit, or `null`.
+    fn stop_sequence(&self) -> Value {
+        match self {
+            Self::Text {
+                stop_sequence: Some(s),
+                ..
+            } => json!(s),
+            _ => Value::Null,
         }
     }
 
@@ -451,7 +474,7 @@ fn stream_events(id: &str, model: &str, answer: &Answer, usage: &Usage) -> Vec<S
         "message_delta",
         &json!({
             "type": "message_delta",
-            "delta": {"stop_reason": answer.stop_reason(), "stop_sequence": null},
+            "delta": {"stop_reason": answer.stop_reason(), "stop_sequence": answer.stop_sequence()},
             "usage": {
                 "input_tokens": usage.input,
                 "cache_creation_input_tokens": usage.creation,

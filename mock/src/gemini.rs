@@ -161,6 +161,8 @@ struct FunctionDeclaration {
 struct GenerationConfig {
     #[serde(default, alias = "max_output_tokens")]
     max_output_tokens: Option<u32>,
+    #[serde(default, alias = "stop_sequences")]
+    stop_sequences: Vec<String>,
 }
 
 /// Characters of a part: text, function call arguments, function response.
@@ -217,6 +219,7 @@ struct Prepared {
     seed: u64,
     call: Option<Call>,
     max_tokens: Option<u32>,
+    stops: Vec<String>,
 }
 
 fn prepare(model: &str, body: &[u8], ctx: &Ctx<'_>) -> Result<Prepared, ApiError> {
@@ -267,7 +270,14 @@ fn prepare(model: &str, body: &[u8], ctx: &Ctx<'_>) -> Result<Prepared, ApiError
         cached_tokens,
         seed,
         call,
-        max_tokens: req.generation_config.and_then(|g| g.max_output_tokens),
+        max_tokens: req
+            .generation_config
+            .as_ref()
+            .and_then(|g| g.max_output_tokens),
+        stops: req
+            .generation_config
+            .map(|g| g.stop_sequences)
+            .unwrap_or_default(),
     })
 }
 
@@ -338,6 +348,13 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
                 _ => (ctx.completion_tokens, "STOP"),
             };
             let tokens = text::completion(p.seed, n, finish == "STOP");
+            let (tokens, n, finish) = match text::cut_at_stop(&tokens, &p.stops) {
+                Some((kept, _)) => {
+                    let n = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+                    (kept, n, "STOP")
+                }
+                None => (tokens, n, finish),
+            };
             let chunks = match mode {
                 Mode::Whole => vec![vec![json!({"text": tokens.concat()})]],
                 _ if tokens.is_empty() => vec![vec![json!({"text": ""})]],

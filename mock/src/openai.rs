@@ -144,6 +144,25 @@ struct ChatRequest {
     tools: Vec<ToolDef>,
     #[serde(default)]
     tool_choice: Option<Value>,
+    #[serde(default)]
+    stop: Option<Stop>,
+}
+
+/// `stop`: one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    fn list(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,9 +254,19 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         ctx.forced_tool.as_ref(),
         seed,
     );
+    let stops = req.stop.map(Stop::list).unwrap_or_default();
     let (tokens, n, finish) = match &call {
         Some(call) => (Vec::new(), call.tokens(), "tool_calls"),
-        None => (text::completion(seed, n, finish == "stop"), n, finish),
+        None => {
+            let tokens = text::completion(seed, n, finish == "stop");
+            match text::cut_at_stop(&tokens, &stops) {
+                Some((kept, _)) => {
+                    let n = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+                    (kept, n, "stop")
+                }
+                None => (tokens, n, finish),
+            }
+        }
     };
     let call = call.map(|call| {
         let id = format!(

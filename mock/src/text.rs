@@ -88,6 +88,32 @@ fn capitalise(word: &str) -> String {
     }
 }
 
+/// Cut `tokens` before the first occurrence in their text of any of `stops` (the earliest
+/// one wins; empty ones are ignored), as a stop sequence does: the tokens kept (the last one
+/// shortened when the stop begins inside it) and the stop sequence hit. `None` when no stop
+/// sequence occurs.
+pub fn cut_at_stop(tokens: &[String], stops: &[String]) -> Option<(Vec<String>, String)> {
+    let text = tokens.concat();
+    let (at, stop) = stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))
+        .min_by_key(|(i, _)| *i)?;
+    let mut kept = Vec::new();
+    let mut start = 0;
+    for token in tokens {
+        if start >= at {
+            break;
+        }
+        let piece = token.get(..at - start).unwrap_or(token);
+        if !piece.is_empty() {
+            kept.push(piece.to_owned());
+        }
+        start += token.len();
+    }
+    Some((kept, stop.clone()))
+}
+
 /// Tokens for `chars` characters of text: `ceil(chars / 4)`.
 pub fn estimate_tokens(chars: usize) -> u32 {
     u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
@@ -152,6 +178,22 @@ mod tests {
         assert!(a[4].ends_with('.'));
         assert!(!completion(7, 5, false)[4].ends_with('.'));
         assert!(completion(7, 0, true).is_empty());
+    }
+
+    #[test]
+    fn stop_sequences_cut_before_the_first_hit() {
+        let tokens: Vec<String> = ["Alpha", " beta", " gamma", " delta."]
+            .map(str::to_owned)
+            .into();
+        let stops = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (kept, hit) = cut_at_stop(&tokens, &stops(&["delta", " gam"])).expect("a hit");
+        assert_eq!(
+            (kept, hit.as_str()),
+            (vec!["Alpha".into(), " beta".into()], " gam")
+        );
+        let (kept, _) = cut_at_stop(&tokens, &stops(&["ta g"])).expect("inside a token");
+        assert_eq!(kept, ["Alpha", " be"]);
+        assert!(cut_at_stop(&tokens, &stops(&["zeta", ""])).is_none());
     }
 
     #[test]

@@ -460,3 +460,28 @@ async fn require_auth_checks_key_and_version() {
     assert_eq!(response.status(), 400);
     assert_eq!(send(&server, &request("hi", json!({}))).await.status(), 200);
 }
+
+#[tokio::test]
+async fn stop_sequences_stop_with_stop_sequence() {
+    let server = common::start("claude").await;
+    let whole = json(send(&server, &request("hi", json!({}))).await).await;
+    let text = whole["content"][0]["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let third = text.split(' ').nth(2).expect("16 words");
+    let stop = format!(" {third}");
+    let cut = &text[..text.find(&stop).expect("present")];
+    let body = request("hi", json!({"stop_sequences": ["never-there", stop]}));
+    let stopped = json(send(&server, &body).await).await;
+    assert_eq!(stopped["stop_reason"], "stop_sequence");
+    assert_eq!(stopped["stop_sequence"], stop.as_str());
+    assert_eq!(stopped["content"][0]["text"], cut);
+    let events = stream(send(&server, &json!({"stream": true, "stop_sequences": [stop], "model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]})).await).await;
+    let delta = events
+        .iter()
+        .find(|(n, _)| n == "message_delta")
+        .expect("message_delta");
+    assert_eq!(delta.1["delta"]["stop_reason"], "stop_sequence");
+    assert_eq!(delta.1["delta"]["stop_sequence"], stop.as_str());
+}

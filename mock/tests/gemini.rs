@@ -307,3 +307,15 @@ async fn require_auth_takes_header_or_query_key() {
         200
     );
 }
+
+#[tokio::test]
+async fn stop_sequences_end_the_text_early() {
+    let server = common::start("gemini").await;
+    let text = text_of(&json(send(&server, GENERATE, &request("hi", json!({}))).await).await);
+    let stop = format!(" {}", text.split(' ').nth(2).expect("16 words"));
+    let cut = &text[..text.find(&stop).expect("present")];
+    let body = request("hi", json!({"generationConfig": {"stopSequences": [stop]}}));
+    let stopped = json(send(&server, GENERATE, &body).await).await;
+    assert_eq!(text_of(&stopped), cut);
+    assert_eq!(stopped["candidates"][0]["finishReason"], "STOP");
+}

@@ -405,3 +405,21 @@ async fn stream_error_fault_sends_an_error_data_line() {
     assert_eq!(error["error"]["message"], "boom");
     assert_eq!(error["error"]["type"], "server_error");
 }
+
+#[tokio::test]
+async fn stop_cuts_the_text_with_finish_stop() {
+    let server = common::start("alpha").await;
+    let whole = json(post(&server, "/v1/chat/completions", &chat("hi", json!({}))).await).await;
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let stop = format!(" {}", text.split(' ').nth(2).expect("16 words"));
+    let cut = &text[..text.find(&stop).expect("present")];
+    for stops in [json!(stop), json!(["zzz", stop])] {
+        let body = chat("hi", json!({"stop": stops}));
+        let stopped = json(post(&server, "/v1/chat/completions", &body).await).await;
+        assert_eq!(stopped["choices"][0]["message"]["content"], cut);
+        assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
+    }
+}
