@@ -104,6 +104,11 @@ impl FakeOperator {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// Ends every open stream (the proxies reconnect).
+    fn drop_streams(&self) {
+        self.state.lock().unwrap().subscribers.clear();
+    }
+
     /// Stops listening and ends every open stream.
     fn kill(&self) {
         self.task.abort();
@@ -308,7 +313,11 @@ async fn chat(proxy: &Proxy) -> Option<(String, String)> {
         .await
         .ok()?;
     if r.status() != 200 {
-        eprintln!("chat: {} {}", r.status(), r.text().await.unwrap_or_default());
+        eprintln!(
+            "chat: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
         return None;
     }
     let header = |n: &str| {
@@ -370,7 +379,8 @@ fn fixture(token: &str) -> Fixture {
 
 /// v1 is pushed at connect, served and acked; v2 is pushed on the open stream, served and
 /// acked; a snapshot with an unknown IR version is refused (ack applied=false) and v2 stays;
-/// with the operator gone, a restarted proxy serves the persisted v2 at once.
+/// a dropped stream is reopened with `have=2`; with the operator gone, a restarted proxy
+/// serves the persisted v2 at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn applies_acks_refuses_and_survives_a_restart_without_the_operator() {
     let upstream = mock("up").await;
@@ -418,6 +428,17 @@ async fn applies_acks_refuses_and_survives_a_restart_without_the_operator() {
     );
     assert_eq!(chat(&proxy).await, Some(("second".into(), "m2".into())));
     assert_eq!(snapshot_version(&proxy).await, 2);
+
+    // A dropped stream is reopened, announcing the version held.
+    let calls = operator.calls().len();
+    operator.drop_streams();
+    let start = Instant::now();
+    while operator.calls().len() == calls {
+        assert!(start.elapsed() < DEADLINE, "the proxy did not reconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let call = operator.calls().last().cloned().unwrap();
+    assert!(call.authorized && call.have == 2, "{call:?}");
 
     // Operator gone, proxy restarted: the persisted v2 is served without waiting.
     operator.kill();
