@@ -158,6 +158,23 @@ async fn stream_is_cut_when_the_budget_runs_out() {
     assert!(!a.text.contains("[DONE]"));
     // Well short of the 2000 tokens the upstream would have sent.
     assert!(events.len() < 400, "{} events", events.len());
+    // No usage block in the stream (the client did not ask for one): settled on an estimate,
+    // just after the response ended.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = reqwest::get(format!("{}/metrics", proxy.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("switchyard_usage_estimated_total{endpoint=\"chat\"} 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains("switchyard_usage_estimated_total{endpoint=\"chat\"} 1"));
+    assert!(metrics.contains("switchyard_budget_stream_cutoffs_total{budget=\"tokens\"} 1"));
     // The budget is used up: the next request is refused.
     let a = chat(&proxy, Some("sk-charlie-0123456789"), body(true)).await;
     assert_eq!(a.status, 429);
