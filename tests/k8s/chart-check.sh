@@ -3,7 +3,8 @@
 # a Python library):
 #
 #   1. lint with the default values, and with every optional feature on (HPA, PDB,
-#      ServiceMonitor, Redis, namespace scope, anonymous clients, extra args/env);
+#      ServiceMonitor, Redis, namespace scope, anonymous clients, an existing token Secret,
+#      extra args/env);
 #   2. the chart's CRDs equal the generated crds/*.yaml;
 #   3. against a real kube-apiserver (tests/k8s/start-apiserver.sh), where every manifest is
 #      validated server-side: install with defaults; check the objects and the operator's
@@ -47,6 +48,7 @@ import yaml
 from helm_sdkpy import Configuration, Install, Lint, Uninstall, Upgrade
 
 ALL_ON = {
+    "controlChannel": {"existingSecret": "my-control-token"},
     "imagePullSecrets": [{"name": "regcred"}],
     "commonLabels": {"team": "platform"},
     "operator": {
@@ -244,7 +246,14 @@ def cluster(chart, root):
     for name in ("POD_NAME", "SWITCHYARD_ALLOW_ANONYMOUS", "SWITCHYARD_REDIS_URL", "SWITCHYARD_REDIS_FAILURE", "EXTRA"):
         if name not in env:
             fail(f"proxy env lacks {name}: {env}")
-    ok("namespace scope, HPA, PDB, ServiceMonitor, Redis and anonymous settings rendered and stored")
+    if kubectl("-n", ns2, "get", "secret", f"{full2}-control-token", check=False).returncode == 0:
+        fail("controlChannel.existingSecret set, but the chart still created a token Secret")
+    for d in ("operator", "proxy"):
+        vols = kubectl("-n", ns2, "get", "deployment", f"{full2}-{d}", "-o",
+                       "jsonpath={.spec.template.spec.volumes[*].secret.secretName}").stdout.split()
+        if vols != ["my-control-token"]:
+            fail(f"{d} mounts {vols}, not controlChannel.existingSecret")
+    ok("namespace scope, HPA, PDB, ServiceMonitor, Redis, anonymous and existing-token settings rendered and stored")
 
     for values, needle in (
         ({"proxy": {"gracePeriodSeconds": 20}}, "terminationGracePeriodSeconds"),
