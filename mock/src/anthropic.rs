@@ -330,7 +330,7 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
                 "type": "message",
                 "role": "assistant",
                 "model": req.model,
-                "content": [answer.block(true)],
+                "content": answer.blocks(true).into_iter().map(|(b, _)| b).collect::<Vec<_>>(),
                 "stop_reason": answer.stop_reason(),
                 "stop_sequence": answer.stop_sequence(),
                 "usage": usage.json(usage.output),
@@ -379,32 +379,39 @@ impl Answer {
         }
     }
 
-    /// The block, whole, or as `content_block_start` shows it (empty text, empty input).
-    fn block(&self, whole: bool) -> Value {
-        match self {
-            Self::Text { tokens, .. } => {
-                json!({"type": "text", "text": if whole { tokens.concat() } else { String::new() }})
-            }
-            Self::Tool { id, call } => json!({
-                "type": "tool_use",
-                "id": id,
-                "name": call.name,
-                "input": if whole { call.arguments.clone() } else { json!({}) },
-            }),
-        }
-    }
-
-    /// The `delta`s of `content_block_delta` events.
-    fn deltas(&self) -> Vec<Value> {
-        match self {
-            Self::Text { tokens, .. } => tokens
+    /// The content blocks, whole, or as `content_block_start` shows them (empty text, empty
+    /// input), each with the `delta`s of its `content_block_delta` events. A tool call with
+    /// text has a text block before its `tool_use` block.
+    fn blocks(&self, whole: bool) -> Vec<(Value, Vec<Value>)> {
+        let text = |tokens: &[String]| {
+            let block = json!({"type": "text", "text": if whole { tokens.concat() } else { String::new() }});
+            let deltas = tokens
                 .iter()
                 .map(|t| json!({"type": "text_delta", "text": t}))
-                .collect(),
-            Self::Tool { call, .. } => std::iter::once(String::new())
-                .chain(tool::pieces(&call.arguments_json(), 3))
-                .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-                .collect(),
+                .collect();
+            (block, deltas)
+        };
+        match self {
+            Self::Text { tokens, .. } => vec![text(tokens)],
+            Self::Tool { id, call } => {
+                let said = call.text_tokens();
+                let mut blocks = Vec::with_capacity(2);
+                if !said.is_empty() {
+                    blocks.push(text(&said));
+                }
+                let block = json!({
+                    "type": "tool_use",
+                    "id": id,
+                    "name": call.name,
+                    "input": if whole { call.arguments.clone() } else { json!({}) },
+                });
+                let deltas = std::iter::once(String::new())
+                    .chain(tool::pieces(&call.arguments_json(), 3))
+                    .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                    .collect();
+                blocks.push((block, deltas));
+                blocks
+            }
         }
     }
 }
@@ -436,40 +443,42 @@ fn event(name: &str, data: &Value, token: bool) -> SseEvent {
 /// `content_block_delta` per token (or per piece of tool input JSON), `content_block_stop`,
 /// `message_delta` (stop reason and usage), `message_stop`.
 fn stream_events(id: &str, model: &str, answer: &Answer, usage: &Usage) -> Vec<SseEvent> {
-    let mut events = vec![
-        event(
-            "message_start",
-            &json!({"type": "message_start", "message": {
-                "id": id,
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [],
-                "stop_reason": null,
-                "stop_sequence": null,
-                "usage": usage.json(1),
-            }}),
-            false,
-        ),
-        event(
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": 0, "content_block": answer.block(false)}),
-            false,
-        ),
-        event("ping", &json!({"type": "ping"}), false),
-    ];
-    for delta in answer.deltas() {
+    let mut events = vec![event(
+        "message_start",
+        &json!({"type": "message_start", "message": {
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": null,
+            "stop_sequence": null,
+            "usage": usage.json(1),
+        }}),
+        false,
+    )];
+    for (index, (block, deltas)) in answer.blocks(false).into_iter().enumerate() {
         events.push(event(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-            true,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+            false,
+        ));
+        if index == 0 {
+            events.push(event("ping", &json!({"type": "ping"}), false));
+        }
+        for delta in deltas {
+            events.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+                true,
+            ));
+        }
+        events.push(event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+            false,
         ));
     }
-    events.push(event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-        false,
-    ));
     events.push(event(
         "message_delta",
         &json!({

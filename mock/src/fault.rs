@@ -92,6 +92,10 @@ pub enum Fault {
         /// The call's arguments; made from the tool's schema when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         arguments: Option<serde_json::Value>,
+        /// Text said before the call: an Anthropic text block before the `tool_use` block,
+        /// OpenAI `content` beside `tool_calls`, a Gemini text part before the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
     },
 }
 
@@ -113,9 +117,14 @@ impl Fault {
     /// The tool call a `tool_call` fault demands.
     pub fn forced_tool(&self) -> Option<crate::tool::Forced> {
         match self {
-            Self::ToolCall { name, arguments } => Some(crate::tool::Forced {
+            Self::ToolCall {
+                name,
+                arguments,
+                text,
+            } => Some(crate::tool::Forced {
                 name: name.clone(),
                 arguments: arguments.clone(),
+                text: text.clone(),
             }),
             _ => None,
         }

@@ -335,13 +335,20 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
     );
     // Each chunk: its parts, and whether it is the last (finish reason, full usage).
     let (chunks, output, finish): (Vec<Vec<Value>>, u32, &str) = match &p.call {
-        Some(call) => (
-            vec![vec![
-                json!({"functionCall": {"name": call.name, "args": call.arguments}}),
-            ]],
-            call.tokens(),
-            "STOP",
-        ),
+        Some(call) => {
+            let part = json!({"functionCall": {"name": call.name, "args": call.arguments}});
+            let said = call.text_tokens();
+            let chunks = match mode {
+                _ if said.is_empty() => vec![vec![part]],
+                Mode::Whole => vec![vec![json!({"text": said.concat()}), part]],
+                _ => said
+                    .iter()
+                    .map(|t| vec![json!({"text": t})])
+                    .chain(std::iter::once(vec![part]))
+                    .collect(),
+            };
+            (chunks, call.tokens(), "STOP")
+        }
         None => {
             let (n, finish) = match p.max_tokens {
                 Some(cap) if cap < ctx.completion_tokens => (cap, "MAX_TOKENS"),

@@ -256,7 +256,7 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     );
     let stops = req.stop.map(Stop::list).unwrap_or_default();
     let (tokens, n, finish) = match &call {
-        Some(call) => (Vec::new(), call.tokens(), "tool_calls"),
+        Some(call) => (call.text_tokens(), call.tokens(), "tool_calls"),
         None => {
             let tokens = text::completion(seed, n, finish == "stop");
             match text::cut_at_stop(&tokens, &stops) {
@@ -308,7 +308,7 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         let message = match &call {
             Some((id, call)) => json!({
                 "role": "assistant",
-                "content": null,
+                "content": call.text,
                 "tool_calls": [{
                     "id": id,
                     "type": "function",
@@ -374,16 +374,23 @@ fn stream_events(
     let null_usage = usage.as_ref().map(|_| Value::Null);
     let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
     let mut events = Vec::with_capacity(tokens.len() + 4);
+    let call_start = |id: &str, call: &Call| {
+        json!([{
+            "index": 0,
+            "id": id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }])
+    };
     let role = match call {
+        // Text first: the call starts after it.
+        Some(_) if !tokens.is_empty() => {
+            json!({"role": "assistant", "content": "", "refusal": null})
+        }
         Some((id, call)) => json!({
             "role": "assistant",
             "content": null,
-            "tool_calls": [{
-                "index": 0,
-                "id": id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }],
+            "tool_calls": call_start(id, call),
             "refusal": null,
         }),
         None => json!({"role": "assistant", "content": "", "refusal": null}),
@@ -393,7 +400,22 @@ fn stream_events(
             .to_string(),
         false,
     ));
-    if let Some((_, call)) = call {
+    for token in tokens {
+        let delta = choice(json!({"content": token}), Value::Null);
+        events.push(SseEvent::data(
+            head.chunk(delta, null_usage.clone()).to_string(),
+            true,
+        ));
+    }
+    if let Some((id, call)) = call {
+        if !tokens.is_empty() {
+            let delta = json!({ "tool_calls": call_start(id, call) });
+            events.push(SseEvent::data(
+                head.chunk(choice(delta, Value::Null), null_usage.clone())
+                    .to_string(),
+                false,
+            ));
+        }
         for piece in tool::pieces(&call.arguments_json(), 3) {
             let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
             events.push(SseEvent::data(
@@ -402,13 +424,6 @@ fn stream_events(
                 true,
             ));
         }
-    }
-    for token in tokens {
-        let delta = choice(json!({"content": token}), Value::Null);
-        events.push(SseEvent::data(
-            head.chunk(delta, null_usage.clone()).to_string(),
-            true,
-        ));
     }
     let last = choice(json!({}), json!(finish));
     events.push(SseEvent::data(

@@ -43,6 +43,8 @@ pub struct Forced {
     pub name: Option<String>,
     /// The arguments to send.
     pub arguments: Option<Value>,
+    /// Text said before the call (a text block or content beside it).
+    pub text: Option<String>,
 }
 
 /// A tool call to answer with.
@@ -52,6 +54,8 @@ pub struct Call {
     pub name: String,
     /// The arguments, a JSON object.
     pub arguments: Value,
+    /// Text said before the call, if any.
+    pub text: Option<String>,
 }
 
 impl Call {
@@ -60,10 +64,31 @@ impl Call {
         self.arguments.to_string()
     }
 
-    /// Tokens the call counts as output: `ceil(chars / 4)` of name and arguments, at least 1.
+    /// Tokens the call counts as output: `ceil(chars / 4)` of name and arguments, at least 1,
+    /// plus the words of its text.
     pub fn tokens(&self) -> u32 {
+        let text = u32::try_from(self.text_tokens().len()).unwrap_or(u32::MAX);
         text::estimate_tokens(self.name.chars().count() + self.arguments_json().chars().count())
             .max(1)
+            + text
+    }
+
+    /// The text before the call as tokens, one per word (later words with their leading
+    /// space); empty without text.
+    pub fn text_tokens(&self) -> Vec<String> {
+        let Some(text) = self.text.as_deref().filter(|t| !t.is_empty()) else {
+            return Vec::new();
+        };
+        text.split(' ')
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_owned()
+                } else {
+                    format!(" {w}")
+                }
+            })
+            .collect()
     }
 }
 
@@ -88,7 +113,11 @@ pub fn decide(
                 .map_or(Value::Null, |t| t.schema.clone());
             arguments(&schema, text::derive_seed(seed, &["tool-args", &name]))
         });
-        return Some(Call { name, arguments });
+        return Some(Call {
+            name,
+            arguments,
+            text: forced.text.clone(),
+        });
     }
     let first = tools.first()?;
     let (name, schema) = match choice {
@@ -104,7 +133,11 @@ pub fn decide(
         Choice::Auto | Choice::Any => (first.name.clone(), first.schema.clone()),
     };
     let arguments = arguments(&schema, text::derive_seed(seed, &["tool-args", &name]));
-    Some(Call { name, arguments })
+    Some(Call {
+        name,
+        arguments,
+        text: None,
+    })
 }
 
 /// Arguments that fit `schema`: `enum`/`const` take their first value, strings are two
@@ -237,10 +270,12 @@ mod tests {
         let forced = Forced {
             name: None,
             arguments: Some(json!({"a": 1})),
+            text: Some("Let me look.".into()),
         };
         let call = decide(&[], &Choice::None, true, Some(&forced), 1).expect("forced");
         assert_eq!(call.name, "mock_tool");
         assert_eq!(call.arguments, json!({"a": 1}));
+        assert_eq!(call.text_tokens(), ["Let", " me", " look."]);
     }
 
     #[test]

@@ -485,3 +485,54 @@ async fn stop_sequences_stop_with_stop_sequence() {
     assert_eq!(delta.1["delta"]["stop_reason"], "stop_sequence");
     assert_eq!(delta.1["delta"]["stop_sequence"], stop.as_str());
 }
+
+#[tokio::test]
+async fn tool_call_with_text_has_two_blocks() {
+    let server = common::start("claude").await;
+    let fault = r#"{"kind":"tool_call","text":"Let me check."}"#;
+    let body = request("Weather?", json!({"tools": weather_tools()}));
+    let whole = json(send_with_fault(&server, &body, fault).await).await;
+    assert_eq!(
+        whole["content"][0],
+        json!({"type": "text", "text": "Let me check."})
+    );
+    assert_eq!(whole["content"][1]["type"], "tool_use");
+    assert_eq!(whole["content"][1]["name"], "get_weather");
+    assert_eq!(whole["stop_reason"], "tool_use");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = stream(send_with_fault(&server, &streamed, fault).await).await;
+    let shape: Vec<(String, Value)> = events
+        .iter()
+        .filter(|(n, _)| n.starts_with("content_block"))
+        .map(|(n, d)| (n.clone(), d["index"].clone()))
+        .collect();
+    let starts: Vec<&Value> = shape
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, i)| i)
+        .collect();
+    assert_eq!(starts, [&json!(0), &json!(1)]);
+    assert_eq!(events[2].0, "ping", "ping after the first block starts");
+    let text: String = events
+        .iter()
+        .filter(|(n, d)| n == "content_block_delta" && d["index"] == 0)
+        .map(|(_, d)| d["delta"]["text"].as_str().expect("text_delta").to_owned())
+        .collect();
+    assert_eq!(text, "Let me check.");
+    let partial: String = events
+        .iter()
+        .filter(|(n, d)| n == "content_block_delta" && d["index"] == 1)
+        .map(|(_, d)| {
+            d["delta"]["partial_json"]
+                .as_str()
+                .expect("json delta")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&partial).expect("json"),
+        whole["content"][1]["input"]
+    );
+}

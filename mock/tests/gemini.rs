@@ -319,3 +319,24 @@ async fn stop_sequences_end_the_text_early() {
     assert_eq!(text_of(&stopped), cut);
     assert_eq!(stopped["candidates"][0]["finishReason"], "STOP");
 }
+
+#[tokio::test]
+async fn tool_call_with_text_has_a_text_part_first() {
+    let server = common::start("gemini").await;
+    let fault = r#"{"kind":"tool_call","text":"Let me check."}"#;
+    let body = request("Weather?", json!({"tools": weather_tools()}));
+    let whole = json(send_with_fault(&server, GENERATE, &body, fault).await).await;
+    let parts = &whole["candidates"][0]["content"]["parts"];
+    assert_eq!(parts[0], json!({"text": "Let me check."}));
+    assert_eq!(parts[1]["functionCall"]["name"], "get_weather");
+    let chunks = stream(send_with_fault(&server, STREAM, &body, fault).await).await;
+    assert_eq!(chunks.len(), 4);
+    let text: String = chunks.iter().map(text_of).collect();
+    assert_eq!(text, "Let me check.");
+    let last = &chunks[3]["candidates"][0];
+    assert_eq!(
+        last["content"]["parts"][0]["functionCall"]["name"],
+        "get_weather"
+    );
+    assert_eq!(last["finishReason"], "STOP");
+}

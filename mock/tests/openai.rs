@@ -423,3 +423,50 @@ async fn stop_cuts_the_text_with_finish_stop() {
         assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
     }
 }
+
+#[tokio::test]
+async fn tool_call_with_text_has_content_and_tool_calls() {
+    let server = common::start("alpha").await;
+    let fault = [(
+        "x-mock-fault",
+        r#"{"kind":"tool_call","text":"Let me check."}"#,
+    )];
+    let request = chat("Weather?", json!({"tools": weather_tools()}));
+    let body =
+        json(common::post_with(&server, "/v1/chat/completions", &request, &fault).await).await;
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], "Let me check.");
+    assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let response = common::post_with(&server, "/v1/chat/completions", &streamed, &fault).await;
+    let data = sse_data(&response.text().await.expect("body"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("json"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Let me check.");
+    let first_call = chunks
+        .iter()
+        .position(|c| c["choices"][0]["delta"]["tool_calls"].is_array())
+        .expect("a tool call chunk");
+    let last_text = chunks
+        .iter()
+        .rposition(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .expect("text chunks");
+    assert!(last_text < first_call, "text first, then the call");
+    assert_eq!(
+        chunks[first_call]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+}
