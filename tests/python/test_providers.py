@@ -646,3 +646,90 @@ def test_anthropic_sdk_stop_sequence_passes_through(anthropic_client, mocks):
     # should keep it.
     assert message.stop_reason == "stop_sequence"
     assert message.stop_sequence == stop
+
+
+# --- text and a tool call in one answer (multi-block translation) ---------------------------
+
+PREAMBLE = "Let me check the weather."
+
+
+def _script_text_then_call(mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "tool_call", "text": PREAMBLE}]})
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_text_and_tool_call(client, mocks, model):
+    _script_text_then_call(mocks, model)
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Weather?"}], tools=OPENAI_TOOLS
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == PREAMBLE
+    assert [c.function.name for c in choice.message.tool_calls] == ["get_weather"]
+    assert json.loads(choice.message.tool_calls[0].function.arguments)["unit"] == "celsius"
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_streamed_text_and_tool_call(client, mocks, model):
+    _script_text_then_call(mocks, model)
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Weather?"}],
+            tools=OPENAI_TOOLS,
+            stream=True,
+        )
+    )
+    text, name, arguments, indexes = "", "", "", set()
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        text += delta.content or ""
+        for call in delta.tool_calls or []:
+            indexes.add(call.index)
+            if call.function and call.function.name:
+                name += call.function.name
+            if call.function and call.function.arguments:
+                arguments += call.function.arguments
+    assert text == PREAMBLE
+    assert indexes == {0}, "the first tool call is index 0 even after a text block"
+    assert name == "get_weather"
+    assert json.loads(arguments)["unit"] == "celsius"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["tool_calls"]
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_text_and_tool_use(anthropic_client, mocks, model):
+    _script_text_then_call(mocks, model)
+    message = anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=ANTHROPIC_TOOLS,
+    )
+    assert message.stop_reason == "tool_use"
+    assert [b.type for b in message.content] == ["text", "tool_use"]
+    assert message.content[0].text == PREAMBLE
+    assert message.content[1].name == "get_weather"
+    assert message.content[1].input["unit"] == "celsius"
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_streamed_text_and_tool_use(anthropic_client, mocks, model):
+    _script_text_then_call(mocks, model)
+    with anthropic_client.messages.stream(
+        model=model,
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=ANTHROPIC_TOOLS,
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    starts = [(e.index, e.content_block.type) for e in events if e.type == "content_block_start"]
+    assert starts == [(0, "text"), (1, "tool_use")], starts
+    assert final.content[0].text == PREAMBLE
+    assert final.content[1].input["unit"] == "celsius"
+    assert final.stop_reason == "tool_use"
