@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
@@ -51,10 +52,10 @@ impl fmt::Display for ObjectKey {
 /// Everything the compile reads: the caches' current contents.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
-    pub providers: Vec<LLMProvider>,
-    pub route_policies: Vec<RoutePolicy>,
-    pub budgets: Vec<Budget>,
-    pub secrets: Vec<Secret>,
+    pub providers: Vec<Arc<LLMProvider>>,
+    pub route_policies: Vec<Arc<RoutePolicy>>,
+    pub budgets: Vec<Arc<Budget>>,
+    pub secrets: Vec<Arc<Secret>>,
 }
 
 /// Why an LLMProvider was not accepted.
@@ -108,31 +109,23 @@ fn digest<T: Serialize>(value: &T) -> String {
     hex::encode(Sha256::digest(&json))
 }
 
-/// What changes the outcome: cheap to compute, so compiles are skipped when it is unchanged.
+/// What changes the outcome, cheap to compute so that compiles are skipped when it is
+/// unchanged: each object's uid and `metadata.generation` (which Kubernetes bumps on every spec
+/// change of a resource with a status subresource, and never for status writes) and the
+/// resolved credentials.
 pub fn fingerprint(inputs: &Inputs) -> String {
-    #[derive(Serialize)]
-    struct Entry<'a, S> {
-        key: ObjectKey,
-        generation: Option<i64>,
-        spec: &'a S,
-    }
-    fn entries<'a, K, S>(
-        kind: Kind,
-        objs: &'a [K],
-        spec: impl Fn(&'a K) -> &'a S,
-    ) -> Vec<Entry<'a, S>>
-    where
-        K: kube::Resource,
-    {
-        let mut v: Vec<Entry<'a, S>> = objs
+    fn entries<K: kube::Resource>(kind: Kind, objs: &[Arc<K>]) -> Vec<(ObjectKey, String, i64)> {
+        let mut v: Vec<_> = objs
             .iter()
-            .map(|o| Entry {
-                key: ObjectKey::of(kind, o),
-                generation: o.meta().generation,
-                spec: spec(o),
+            .map(|o| {
+                (
+                    ObjectKey::of(kind, o.as_ref()),
+                    o.meta().uid.clone().unwrap_or_default(),
+                    o.meta().generation.unwrap_or(0),
+                )
             })
             .collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v.sort();
         v
     }
     let (credentials, missing) = resolve_credentials(inputs);
@@ -141,9 +134,9 @@ pub fn fingerprint(inputs: &Inputs) -> String {
         .map(|(k, r)| (k.to_string(), r.message))
         .collect();
     digest(&(
-        entries(Kind::LLMProvider, &inputs.providers, |p| &p.spec),
-        entries(Kind::RoutePolicy, &inputs.route_policies, |p| &p.spec),
-        entries(Kind::Budget, &inputs.budgets, |p| &p.spec),
+        entries(Kind::LLMProvider, &inputs.providers),
+        entries(Kind::RoutePolicy, &inputs.route_policies),
+        entries(Kind::Budget, &inputs.budgets),
         digest(&credentials),
         missing,
     ))
@@ -184,7 +177,7 @@ pub fn resolve_credentials(
                         .map(|v| v.0.clone())
                 })
         });
-        let key = ObjectKey::of(Kind::LLMProvider, provider);
+        let key = ObjectKey::of(Kind::LLMProvider, provider.as_ref());
         let rejection = |message: String| Rejection {
             reason: "SecretMissing",
             message,
@@ -243,35 +236,35 @@ pub fn compile(inputs: &Inputs) -> Outcome {
         providers: inputs
             .providers
             .iter()
-            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::LLMProvider, p)))
+            .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::LLMProvider, p.as_ref())))
             .collect(),
         route_policies: inputs
             .route_policies
             .iter()
-            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::RoutePolicy, p)))
+            .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::RoutePolicy, p.as_ref())))
             .collect(),
         budgets: inputs
             .budgets
             .iter()
-            .map(|p| Loaded::detached(p.clone(), detached_name(Kind::Budget, p)))
+            .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::Budget, p.as_ref())))
             .collect(),
         secrets: Vec::new(),
     };
     let mut generations = BTreeMap::new();
     for p in &inputs.providers {
         generations.insert(
-            ObjectKey::of(Kind::LLMProvider, p),
+            ObjectKey::of(Kind::LLMProvider, p.as_ref()),
             p.meta().generation.unwrap_or(0),
         );
     }
     let mut diagnostics = BTreeMap::new();
     for p in &inputs.route_policies {
-        let key = ObjectKey::of(Kind::RoutePolicy, p);
+        let key = ObjectKey::of(Kind::RoutePolicy, p.as_ref());
         generations.insert(key.clone(), p.meta().generation.unwrap_or(0));
         diagnostics.insert(key, Vec::new());
     }
     for p in &inputs.budgets {
-        let key = ObjectKey::of(Kind::Budget, p);
+        let key = ObjectKey::of(Kind::Budget, p.as_ref());
         generations.insert(key.clone(), p.meta().generation.unwrap_or(0));
         diagnostics.insert(key, Vec::new());
     }

@@ -28,17 +28,11 @@ pub struct Stores {
 
 impl Stores {
     fn inputs(&self) -> Inputs {
-        fn all<K: Clone + kube::runtime::reflector::Lookup>(s: &Store<K>) -> Vec<K>
-        where
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            s.state().iter().map(|o| (**o).clone()).collect()
-        }
         Inputs {
-            providers: all(&self.providers),
-            route_policies: all(&self.route_policies),
-            budgets: all(&self.budgets),
-            secrets: all(&self.secrets),
+            providers: self.providers.state(),
+            route_policies: self.route_policies.state(),
+            budgets: self.budgets.state(),
+            secrets: self.secrets.state(),
         }
     }
 
@@ -150,6 +144,7 @@ impl Context {
         }
         let started = std::time::Instant::now();
         let outcome = Arc::new(compile::compile(&inputs));
+        let compiled_ms = started.elapsed().as_millis() as u64;
         let result = if outcome.snapshot.is_some() {
             "ok"
         } else {
@@ -164,7 +159,8 @@ impl Context {
             tracing::info!(
                 version,
                 hash = outcome.snapshot.as_ref().map(|s| s.hash.as_str()),
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                compile_ms = compiled_ms,
+                total_ms = started.elapsed().as_millis() as u64,
                 "published snapshot"
             );
         } else if outcome.snapshot.is_none() {

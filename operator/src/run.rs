@@ -142,9 +142,27 @@ pub async fn run_with(
         watch::channel(false),
         watch::channel(false),
     );
-    let providers = controller(api::<LLMProvider>(&client, ns), &wc, p_ready.0);
-    let routes = controller(api::<RoutePolicy>(&client, ns), &wc, r_ready.0);
-    let budgets = controller(api::<Budget>(&client, ns), &wc, b_ready.0);
+    // Bumped by Secret changes and by deletions (a deleted object is not reconciled itself,
+    // but the others must recompile without it).
+    let secrets_changed = watch::channel(0u64).0;
+    let providers = controller(
+        api::<LLMProvider>(&client, ns),
+        &wc,
+        p_ready.0,
+        secrets_changed.clone(),
+    );
+    let routes = controller(
+        api::<RoutePolicy>(&client, ns),
+        &wc,
+        r_ready.0,
+        secrets_changed.clone(),
+    );
+    let budgets = controller(
+        api::<Budget>(&client, ns),
+        &wc,
+        b_ready.0,
+        secrets_changed.clone(),
+    );
     let (secret_store, secret_writer) = reflector::store::<Secret>();
     let stores = Stores {
         providers: providers.store(),
@@ -162,7 +180,6 @@ pub async fn run_with(
     ));
 
     // Secrets only feed the cache; any change makes every object re-check its inputs.
-    let secrets_changed = watch::channel(0u64).0;
     let secret_events = reflector(
         secret_writer,
         watcher(api::<Secret>(&client, ns), wc).default_backoff(),
@@ -247,14 +264,21 @@ fn controller<K: Watched>(
     api: Api<K>,
     wc: &watcher::Config,
     synced: watch::Sender<bool>,
+    deleted: watch::Sender<u64>,
 ) -> Controller<K> {
     let (store, writer) = reflector::store::<K>();
     let events = watcher(api, wc.clone())
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) {
-                synced.send_replace(true);
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    synced.send_replace(true);
+                    // Objects deleted while the watch was down are gone from the new list.
+                    deleted.send_modify(|n| *n += 1);
+                }
+                Ok(watcher::Event::Delete(_)) => deleted.send_modify(|n| *n += 1),
+                _ => {}
             }
         })
         .applied_objects();

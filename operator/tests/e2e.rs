@@ -621,6 +621,66 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     let latest = a.wait_for(|r| r.version > third.version).await;
     eprintln!("credentials change published version {}", latest.version);
 
+    // Propagation with a large policy: ROUTES routes in one more RoutePolicy (compiled by a
+    // debug build here, so this is an upper bound), then removed again.
+    let routes: usize = std::env::var("SWITCHYARD_E2E_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let latest = if routes == 0 {
+        latest
+    } else {
+        let text: String = (0..routes)
+            .map(|i| {
+                format!("route r{i} {{\n  when header(\"x-r\") == \"{i}\"\n  use mock-primary/mock-small\n}}\n")
+            })
+            .collect();
+        let bulk: RoutePolicy = serde_json::from_value(json!({
+            "apiVersion": "switchyard.dev/v1alpha1", "kind": "RoutePolicy",
+            "metadata": {"name": "bulk", "namespace": NS},
+            "spec": {"policy": text, "priority": -1}
+        }))
+        .expect("bulk policy");
+        let applied_at = Instant::now();
+        policies
+            .create(&PostParams::default(), &bulk)
+            .await
+            .expect("create bulk policy");
+        let big = a.wait_for(|r| r.version > latest.version).await;
+        let big_b = b.wait_for(|r| r.version == big.version).await;
+        eprintln!(
+            "PROPAGATION ({routes} more routes, {} KiB of policy): apply -> both subscribers hold version {}: {:.1} ms",
+            text.len() / 1024,
+            big.version,
+            (big.at.max(big_b.at) - applied_at).as_secs_f64() * 1000.0
+        );
+        let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("published snapshot"))
+            .skip(3)
+        {
+            eprintln!("  operator: {line}");
+        }
+        wait_status(&policies, "bulk", &op, "bulk Compiled=True, 2/2", |s| {
+            condition(s, "Compiled").is_some_and(|c| c["status"] == "True")
+                && s["appliedPods"] == "2/2"
+                && s["snapshotVersion"] == big.version as i64
+        })
+        .await;
+        policies
+            .delete("bulk", &Default::default())
+            .await
+            .expect("delete bulk policy");
+        let back = a.wait_for(|r| r.version > big.version).await;
+        b.wait_for(|r| r.version == back.version).await;
+        assert_eq!(
+            back.hash, latest.hash,
+            "same objects as before the bulk policy"
+        );
+        back
+    };
+
     // No reconcile loop: once settled, nothing is reconciled while nothing changes (the
     // subscribers get a ping every second meanwhile).
     tokio::time::sleep(Duration::from_secs(1)).await;
