@@ -10,7 +10,10 @@
 #      validated server-side: install with defaults; check the objects and the operator's
 #      RBAC (allowed and refused verbs); upgrade and check the control token is kept; install a
 #      second release with every optional feature on; refuse a bad grace period and a value
-#      the schema forbids; apply examples/gitops; uninstall both.
+#      the schema forbids; apply examples/gitops; run the real operator and two real proxies
+#      (target/debug, or SWITCHYARD_BIN_DIR) with the arguments the chart rendered (loopback
+#      addresses swapped in) and check readiness, `APPLIED 2/2`, a routed chat request and the
+#      propagation time of a policy edit; uninstall both.
 #
 #   tests/k8s/chart-check.sh            # all steps; step 3 is SKIPPED (loudly) without a server
 #   tests/k8s/chart-check.sh --lint     # steps 1 and 2 only
@@ -278,6 +281,20 @@ def cluster(chart, root):
     print(kubectl("get", "routepolicies", "-n", "llm-gateway").stdout, file=sys.stderr)
     ok("examples/gitops applied (validated by the CRD schemas)")
 
+    bins = os.environ.get("SWITCHYARD_BIN_DIR", os.path.join(root, "target", "debug"))
+    if all(os.access(os.path.join(bins, b), os.X_OK) for b in ("switchyard-operator", "switchyard-proxy")):
+        kubectl("-n", "llm-gateway", "create", "secret", "generic", "llm-provider-keys",
+                "--from-literal=openai=sk-test", "--from-literal=anthropic=sk-test",
+                "--from-literal=deepseek=sk-test")
+        with tempfile.TemporaryDirectory() as work:
+            stack(ns, full, bins, work)
+    else:
+        print("[chart-check] ##########################################################", file=sys.stderr)
+        print(f"[chart-check] SKIPPED the run of the binaries: none in {bins} (cargo build --workspace)", file=sys.stderr)
+        print("[chart-check] ##########################################################", file=sys.stderr)
+        if os.environ.get("SWITCHYARD_REQUIRE_APISERVER") == "1":
+            fail("binaries missing")
+
     for r, n in ((rel, ns), (rel2, ns2)):
         cfg = Configuration(namespace=n, kubeconfig=os.environ["KUBECONFIG"])
         asyncio.run(Uninstall(cfg).run(r, wait=False, timeout=120))
@@ -286,6 +303,121 @@ def cluster(chart, root):
             fail(f"uninstall left deployment {f}-proxy")
     kubectl("get", "crd", "routepolicies.switchyard.dev")
     ok("uninstall removes the releases (CRDs stay, as Helm does with crds/)")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def override(args, **flags):
+    """The Deployment's args with some `--flag=value` replaced (for running on loopback)."""
+    out = []
+    for a in args:
+        name = a.split("=", 1)[0].lstrip("-").replace("-", "_")
+        if name in flags:
+            continue
+        out.append(a)
+    return out + [f"--{k.replace('_', '-')}={v}" for k, v in flags.items()]
+
+
+def http_get(url):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return None, b""
+
+
+def wait(what, predicate, timeout=60):
+    import time
+    start = time.time()
+    while time.time() - start < timeout:
+        if predicate():
+            return time.time() - start
+        time.sleep(0.02)
+    fail(f"timed out waiting for {what}")
+
+
+def stack(ns, full, bins, work):
+    """Runs the real binaries with the args the chart gave the Deployments (loopback addresses
+    and local files swapped in): the operator against this API server, two proxies against
+    the operator. Checks readiness, APPLIED 2/2, a chat request, and measures propagation."""
+    import time
+    import urllib.request
+    spec = lambda d: json.loads(kubectl("-n", ns, "get", "deployment", f"{full}-{d}", "-o", "json").stdout)[
+        "spec"]["template"]["spec"]["containers"][0]
+    op, px = spec("operator"), spec("proxy")
+    token_file = os.path.join(work, "token")
+    with open(token_file, "w") as f:
+        f.write(token(ns, f"{full}-control-token"))
+    control, op_admin = free_port(), free_port()
+    procs = []
+    try:
+        env = dict(os.environ, POD_NAME="operator-0", POD_NAMESPACE=ns)
+        op_args = override(op["args"], control_listen=f"127.0.0.1:{control}",
+                           admin_listen=f"127.0.0.1:{op_admin}", control_token_file=token_file)
+        procs.append(subprocess.Popen([os.path.join(bins, "switchyard-operator"), *op_args], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "operator.log"), "w")))
+        proxies = []
+        for i in range(2):
+            listen, admin = free_port(), free_port()
+            args = override(px["args"], control_plane=f"http://127.0.0.1:{control}",
+                            control_token_file=token_file, state_dir=os.path.join(work, f"state-{i}"),
+                            listen=f"127.0.0.1:{listen}", admin_listen=f"127.0.0.1:{admin}")
+            env = dict(os.environ, POD_NAME=f"proxy-{i}", SWITCHYARD_ALLOW_ANONYMOUS="true")
+            procs.append(subprocess.Popen([os.path.join(bins, "switchyard-proxy"), *args], env=env,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=open(os.path.join(work, f"proxy-{i}.log"), "w")))
+            proxies.append((listen, admin))
+        wait("the operator's /readyz", lambda: http_get(f"http://127.0.0.1:{op_admin}/readyz")[0] == 200)
+        for _, admin in proxies:
+            wait("a proxy's /readyz", lambda: http_get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        ok("operator and two proxies run with the chart's arguments; proxies ready")
+        columns = lambda: kubectl("-n", "llm-gateway", "get", "routepolicies", "--no-headers").stdout
+        wait("APPLIED 2/2 in `kubectl get routepolicies`",
+             lambda: all(" 2/2 " in line for line in columns().strip().splitlines()))
+        print(kubectl("-n", "llm-gateway", "get", "routepolicies,llmproviders,budgets").stdout, file=sys.stderr)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{proxies[0][0]}/v1/chat/completions",
+            data=b'{"model":"canary","messages":[{"role":"user","content":"hi"}]}',
+            headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            if r.status != 200 or r.headers.get("x-switchyard-route") != "canary":
+                fail(f"chat through the proxy: {r.status} route {r.headers.get('x-switchyard-route')}")
+        ok("a chat request is routed by the operator's snapshot (route `canary`)")
+        version = lambda admin: json.loads(http_get(f"http://127.0.0.1:{admin}/admin/snapshot")[1])["version"]
+        before = [version(a) for _, a in proxies]
+        rp = json.loads(kubectl("-n", "llm-gateway", "get", "routepolicy", "platform-routing", "-o", "json").stdout)
+        policy = rp["spec"]["policy"].replace('when model == "canary"', 'when model in ["canary", "canary-2"]')
+        started = time.time()
+        kubectl("-n", "llm-gateway", "patch", "routepolicy", "platform-routing", "--type=merge",
+                "-p", json.dumps({"spec": {"policy": policy}}))
+        wait("both proxies serving the edited policy",
+             lambda: all(version(a) > b for (_, a), b in zip(proxies, before)))
+        took = (time.time() - started) * 1000
+        ok(f"PROPAGATION: kubectl patch -> both proxies serve version {version(proxies[0][1])}: {took:.0f} ms")
+    except SystemExit:
+        for name in ("operator.log", "proxy-0.log", "proxy-1.log"):
+            path = os.path.join(work, name)
+            if os.path.exists(path):
+                print(f"--- {name} (last lines)", file=sys.stderr)
+                print("".join(open(path).readlines()[-15:]), file=sys.stderr)
+        raise
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 if __name__ == "__main__":
