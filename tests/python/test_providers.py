@@ -733,3 +733,135 @@ def test_anthropic_sdk_streamed_text_and_tool_use(anthropic_client, mocks, model
     assert final.content[0].text == PREAMBLE
     assert final.content[1].input["unit"] == "celsius"
     assert final.stop_reason == "tool_use"
+
+
+# --- tool_choice, sampling parameters and images reach the upstream in its terms -----------
+
+TIME_SCHEMA = {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}
+OPENAI_TWO_TOOLS = OPENAI_TOOLS + [
+    {"type": "function", "function": {"name": "get_time", "description": "Time", "parameters": TIME_SCHEMA}}
+]
+ANTHROPIC_TWO_TOOLS = ANTHROPIC_TOOLS + [
+    {"name": "get_time", "description": "Time", "input_schema": TIME_SCHEMA}
+]
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_tool_choice_is_honoured(client, mocks, model):
+    messages = [{"role": "user", "content": "Time?"}]
+    # The mock calls the first tool unless told otherwise: a named choice must arrive.
+    named = client.chat.completions.create(
+        model=model,
+        messages=messages,
+        tools=OPENAI_TWO_TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    assert named.choices[0].message.tool_calls[0].function.name == "get_time"
+    assert "zone" in json.loads(named.choices[0].message.tool_calls[0].function.arguments)
+    none = client.chat.completions.create(
+        model=model, messages=messages, tools=OPENAI_TWO_TOOLS, tool_choice="none"
+    )
+    assert none.choices[0].finish_reason == "stop"
+    assert not none.choices[0].message.tool_calls
+    assert none.choices[0].message.content
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_tool_choice_is_honoured(anthropic_client, mocks, model):
+    messages = [{"role": "user", "content": "Time?"}]
+    named = anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=messages,
+        tools=ANTHROPIC_TWO_TOOLS,
+        tool_choice={"type": "tool", "name": "get_time"},
+    )
+    uses = [b for b in named.content if b.type == "tool_use"]
+    assert [u.name for u in uses] == ["get_time"], named.content
+    none = anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=messages,
+        tools=ANTHROPIC_TWO_TOOLS,
+        tool_choice={"type": "none"},
+    )
+    assert none.stop_reason == "end_turn"
+    assert [b.type for b in none.content] == ["text"]
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_sampling_parameters_reach_the_upstream(client, mocks, model):
+    client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": PROMPT}],
+        temperature=0.25,
+        top_p=0.5,
+    )
+    sent = mocks[TARGETS[model]].requests()[0]["body"]
+    if TARGETS[model] == "gem":
+        config = sent["generationConfig"]
+        assert config["temperature"] == 0.25 and config["topP"] == 0.5, sent
+    else:
+        assert sent["temperature"] == 0.25 and sent["top_p"] == 0.5, sent
+
+
+# A 1x1 transparent PNG.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
+
+def _image_of(name: str, sent: dict):
+    """The (media type, base64 data) of the image in the last user turn the mock received."""
+    if name == "gem":
+        parts = sent["contents"][-1]["parts"]
+        inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
+        assert inline, parts
+        return inline[0].get("mimeType") or inline[0].get("mime_type"), inline[0]["data"]
+    content = sent["messages"][-1]["content"]
+    if name == "claude":
+        images = [b for b in content if b["type"] == "image"]
+        assert images, content
+        source = images[0]["source"]
+        assert source["type"] == "base64", source
+        return source["media_type"], source["data"]
+    images = [p for p in content if p["type"] == "image_url"]
+    assert images, content
+    url = images[0]["image_url"]["url"]
+    head, data = url.split(",", 1)
+    return head[len("data:") : -len(";base64")], data
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_image_reaches_the_upstream(client, mocks, model):
+    client.chat.completions.create(
+        model=model,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            }
+        ],
+    )
+    name = TARGETS[model]
+    assert _image_of(name, mocks[name].requests()[0]["body"]) == ("image/png", PNG)
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_image_reaches_the_upstream(anthropic_client, mocks, model):
+    anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                ],
+            }
+        ],
+    )
+    name = TARGETS[model]
+    assert _image_of(name, mocks[name].requests()[0]["body"]) == ("image/png", PNG)
