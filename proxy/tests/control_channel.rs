@@ -481,3 +481,49 @@ async fn a_wrong_token_is_refused_and_the_proxy_keeps_retrying() {
     assert!(operator.wait_for_ack(1).await.applied);
     upstream.shutdown();
 }
+
+/// The proxy's share of propagation with a large snapshot (10,000 routes): from the event
+/// being written to the stream until chat requests go through the new route. Printed, not
+/// asserted against the 1 s target (a debug build on a shared machine); see BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    let f = fixture(TOKEN);
+    operator.publish(envelope(1, "first", "m1", &upstream));
+    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    wait_serving(&proxy, "first", "m1").await;
+
+    let mut policy = String::new();
+    for i in 0..10_000 {
+        policy.push_str(&format!(
+            "route r{i} {{ when model == \"model-{i}\"  use up/m1 }}\n"
+        ));
+    }
+    policy.push_str("route big { when model == \"gpt-4o\"  use up/m2 }\n");
+    let mut provider = upstream_provider(&upstream);
+    provider.credential = None;
+    let env = SnapshotEnvelope {
+        version: 2,
+        snapshot: snapshot(&policy, vec![provider]),
+        credentials: BTreeMap::new(),
+    };
+    let bytes = serde_json::to_vec(&env).unwrap().len();
+    let started = Instant::now();
+    operator.publish(env);
+    wait_serving(&proxy, "big", "m2").await;
+    let served = started.elapsed();
+    let ack = operator.wait_for_ack(2).await;
+    assert!(ack.applied, "{ack:?}");
+    println!(
+        "PROPAGATION (proxy side): 10,001 routes, {} KiB envelope: published -> served in {:.0} ms, acked in {:.0} ms",
+        bytes / 1024,
+        served.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    upstream.shutdown();
+}
+
+fn upstream_provider(mock: &MockServer) -> switchyard_dsl::ir::Provider {
+    upstream("up", mock, &["m1", "m2"])
+}
