@@ -7,6 +7,7 @@ claude-mock           claude                  claude, anthropic
 gemini-2.0-flash      gemini                  gem, gemini
 cross-failover        cross-failover          flaky (openai, scripted 503) -> claude
 classified-failover   classified-failover     busy (anthropic) -> gem on overloaded/rate_limited
+gemini-failover       gemini-failover         gem-busy (gemini) -> claude on overloaded/rate_limited
 
 Mocks answer 16 one-word tokens; prompt tokens are ceil(characters / 4); a request that offers
 tools gets a deterministic call of the first tool unless it hands back a tool result.
@@ -865,3 +866,36 @@ def test_anthropic_sdk_image_reaches_the_upstream(anthropic_client, mocks, model
     )
     name = TARGETS[model]
     assert _image_of(name, mocks[name].requests()[0]["body"]) == ("image/png", PNG)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "rate_limit", "retry_after": 1},  # 429 RESOURCE_EXHAUSTED: rate_limited
+        {"kind": "status", "status": 503},  # 503 UNAVAILABLE "overloaded": overloaded
+    ],
+    ids=["resource-exhausted", "unavailable"],
+)
+def test_classified_gemini_errors_fail_over_to_anthropic(client, mocks, fault):
+    mocks["gem-busy"].script({"default": fault})
+    raw = client.chat.completions.with_raw_response.create(
+        model="gemini-failover", messages=[{"role": "user", "content": PROMPT}]
+    )
+    completion = raw.parse()
+    assert completion.object == "chat.completion"
+    assert len(completion.choices[0].message.content.split()) == COMPLETION_TOKENS
+    assert "claude" in raw.headers.get("x-switchyard-provider", ""), dict(raw.headers)
+    assert len(mocks["gem-busy"].requests()) >= 1
+    assert upstream_paths(mocks["claude"]) == ["/v1/messages"]
+
+
+def test_gemini_invalid_argument_does_not_fail_over(anthropic_client, mocks):
+    mocks["gem-busy"].script({"default": {"kind": "status", "status": 400, "message": "bad schema"}})
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        anthropic_client.messages.create(
+            model="gemini-failover", max_tokens=64, messages=[{"role": "user", "content": PROMPT}]
+        )
+    # Returned in the shape of the API the client called: Anthropic's.
+    assert raised.value.body["type"] == "error"
+    assert raised.value.body["error"]["type"] == "invalid_request_error"
+    assert mocks["claude"].requests() == []

@@ -188,6 +188,13 @@ route classified-failover {
   use busy/claude-mock
   failover to gem/gemini-2.0-flash when overloaded or rate_limited
 }
+
+# `gem-busy` (Gemini type) is scripted per test; classified errors fail over to Anthropic.
+route gemini-failover {
+  when model == "gemini-failover"
+  use gem-busy/gemini-2.0-flash
+  failover to claude/claude-mock when overloaded or rate_limited
+}
 "#;
 
 #[test]
@@ -201,6 +208,7 @@ fn sdks_across_providers_against_the_proxy() {
     let claude = MockProcess::spawn(&["--name", "claude", "--require-auth"]);
     let busy = MockProcess::spawn(&["--name", "busy", "--require-auth"]);
     let gem = MockProcess::spawn(&["--name", "gem", "--require-auth"]);
+    let gem_busy = MockProcess::spawn(&["--name", "gem-busy", "--require-auth"]);
 
     let mut config = ConfigDir::new();
     config
@@ -226,6 +234,13 @@ fn sdks_across_providers_against_the_proxy() {
             &gem.url(),
             &["gemini-2.0-flash"],
             Some(UPSTREAM_KEY_ENV),
+        )
+        .add_typed_provider(
+            "gem-busy",
+            GEMINI,
+            &gem_busy.url(),
+            &["gemini-2.0-flash"],
+            Some(UPSTREAM_KEY_ENV),
         );
     config.write_policy(PROVIDERS_POLICY);
 
@@ -243,6 +258,7 @@ fn sdks_across_providers_against_the_proxy() {
         "claude": claude.url(),
         "busy": busy.url(),
         "gem": gem.url(),
+        "gem-busy": gem_busy.url(),
     });
     run_pytest(
         &proxy,
