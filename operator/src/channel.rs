@@ -132,7 +132,18 @@ fn stream(channel: Arc<Channel>, req: &Request) -> Response<Body> {
             return text(StatusCode::BAD_REQUEST, "`have` must be a version number\n");
         }
     };
-    channel.publisher.raise_floor(have);
+    match channel.publisher.reissue_above(have) {
+        Ok(Some(version)) => {
+            tracing::warn!(
+                pod,
+                have,
+                version,
+                "pod holds a newer version than the live one; re-issued the live snapshot above it"
+            );
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot serialize the snapshot"),
+    }
     channel.pods.connected(pod, have);
     channel
         .metrics

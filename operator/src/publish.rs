@@ -22,6 +22,8 @@ pub struct Publication {
     pub generations: BTreeMap<ObjectKey, i64>,
     /// The [`SnapshotEnvelope`] as one line of JSON.
     pub data: Arc<str>,
+    /// The envelope itself, to re-issue the same content under a higher version.
+    envelope: Arc<SnapshotEnvelope>,
 }
 
 /// The live snapshot version. Versions are monotonic: the first one is above every version
@@ -76,6 +78,7 @@ impl Publisher {
                     credentials_digest,
                     generations: outcome.generations.clone(),
                     data: live.data.clone(),
+                    envelope: live.envelope.clone(),
                 };
                 self.tx.send_replace(Some(Arc::new(updated)));
             }
@@ -100,6 +103,40 @@ impl Publisher {
             credentials_digest,
             generations: outcome.generations.clone(),
             data,
+            envelope: Arc::new(envelope),
+        })));
+        Ok(Some(version))
+    }
+
+    /// A pod holds `have`, above the live version (e.g. from an earlier installation whose
+    /// status is gone): re-issue the live content above it, or the pod would ignore every
+    /// version until one passes `have`. Returns the new version.
+    pub fn reissue_above(&self, have: u64) -> Result<Option<u64>, serde_json::Error> {
+        self.raise_floor(have);
+        let Some(live) = self.current() else {
+            return Ok(None);
+        };
+        if live.version >= have {
+            return Ok(None);
+        }
+        let version = {
+            let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+            let version = (*floor).max(live.version) + 1;
+            *floor = version;
+            version
+        };
+        let envelope = SnapshotEnvelope {
+            version,
+            ..(*live.envelope).clone()
+        };
+        let data: Arc<str> = serde_json::to_string(&envelope)?.into();
+        self.tx.send_replace(Some(Arc::new(Publication {
+            version,
+            hash: live.hash.clone(),
+            credentials_digest: live.credentials_digest.clone(),
+            generations: live.generations.clone(),
+            data,
+            envelope: Arc::new(envelope),
         })));
         Ok(Some(version))
     }
@@ -232,6 +269,51 @@ impl Pods {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(hash: &str, generation: i64) -> Outcome {
+        let snapshot: switchyard_dsl::Snapshot = serde_json::from_value(serde_json::json!({
+            "ir_version": 1, "hash": hash, "providers": [], "targets": [], "routes": [], "budgets": []
+        }))
+        .expect("snapshot");
+        let key = ObjectKey {
+            kind: crate::compile::Kind::RoutePolicy,
+            namespace: "ns".into(),
+            name: "a".into(),
+        };
+        Outcome {
+            snapshot: Some(snapshot),
+            generations: [(key, generation)].into(),
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn publishes_only_when_content_changes_and_versions_stay_monotonic() {
+        let p = Publisher::default();
+        p.raise_floor(7);
+        assert_eq!(p.publish(&outcome("h1", 1)).expect("json"), Some(8));
+        assert_eq!(
+            p.publish(&outcome("h1", 2)).expect("json"),
+            None,
+            "same content"
+        );
+        assert_eq!(
+            p.current()
+                .map(|c| c.generations.values().copied().collect::<Vec<_>>()),
+            Some(vec![2])
+        );
+        let mut failed = outcome("h2", 3);
+        failed.snapshot = None;
+        assert_eq!(p.publish(&failed).expect("json"), None, "failed compile");
+        assert_eq!(p.current().map(|c| c.version), Some(8));
+        assert_eq!(p.publish(&outcome("h2", 4)).expect("json"), Some(9));
+        // A pod from an earlier installation holds 20: the live content is re-issued above it.
+        assert_eq!(p.reissue_above(20).expect("json"), Some(21));
+        let live = p.current().expect("live");
+        assert_eq!((live.version, live.hash.as_str()), (21, "h2"));
+        assert!(live.data.contains("\"version\":21"));
+        assert_eq!(p.reissue_above(5).expect("json"), None);
+    }
 
     #[test]
     fn counts_connected_pods_that_acked_the_version() {
