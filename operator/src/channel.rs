@@ -204,3 +204,156 @@ async fn next_event(s: &mut Stream) -> Option<Bytes> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::compile::Outcome;
+
+    const TOKEN: &str = "t0ken";
+
+    async fn server() -> (SocketAddr, Arc<Channel>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let channel = Arc::new(Channel {
+            token: TOKEN.into(),
+            publisher: Arc::new(Publisher::default()),
+            pods: Arc::new(Pods::default()),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: CancellationToken::new(),
+            ping: Duration::from_millis(100),
+        });
+        let c = channel.clone();
+        tokio::spawn(crate::http::serve(
+            listener,
+            move |req| handle(c.clone(), req),
+            channel.shutdown.clone(),
+        ));
+        (addr, channel)
+    }
+
+    async fn exchange(addr: SocketAddr, head: &str, token: Option<&str>, body: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let req = format!(
+            "{head} HTTP/1.0\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        out
+    }
+
+    fn publish(channel: &Channel, hash: &str) -> u64 {
+        let snapshot: switchyard_dsl::Snapshot = serde_json::from_value(serde_json::json!({
+            "ir_version": 1, "hash": hash, "providers": [], "targets": [], "routes": [], "budgets": []
+        }))
+        .expect("snapshot");
+        let outcome = Outcome {
+            snapshot: Some(snapshot),
+            ..Outcome::default()
+        };
+        channel
+            .publisher
+            .publish(&outcome)
+            .expect("json")
+            .expect("new version")
+    }
+
+    #[tokio::test]
+    async fn refuses_requests_without_the_token() {
+        let (addr, _) = server().await;
+        let r = exchange(addr, "GET /v1/snapshots/stream?pod=a", None, "").await;
+        assert!(r.starts_with("HTTP/1.0 401"), "{r}");
+        assert!(r.to_lowercase().contains("www-authenticate: bearer"), "{r}");
+        let r = exchange(addr, "POST /v1/acks", Some("wrong"), "{}").await;
+        assert!(r.starts_with("HTTP/1.0 401"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn streams_newer_versions_pings_and_counts_acks() {
+        let (addr, channel) = server().await;
+        let v1 = publish(&channel, "h1");
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET /v1/snapshots/stream?have=0&pod=a HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut lines = BufReader::new(s).lines();
+        let mut next_data = async || loop {
+            let line = lines.next_line().await.expect("read").expect("open");
+            if let Some(data) = line.strip_prefix("data: ") {
+                return serde_json::from_str::<serde_json::Value>(data).expect("json");
+            }
+        };
+        let first = next_data().await;
+        assert_eq!(
+            (
+                first["version"].as_u64(),
+                first["snapshot"]["hash"].as_str()
+            ),
+            (Some(v1), Some("h1"))
+        );
+        assert_eq!(channel.pods.rollout(v1).ratio(), "0/1");
+        let v2 = publish(&channel, "h2");
+        let second = next_data().await;
+        assert_eq!(second["version"].as_u64(), Some(v2));
+
+        let ack = serde_json::json!({"pod": "a", "version": v2, "hash": "h2", "applied": true, "error": null});
+        let r = exchange(addr, "POST /v1/acks", Some(TOKEN), &ack.to_string()).await;
+        assert!(r.starts_with("HTTP/1.0 204"), "{r}");
+        let r = exchange(addr, "POST /v1/acks", Some(TOKEN), "not json").await;
+        assert!(r.starts_with("HTTP/1.0 400"), "{r}");
+        assert_eq!(channel.pods.rollout(v2).ratio(), "1/1");
+    }
+
+    #[tokio::test]
+    async fn a_reconnecting_pod_gets_only_what_is_newer() {
+        let (addr, channel) = server().await;
+        let v1 = publish(&channel, "h1");
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET /v1/snapshots/stream?have={v1}&pod=b HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut lines = BufReader::new(s).lines();
+        // Only comments (`: connected`, `: ping`) until something newer is published.
+        let mut pings = 0;
+        while pings < 2 {
+            let line = lines.next_line().await.expect("read").expect("open");
+            assert!(
+                !line.starts_with("data:"),
+                "sent a version the pod holds: {line}"
+            );
+            if line == ": ping" {
+                pings += 1;
+            }
+        }
+        assert_eq!(
+            channel.pods.rollout(v1).ratio(),
+            "1/1",
+            "have counts as running"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_needs_the_pod_name() {
+        let (addr, _) = server().await;
+        let r = exchange(addr, "GET /v1/snapshots/stream?have=0", Some(TOKEN), "").await;
+        assert!(r.starts_with("HTTP/1.0 400"), "{r}");
+        let r = exchange(
+            addr,
+            "GET /v1/snapshots/stream?pod=a&have=x",
+            Some(TOKEN),
+            "",
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.0 400"), "{r}");
+    }
+}
