@@ -232,6 +232,29 @@ mod tests {
     }
 
     #[test]
+    fn startup_serves_a_usable_persisted_snapshot_only() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let settings = RemoteSettings {
+            url: "http://op:8090".into(),
+            token_file: None,
+            state_dir: dir.path().join("state"),
+            pod: "p".into(),
+        };
+        assert!(!initial(&settings).is_loaded(), "nothing persisted");
+        persist(&settings.state_dir, &envelope(5))?;
+        let active = initial(&settings);
+        assert_eq!(active.version, 5);
+        assert!(active.is_loaded());
+        let mut refused = envelope(6);
+        refused.snapshot.ir_version = IR_VERSION + 1;
+        persist(&settings.state_dir, &refused)?;
+        assert!(!initial(&settings).is_loaded(), "unknown IR version");
+        std::fs::write(settings.state_dir.join(STATE_FILE), "{\"version\": 1")?;
+        assert!(!initial(&settings).is_loaded(), "corrupt file");
+        Ok(())
+    }
+
+    #[test]
     fn unknown_ir_version_is_refused() {
         let mut env = envelope(3);
         env.snapshot.ir_version = IR_VERSION + 1;
