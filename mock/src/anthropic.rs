@@ -114,6 +114,8 @@ struct MessagesRequest {
     tool_choice: Option<Value>,
     #[serde(default)]
     stop_sequences: Vec<String>,
+    #[serde(default)]
+    thinking: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +317,17 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
             }
         }
     };
+    let thinking = req
+        .thinking
+        .as_ref()
+        .and_then(|t| t.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "enabled" || t == "adaptive")
+        .then(|| Thinking {
+            tokens: text::completion(text::derive_seed(seed, &["thinking"]), THINKING_WORDS, true),
+            signature: text::alphanumeric(text::derive_seed(seed, &["signature"]), 64),
+        });
+    let answer = Full { thinking, answer };
     let usage = Usage {
         input,
         creation,
@@ -340,7 +353,60 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     }
 }
 
-/// The one content block of an answer.
+/// Words of a thinking block.
+const THINKING_WORDS: u32 = 8;
+
+/// A thinking block: its words and signature.
+struct Thinking {
+    tokens: Vec<String>,
+    signature: String,
+}
+
+/// An answer with its optional thinking block first.
+struct Full {
+    thinking: Option<Thinking>,
+    answer: Answer,
+}
+
+impl Full {
+    fn output_tokens(&self) -> u32 {
+        self.answer.output_tokens() + self.thinking.as_ref().map_or(0, |_| THINKING_WORDS)
+    }
+
+    fn stop_reason(&self) -> &'static str {
+        self.answer.stop_reason()
+    }
+
+    fn stop_sequence(&self) -> Value {
+        self.answer.stop_sequence()
+    }
+
+    /// The thinking block (whole, or empty with `thinking_delta`s and a `signature_delta`),
+    /// then the answer's blocks.
+    fn blocks(&self, whole: bool) -> Vec<(Value, Vec<Value>)> {
+        let mut blocks = Vec::with_capacity(3);
+        if let Some(t) = &self.thinking {
+            let block = if whole {
+                json!({"type": "thinking", "thinking": t.tokens.concat(), "signature": t.signature})
+            } else {
+                json!({"type": "thinking", "thinking": "", "signature": ""})
+            };
+            let deltas = t
+                .tokens
+                .iter()
+                .map(|w| json!({"type": "thinking_delta", "thinking": w}))
+                .chain(std::iter::once(
+                    json!({"type": "signature_delta", "signature": t.signature}),
+                ))
+                .collect();
+            blocks.push((block, deltas));
+        }
+        blocks.extend(self.answer.blocks(whole));
+        blocks
+    }
+}
+
+/// The content of an answer after any thinking: text, or a tool call (with optional text).
 enum Answer {
     Text {
         tokens: Vec<String>,
@@ -442,7 +508,7 @@ fn event(name: &str, data: &Value, token: bool) -> SseEvent {
 /// The real event sequence: `message_start`, `content_block_start`, `ping`, one
 /// `content_block_delta` per token (or per piece of tool input JSON), `content_block_stop`,
 /// `message_delta` (stop reason and usage), `message_stop`.
-fn stream_events(id: &str, model: &str, answer: &Answer, usage: &Usage) -> Vec<SseEvent> {
+fn stream_events(id: &str, model: &str, answer: &Full, usage: &Usage) -> Vec<SseEvent> {
     let mut events = vec![event(
         "message_start",
         &json!({"type": "message_start", "message": {

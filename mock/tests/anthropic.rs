@@ -536,3 +536,47 @@ async fn tool_call_with_text_has_two_blocks() {
         whole["content"][1]["input"]
     );
 }
+
+#[tokio::test]
+async fn thinking_comes_first_with_a_signature() {
+    let server = common::start("claude").await;
+    let body = request(
+        "hi",
+        json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}),
+    );
+    let whole = json(send(&server, &body).await).await;
+    let thinking = &whole["content"][0];
+    assert_eq!(thinking["type"], "thinking");
+    assert_eq!(
+        thinking["thinking"].as_str().map(|t| t.split(' ').count()),
+        Some(8)
+    );
+    assert!(
+        thinking["signature"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    assert_eq!(whole["content"][1]["type"], "text");
+    assert_eq!(whole["usage"]["output_tokens"], 16 + 8);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = stream(send(&server, &streamed).await).await;
+    assert_eq!(
+        events[1].1["content_block"],
+        json!({"type": "thinking", "thinking": "", "signature": ""})
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|(n, d)| n == "content_block_delta" && d["index"] == 0)
+        .map(|(_, d)| d["delta"]["type"].as_str().expect("delta type"))
+        .collect();
+    assert_eq!(kinds.len(), 9);
+    assert!(kinds[..8].iter().all(|k| *k == "thinking_delta"));
+    assert_eq!(kinds[8], "signature_delta");
+    let text_start = events
+        .iter()
+        .find(|(n, d)| n == "content_block_start" && d["index"] == 1)
+        .expect("the text block");
+    assert_eq!(text_start.1["content_block"]["type"], "text");
+}
