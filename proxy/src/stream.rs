@@ -147,16 +147,40 @@ fn stream_error(reason: &str) -> ApiError {
     )
 }
 
+/// What the upstream sends and the client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay<'a> {
+    /// OpenAI chunks, relayed as they are.
+    OpenAi,
+    /// OpenAI chunks, relayed as Anthropic events to a Messages client (the model named).
+    ToAnthropic(&'a str),
+    /// Anthropic events relayed as they are to a Messages client, checked through their
+    /// OpenAI translation.
+    Anthropic,
+}
+
 /// Relays `source` (already committed with `first` as its first chunk) until its end.
 pub async fn relay(
     session: &mut Session,
     mut source: Box<dyn ResponseSource>,
     first: Bytes,
     deadline: Option<Instant>,
-    anthropic_model: Option<&str>,
+    mode: Relay<'_>,
 ) -> StreamEnd {
+    use crate::translate::{ClientOptions, anthropic_openai, openai_anthropic};
     // An Anthropic client gets the checked OpenAI events as Anthropic events.
-    let mut to_anthropic = anthropic_model.map(crate::translate::anthropic_openai::Stream::new);
+    let mut to_anthropic = match mode {
+        Relay::ToAnthropic(model) => Some(anthropic_openai::Stream::new(model)),
+        _ => None,
+    };
+    // Anthropic events passed through are checked (and their usage read) as OpenAI chunks.
+    let mut checker = (mode == Relay::Anthropic).then(|| {
+        openai_anthropic::Stream::new(ClientOptions {
+            include_usage: true,
+            stream: true,
+            ..ClientOptions::default()
+        })
+    });
     let mut sse = SseScanner::default();
     let mut end = StreamEnd::default();
     let mut next = Some(Ok(Some(first)));
@@ -173,12 +197,16 @@ pub async fn relay(
             },
         };
         match chunk {
-            Ok(Some(bytes)) => match sse.push(&bytes) {
-                Ok(out) if out.is_empty() => {}
+            Ok(Some(bytes)) => match sse.push(&match checker.as_mut() {
+                Some(c) => Bytes::from(c.push(&bytes)),
+                None => bytes.clone(),
+            }) {
+                Ok(out) if out.is_empty() && checker.is_none() => {}
                 Ok(out) => {
-                    let out = match to_anthropic.as_mut() {
-                        Some(t) => Bytes::from(t.push(&out)),
-                        None => out,
+                    let out = match (to_anthropic.as_mut(), checker.is_some()) {
+                        (_, true) => bytes,
+                        (Some(t), false) => Bytes::from(t.push(&out)),
+                        (None, false) => out,
                     };
                     if session.write_response_body(Some(out), false).await.is_err() {
                         end.client_gone = true;
@@ -200,11 +228,20 @@ pub async fn relay(
         end.error = Some("the upstream sent an error event".into());
     }
     if let Some(reason) = failure {
-        let event = match to_anthropic {
-            Some(_) => Bytes::from(crate::translate::anthropic_openai::Stream::error_event(
-                &stream_error(&reason).message,
-            )),
-            None => stream_error(&reason).sse_event(),
+        let event = match mode {
+            // After raw events, a blank line first ends any event cut in the middle.
+            Relay::ToAnthropic(_) | Relay::Anthropic => {
+                let mut e = if mode == Relay::Anthropic {
+                    b"\n\n".to_vec()
+                } else {
+                    Vec::new()
+                };
+                e.extend(anthropic_openai::Stream::error_event(
+                    &stream_error(&reason).message,
+                ));
+                Bytes::from(e)
+            }
+            Relay::OpenAi => stream_error(&reason).sse_event(),
         };
         if session
             .write_response_body(Some(event), true)

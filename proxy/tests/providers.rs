@@ -282,8 +282,36 @@ async fn anthropic_client_to_anthropic_target() {
     assert_eq!(seen.body["system"], body["system"]);
     assert_eq!(seen.body["top_k"], 5);
     assert_eq!(seen.body["max_tokens"], 200);
+    // The answer is Anthropic's own, untranslated (stop_sequence survives).
+    let mut stop = messages_body(false);
+    stop["stop_sequences"] = json!(["zzz-never"]);
+    let r = post(&proxy, "/v1/messages", &stop).await;
+    assert!(
+        anthropic_message(&r).get("stop_sequence").is_some(),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.json()["id"].as_str().unwrap().starts_with("msg_01"),
+        "{}",
+        r.text
+    );
     let s = post(&proxy, "/v1/messages", &messages_body(true)).await;
-    anthropic_events(&s);
+    let names = anthropic_events(&s);
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "ping" || n == "content_block_stop")
+    );
+    // A stream cut mid-way ends with an error event after the raw events.
+    script(&m, json!([{"kind": "cut_stream", "after_chunks": 3}]));
+    let cut = post(&proxy, "/v1/messages", &messages_body(true)).await;
+    let last = cut
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .next_back();
+    assert_eq!(last, Some("error"), "{}", cut.text);
     // The provider's errors come back in Anthropic's shape.
     let bad = post(
         &proxy,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::ApiError;
-use crate::ctx::RequestCtx;
+use crate::ctx::{RequestCtx, Usage};
 use crate::translate::anthropic_openai;
 
 /// `RequestCtx::endpoint` of a Messages request.
@@ -56,4 +56,15 @@ pub fn response_body(status: u16, body: &[u8], model: &str) -> Bytes {
         Ok(v) => Bytes::from(anthropic_openai::response(&v, model).to_string()),
         Err(_) => Bytes::copy_from_slice(body),
     }
+}
+
+/// Token usage of an Anthropic message (cached input counted as input, as OpenAI does).
+pub fn native_usage(body: &[u8]) -> Option<Usage> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let u = &v["usage"];
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    u.is_object().then(|| Usage {
+        input: n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
+        output: n("output_tokens"),
+    })
 }

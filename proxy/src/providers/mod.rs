@@ -60,6 +60,11 @@ pub trait ResponseSource: Send {
     fn status(&self) -> u16;
     /// A response header by lower-case name.
     fn header(&self, name: &str) -> Option<&str>;
+    /// Whether a successful body is already in the client's API rather than OpenAI's (an
+    /// Anthropic answer to an Anthropic client), to be relayed without translation.
+    fn passthrough(&self) -> bool {
+        false
+    }
     /// The next piece of the body; `None` at its proper end.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError>;
     /// Done with the response: return the connection to the pool when the body was read to

@@ -134,6 +134,8 @@ pub struct Translated {
     opts: ClientOptions,
     status: u16,
     streamer: Option<Streamer>,
+    /// A successful body relayed untranslated (see [`ResponseSource::passthrough`]).
+    raw: bool,
     /// A whole answer already produced (errors, non-streamed bodies, canned answers).
     whole: Option<Bytes>,
     done: bool,
@@ -162,9 +164,21 @@ impl Translated {
             opts,
             status,
             streamer,
+            raw: false,
             whole: None,
             done: false,
         }
+    }
+
+    /// Wraps the answer to a body the client wrote in the provider's own API: success
+    /// passes through untranslated, errors are translated like any other.
+    pub fn native(inner: Box<dyn ResponseSource>, protocol: Protocol, opts: ClientOptions) -> Self {
+        let mut t = Self::new(inner, protocol, opts);
+        if (200..300).contains(&t.status) {
+            t.streamer = None;
+            t.raw = true;
+        }
+        t
     }
 
     /// An answer made without asking the provider (a request it cannot take).
@@ -175,6 +189,7 @@ impl Translated {
             opts: ClientOptions::default(),
             status,
             streamer: None,
+            raw: false,
             whole: Some(Bytes::from(openai_error(class, message).to_string())),
             done: false,
         }
@@ -218,6 +233,9 @@ impl ResponseSource for Translated {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
+        if self.raw {
+            return self.inner.as_ref()?.header(name);
+        }
         match name {
             "content-type" if self.streamer.is_some() => Some("text/event-stream"),
             "content-type" => Some("application/json"),
@@ -229,6 +247,12 @@ impl ResponseSource for Translated {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
         if self.done {
             return Ok(None);
+        }
+        if self.raw {
+            return match self.inner.as_mut() {
+                Some(inner) => inner.next_chunk().await,
+                None => Ok(None),
+            };
         }
         if let Some(streamer) = self.streamer.as_mut() {
             let Some(inner) = self.inner.as_mut() else {
@@ -258,6 +282,10 @@ impl ResponseSource for Translated {
         Ok(Some(body))
     }
 
+    fn passthrough(&self) -> bool {
+        self.raw
+    }
+
     async fn finish(mut self: Box<Self>) {
         if let Some(inner) = self.inner.take() {
             inner.finish().await;
@@ -278,9 +306,12 @@ pub async fn send(
     let response = upstream
         .send(dest, header, body, req.connect_timeout, req.read_timeout)
         .await?;
-    Ok(Box::new(Translated::new(
-        Box::new(response),
-        protocol,
-        opts,
-    )))
+    let inner = Box::new(response);
+    Ok(Box::new(
+        if req.native.is_some() && protocol == Protocol::Anthropic {
+            Translated::native(inner, protocol, opts)
+        } else {
+            Translated::new(inner, protocol, opts)
+        },
+    ))
 }

@@ -151,6 +151,8 @@ pub async fn run(
         Err(e) => return failed(e),
     };
     let status = source.status();
+    // The body is already in the client's own API (an Anthropic client on Anthropic).
+    let native = source.passthrough();
     let content_type = source
         .header("content-type")
         .unwrap_or("application/json")
@@ -204,8 +206,12 @@ pub async fn run(
         }
         ctx.ttft = Some(ctx.started.elapsed());
         metrics.stream_started();
-        let anthropic = crate::api::anthropic::is_client(ctx).then_some(plan.model);
-        let end = stream::relay(session, source, first, Some(total), anthropic).await;
+        let mode = match (native, crate::api::anthropic::is_client(ctx)) {
+            (true, _) => stream::Relay::Anthropic,
+            (false, true) => stream::Relay::ToAnthropic(plan.model),
+            (false, false) => stream::Relay::OpenAi,
+        };
+        let end = stream::relay(session, source, first, Some(total), mode).await;
         metrics.stream_finished();
         ctx.usage = end.usage;
         let ok = end.error.is_none();
@@ -230,7 +236,9 @@ pub async fn run(
             "response larger than the proxy buffers".into(),
         ));
     }
-    if content_type.starts_with("application/json") {
+    if native {
+        ctx.usage = crate::api::anthropic::native_usage(&body);
+    } else if content_type.starts_with("application/json") {
         match stream::probe_usage(&body) {
             Ok(usage) => {
                 ctx.usage = usage;
@@ -245,7 +253,7 @@ pub async fn run(
             Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
         }
     }
-    let body = if crate::api::anthropic::is_client(ctx) {
+    let body = if crate::api::anthropic::is_client(ctx) && !native {
         crate::api::anthropic::response_body(status, &body, plan.model)
     } else {
         body
