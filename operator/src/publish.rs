@@ -221,12 +221,15 @@ impl Pods {
         });
     }
 
+    /// Records an ack of a connected pod (acks of pods without a stream are dropped: a pod
+    /// reports its version again in `have` when it reconnects).
     pub fn ack(&self, ack: &Ack) {
         self.update(|pods| {
-            let state = pods.entry(ack.pod.clone()).or_default();
-            state.version = Some(ack.version);
-            state.applied = ack.applied;
-            state.error = ack.error.clone();
+            if let Some(state) = pods.get_mut(&ack.pod) {
+                state.version = Some(ack.version);
+                state.applied = ack.applied;
+                state.error = ack.error.clone();
+            }
         });
     }
 
