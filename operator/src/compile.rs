@@ -361,3 +361,72 @@ pub fn render(diagnostics: &[&PolicyDiagnostic]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{provider, route_policy, secret};
+
+    const GOOD: &str = "route chat {\n  when model == \"gpt-4o\"\n  use mock-primary/large\n}\n";
+
+    fn inputs(providers: Vec<LLMProvider>, policies: Vec<RoutePolicy>) -> Inputs {
+        Inputs {
+            providers: providers.into_iter().map(Arc::new).collect(),
+            route_policies: policies.into_iter().map(Arc::new).collect(),
+            ..Inputs::default()
+        }
+    }
+
+    #[test]
+    fn an_invalid_provider_is_rejected_and_no_policy_compiles() {
+        let mut broken = provider("mock-primary", None);
+        broken.spec.mock = None;
+        let outcome = compile(&inputs(
+            vec![broken.clone()],
+            vec![route_policy("chat", GOOD)],
+        ));
+        let key = ObjectKey::of(Kind::LLMProvider, &broken);
+        let rejection = outcome.rejected.get(&key).expect("rejected");
+        assert_eq!(rejection.reason, "Invalid");
+        assert!(outcome.snapshot.is_none());
+        assert!(outcome.catalogue_error.is_some());
+    }
+
+    #[test]
+    fn the_fingerprint_follows_generations_and_keys_not_status() {
+        let p = provider("mock-primary", Some(("k", "apiKey")));
+        let mut rp = route_policy("chat", GOOD);
+        let mut i = inputs(vec![p], vec![rp.clone()]);
+        i.secrets = vec![Arc::new(secret("k", "apiKey", "one"))];
+        let first = fingerprint(&i);
+        rp.status = Some(Default::default());
+        i.route_policies = vec![Arc::new(rp.clone())];
+        assert_eq!(fingerprint(&i), first, "status does not count");
+        i.secrets = vec![Arc::new(secret("k", "apiKey", "two"))];
+        let rekeyed = fingerprint(&i);
+        assert_ne!(rekeyed, first, "a new key counts");
+        rp.metadata.generation = Some(4);
+        i.route_policies = vec![Arc::new(rp)];
+        assert_ne!(fingerprint(&i), rekeyed, "a new generation counts");
+    }
+
+    #[test]
+    fn diagnostics_are_attributed_to_their_object() {
+        let broken = "route other {\n  use nope/large\n}\n";
+        let outcome = compile(&inputs(
+            vec![provider("mock-primary", None)],
+            vec![route_policy("a", GOOD), route_policy("b", broken)],
+        ));
+        let a = route_policy("a", GOOD);
+        let b = route_policy("b", broken);
+        assert!(
+            outcome
+                .errors(&ObjectKey::of(Kind::RoutePolicy, &a))
+                .is_empty()
+        );
+        let errors = outcome.errors(&ObjectKey::of(Kind::RoutePolicy, &b));
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (2, 7));
+        assert!(render(&errors).starts_with("2:7: error: "));
+    }
+}
