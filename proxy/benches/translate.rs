@@ -40,7 +40,7 @@ fn requests(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let v = parse(black_box(&req));
-                let out = openai_anthropic::request(&v, "claude").map(|o| o.to_string());
+                let out = openai_anthropic::request(&v, "claude", 4096).map(|o| o.to_string());
                 black_box(out)
             })
         },

@@ -78,13 +78,15 @@ fn openai_to_anthropic_request() {
     let req = openai_anthropic::request(
         &json("openai_request_tools.json"),
         "claude-sonnet-4-20250514",
+        4096,
     )
     .expect("translates");
     insta::assert_json_snapshot!(req);
-    let min = openai_anthropic::request(&json("openai_request_minimal.json"), "m").expect("ok");
+    let min =
+        openai_anthropic::request(&json("openai_request_minimal.json"), "m", 4096).expect("ok");
     insta::assert_json_snapshot!("openai_to_anthropic_request_minimal", min);
     let bad = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]});
-    assert!(openai_anthropic::request(&bad, "m").is_err());
+    assert!(openai_anthropic::request(&bad, "m", 4096).is_err());
 }
 
 #[test]
@@ -188,7 +190,7 @@ fn round_trip_through_openai_keeps_tools() {
     // Anthropic client → OpenAI shape → Anthropic upstream request.
     let a = json("anthropic_request_tools.json");
     let o = anthropic_openai::request(&a).expect("to openai");
-    let back = openai_anthropic::request(&o, "claude-sonnet-4").expect("to anthropic");
+    let back = openai_anthropic::request(&o, "claude-sonnet-4", 4096).expect("to anthropic");
     assert_eq!(back["messages"][0], a["messages"][0]);
     assert_eq!(back["messages"][1], a["messages"][1]);
     let result = &back["messages"][2]["content"][0];

@@ -98,6 +98,16 @@ pub fn classify(status: u16, body: &[u8]) -> ErrorClass {
     }
 }
 
+/// The catalogue's output limit for the model, else [`openai_anthropic::DEFAULT_MAX_TOKENS`].
+fn default_max_tokens(req: &AttemptRequest<'_>) -> u64 {
+    req.provider
+        .models
+        .iter()
+        .find(|m| m.name == req.model)
+        .and_then(|m| m.max_output_tokens)
+        .unwrap_or(openai_anthropic::DEFAULT_MAX_TOKENS)
+}
+
 #[async_trait]
 impl ProviderAdapter for Anthropic {
     async fn open(
@@ -135,7 +145,7 @@ impl ProviderAdapter for Anthropic {
                     return canned(ErrorClass::BadRequest, "the body is not JSON".into());
                 }
             },
-            None => match openai_anthropic::request(&openai, req.model) {
+            None => match openai_anthropic::request(&openai, req.model, default_max_tokens(req)) {
                 Ok(b) => Bytes::from(b.to_string()),
                 Err(e) => return canned(ErrorClass::BadRequest, e.to_string()),
             },

@@ -9,7 +9,7 @@ use super::{
     push_data, push_done, stop_list, usage_chunk,
 };
 
-/// `max_tokens` when the client sets none (Anthropic requires one).
+/// `max_tokens` when neither the client nor the catalogue sets one (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Anthropic content blocks for OpenAI user content (a string or parts).
@@ -79,8 +79,9 @@ fn tool_choice(choice: &Value, parallel: Option<bool>) -> Option<Value> {
     Some(tc)
 }
 
-/// The Anthropic Messages request for an OpenAI chat request, calling the model `model`.
-pub fn request(req: &Value, model: &str) -> Result<Value> {
+/// The Anthropic Messages request for an OpenAI chat request, calling the model `model`;
+/// `max_tokens` is `default_max_tokens` when the client sets none (Anthropic requires it).
+pub fn request(req: &Value, model: &str, default_max_tokens: u64) -> Result<Value> {
     let messages = req["messages"]
         .as_array()
         .ok_or_else(|| bad("`messages` must be an array"))?;
@@ -129,7 +130,7 @@ pub fn request(req: &Value, model: &str) -> Result<Value> {
     let max_tokens = req["max_completion_tokens"]
         .as_u64()
         .or_else(|| req["max_tokens"].as_u64())
-        .unwrap_or(DEFAULT_MAX_TOKENS);
+        .unwrap_or(default_max_tokens);
     let mut a = Map::new();
     a.insert("model".into(), json!(model));
     if !system.is_empty() {
@@ -357,8 +358,15 @@ impl Stream {
                 if let Some(n) = v["usage"]["output_tokens"].as_u64() {
                     self.usage.output = n;
                 }
-                if let Some(n) = v["usage"]["input_tokens"].as_u64() {
+                let u = &v["usage"];
+                if let Some(n) = u["input_tokens"].as_u64() {
                     self.usage.input = n;
+                }
+                if let Some(n) = u["cache_read_input_tokens"].as_u64() {
+                    self.usage.cache_read = n;
+                }
+                if let Some(n) = u["cache_creation_input_tokens"].as_u64() {
+                    self.usage.cache_creation = n;
                 }
                 if let Some(r) = v["delta"]["stop_reason"].as_str() {
                     let f = finish_reason(r);
