@@ -1,20 +1,22 @@
-//! The Switchyard data plane: an OpenAI-compatible LLM gateway on pingora.
+//! The Switchyard data plane: an OpenAI- and Anthropic-compatible LLM gateway on pingora.
 //!
 //! ```text
 //!  client ──▶ service (one ProxyHttp) ──▶ api::request (borrowed top-level JSON)
-//!                │                             │ model, stream, prompt estimate
-//!                │                             ▼
+//!                │   /v1/messages: api::anthropic │ model, stream, prompt estimate
+//!                │   (translated to OpenAI chat)  ▼
 //!                │                      switchyard_dsl::decide(snapshot)
 //!                │                             │ candidates
 //!                ▼                             ▼
-//!           access log ◀── router (retry, failover, health) ──▶ providers/{openai,mock}
-//!                                 │                                   │
+//!           access log ◀── router (retry, failover, health) ──▶ providers/{openai,anthropic,
+//!                                 │                               gemini,mock} + translate/
 //!                                 └──── stream (SSE relay, checks) ◀──┘ upstream (pooled)
 //! ```
 //!
 //! The whole exchange happens in `request_filter`: the body is read in full (size-limited),
 //! routed, sent to each candidate in turn and relayed back chunk by chunk. Nothing is retried
-//! or failed over once a byte has reached the client.
+//! or failed over once a byte has reached the client. Every provider answers the router in
+//! OpenAI's shapes (Anthropic and Gemini adapters translate as they read); answers to
+//! Anthropic clients are translated back in `stream` and `api::anthropic`.
 
 pub mod admin;
 pub mod api;
