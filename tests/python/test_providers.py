@@ -629,11 +629,6 @@ def test_anthropic_sdk_stop_sequences(anthropic_client, mocks, model):
     assert message.stop_reason in ("stop_sequence", "end_turn"), message
 
 
-@pytest.mark.xfail(
-    reason="the proxy passes /v1/messages bodies through to Anthropic targets but rebuilds the "
-    "answer via the OpenAI shape, so stop_reason 'stop_sequence' comes back as 'end_turn'",
-    strict=False,
-)
 def test_anthropic_sdk_stop_sequence_passes_through(anthropic_client, mocks):
     messages = [{"role": "user", "content": PROMPT}]
     text = anthropic_client.messages.create(
@@ -899,3 +894,40 @@ def test_gemini_invalid_argument_does_not_fail_over(anthropic_client, mocks):
     assert raised.value.body["type"] == "error"
     assert raised.value.body["error"]["type"] == "invalid_request_error"
     assert mocks["claude"].requests() == []
+
+
+# --- Anthropic to Anthropic: what only Anthropic has survives the gateway ----------------
+
+
+def test_anthropic_sdk_thinking_request_passes_through(anthropic_client, mocks):
+    anthropic_client.messages.create(
+        model="claude-mock",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": PROMPT}],
+    )
+    sent = mocks["claude"].requests()[0]["body"]
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}, sent
+
+
+def test_anthropic_sdk_thinking_blocks_come_back(anthropic_client, mocks):
+    message = anthropic_client.messages.create(
+        model="claude-mock",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": PROMPT}],
+    )
+    assert [b.type for b in message.content] == ["thinking", "text"], message.content
+    assert message.content[0].signature
+
+
+def test_anthropic_sdk_streamed_thinking_comes_back(anthropic_client, mocks):
+    with anthropic_client.messages.stream(
+        model="claude-mock",
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": PROMPT}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"], final.content
+    assert final.content[0].signature

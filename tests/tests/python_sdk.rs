@@ -86,7 +86,7 @@ fn run_pytest(proxy: &ProxyProcess, files: &[&str], env: &[(&str, String)]) {
     let started = Instant::now();
     let mut command = Command::new(python());
     command
-        .args(["-m", "pytest", "-q", "-rfE", "--color=no"])
+        .args(["-m", "pytest", "-q", "-rfExX", "--color=no"])
         .args(files.iter().map(|f| python_dir().join(f)))
         .current_dir(python_dir())
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -97,6 +97,8 @@ fn run_pytest(proxy: &ProxyProcess, files: &[&str], env: &[(&str, String)]) {
     for (name, value) in env {
         command.env(name, value);
     }
+    // The shared target dir may hold a binary built from another checkout: say which files.
+    eprintln!("pytest on {files:?} in {}", python_dir().display());
     let output = command.output().expect("python3 runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
