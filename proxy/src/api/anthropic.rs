@@ -68,3 +68,45 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
         output: n("output_tokens"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_usage() {
+        let v = |b: Bytes| serde_json::from_slice::<Value>(&b).expect("json");
+        let e = v(error_body(&ApiError::unknown_model("x")));
+        assert_eq!(
+            (e["type"].as_str(), e["error"]["type"].as_str()),
+            (Some("error"), Some("not_found_error"))
+        );
+        let e = v(error_body(&ApiError::upstream(
+            503,
+            "upstream_unavailable",
+            "m".into(),
+        )));
+        assert_eq!(e["error"]["type"], "overloaded_error");
+        let upstream = br#"{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#;
+        let e = v(response_body(429, upstream, "m"));
+        assert_eq!(
+            (e["error"]["type"].as_str(), e["error"]["message"].as_str()),
+            (Some("rate_limit_error"), Some("slow down"))
+        );
+        let msg = br#"{"type":"message","usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":10,"cache_creation_input_tokens":5}}"#;
+        assert_eq!(
+            native_usage(msg),
+            Some(Usage {
+                input: 18,
+                output: 4
+            })
+        );
+        assert_eq!(native_usage(b"{}"), None);
+        assert!(to_openai(b"[1]").is_err());
+        let o = v(to_openai(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .expect("ok"));
+        assert_eq!(o["messages"][0]["content"], "hi");
+    }
+}
