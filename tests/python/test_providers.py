@@ -476,10 +476,11 @@ def test_openai_sdk_sees_an_upstream_error_event_mid_stream(client, mocks, model
     assert len("".join(received).split()) == 2, received
 
 
-@pytest.mark.parametrize("model", ["via-openai", "gemini-2.0-flash"])
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
 def test_anthropic_sdk_sees_an_upstream_error_mid_stream(anthropic_client, mocks, model):
-    # OpenAI: the role chunk and 2 words, then a `data: {"error": ...}` line; Gemini: 2 words.
-    after = 3 if TARGETS[model] == "oai" else 2
+    # OpenAI: the role chunk and 2 words, then a `data: {"error": ...}` line; Gemini: 2 words;
+    # Anthropic: message_start, content_block_start, ping, 2 words, then `event: error`.
+    after = {"claude": 5, "oai": 3, "gem": 2}[TARGETS[model]]
     mocks[TARGETS[model]].script({"faults": [{"kind": "stream_error", "after_chunks": after}]})
     types = []
     with pytest.raises(anthropic.APIError):
@@ -931,3 +932,17 @@ def test_anthropic_sdk_streamed_thinking_comes_back(anthropic_client, mocks):
         final = stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "text"], final.content
     assert final.content[0].signature
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_sees_a_cut_upstream_stream_as_an_error(anthropic_client, mocks, model):
+    after = {"claude": 5, "oai": 3, "gem": 2}[TARGETS[model]]
+    mocks[TARGETS[model]].script({"faults": [{"kind": "cut_stream", "after_chunks": after}]})
+    types = []
+    with pytest.raises((anthropic.APIError, httpx.HTTPError)):
+        with anthropic_client.messages.stream(
+            model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+        ) as stream:
+            for event in stream:
+                types.append(event.type)
+    assert "message_stop" not in types, types
