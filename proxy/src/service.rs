@@ -231,6 +231,15 @@ impl Gateway {
             Some(id) => models::one(&cfg.snapshot, id, self.created)
                 .ok_or_else(|| ApiError::unknown_model(id))?,
         };
+        // Anthropic SDKs list models too; they always send `anthropic-version`.
+        let anthropic_version = session.req_header().headers.get("anthropic-version");
+        let body = if crate::api::anthropic::wants_anthropic_shape(
+            anthropic_version.and_then(|v| v.to_str().ok()),
+        ) {
+            crate::api::anthropic::models_body(&body)
+        } else {
+            body
+        };
         respond::send_json(session, ctx, body).await;
         Ok(())
     }

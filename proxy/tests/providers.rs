@@ -442,3 +442,27 @@ async fn anthropic_client_sees_a_cut_stream_as_an_error_event() {
     assert_eq!(names.last(), Some(&"error"), "{}", s.text);
     assert!(!names.contains(&"message_stop"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_list_in_anthropic_shape_for_anthropic_sdks() {
+    let m = mock("up").await;
+    let policy = "route chat {\n  when model == \"claude-x\"\n  use p/m\n}\n";
+    let proxy = start_proxy(snapshot(policy, vec![anthropic("p", &m, &["m"])]), |_| {});
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/models", proxy.url))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["has_more"], false, "{v}");
+    assert_eq!(v["data"][0]["id"], "claude-x", "{v}");
+    assert_eq!(v["first_id"], "claude-x");
+    for m in v["data"].as_array().unwrap() {
+        assert_eq!(m["type"], "model");
+        assert!(m["created_at"].as_str().unwrap().ends_with('Z'));
+    }
+    let plain = get(&proxy.url, "/v1/models").await.json();
+    assert_eq!(plain["object"], "list");
+}

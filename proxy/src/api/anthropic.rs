@@ -69,6 +69,62 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
     })
 }
 
+/// Whether a request comes from an Anthropic SDK (it always sends `anthropic-version`).
+pub fn wants_anthropic_shape(anthropic_version: Option<&str>) -> bool {
+    anthropic_version.is_some()
+}
+
+/// `2026-11-22T02:54:41Z` for Unix seconds.
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+fn model_entry(m: &Value) -> Value {
+    serde_json::json!({
+        "type": "model",
+        "id": m["id"],
+        "display_name": m["id"],
+        "created_at": rfc3339(m["created"].as_u64().unwrap_or(0)),
+    })
+}
+
+/// The `/v1/models` answer (a list, or one model) in Anthropic's shape.
+pub fn models_body(openai: &[u8]) -> Bytes {
+    let Ok(v) = serde_json::from_slice::<Value>(openai) else {
+        return Bytes::copy_from_slice(openai);
+    };
+    let out = match v["data"].as_array() {
+        Some(list) => {
+            let data: Vec<Value> = list.iter().map(model_entry).collect();
+            serde_json::json!({
+                "data": data,
+                "has_more": false,
+                "first_id": data.first().map(|m| m["id"].clone()),
+                "last_id": data.last().map(|m| m["id"].clone()),
+            })
+        }
+        None => model_entry(&v),
+    };
+    Bytes::from(out.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +164,23 @@ mod tests {
         )
         .expect("ok"));
         assert_eq!(o["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn models_in_anthropic_shape() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_763_780_081), "2025-11-22T02:54:41Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        let list = br#"{"object":"list","data":[{"id":"a","object":"model","created":0,"owned_by":"p"},{"id":"b","object":"model","created":0,"owned_by":"q"}]}"#;
+        let v: Value = serde_json::from_slice(&models_body(list)).expect("json");
+        assert_eq!(
+            (v["first_id"].as_str(), v["last_id"].as_str()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(v["data"][1]["type"], "model");
+        assert_eq!(v["has_more"], false);
+        let one: Value =
+            serde_json::from_slice(&models_body(br#"{"id":"a","created":0}"#)).expect("json");
+        assert_eq!(one["created_at"], "1970-01-01T00:00:00Z");
     }
 }
