@@ -204,10 +204,12 @@ fn usage(u: &Value) -> TokenUsage {
 /// The OpenAI `chat.completion` for an Anthropic message.
 pub fn response(msg: &Value, opts: &ClientOptions) -> Value {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for block in msg["content"].as_array().into_iter().flatten() {
         match block["type"].as_str() {
             Some("text") => text.push_str(block["text"].as_str().unwrap_or_default()),
+            Some("thinking") => reasoning.push_str(block["thinking"].as_str().unwrap_or_default()),
             Some("tool_use") => calls.push(json!({
                 "id": block["id"],
                 "type": "function",
@@ -225,6 +227,10 @@ pub fn response(msg: &Value, opts: &ClientOptions) -> Value {
     });
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
+    }
+    // Extended thinking, in the field DeepSeek and others use for reasoning.
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
     }
     let finish = finish_reason(msg["stop_reason"].as_str().unwrap_or("end_turn"));
     json!({
@@ -336,6 +342,10 @@ impl Stream {
                 match d["type"].as_str() {
                     Some("text_delta") => {
                         let delta = json!({"content": d["text"]});
+                        push_data(out, &chunk(&self.id, &self.opts, delta, None));
+                    }
+                    Some("thinking_delta") => {
+                        let delta = json!({"reasoning_content": d["thinking"]});
                         push_data(out, &chunk(&self.id, &self.opts, delta, None));
                     }
                     Some("input_json_delta") if d["partial_json"] != "" => {

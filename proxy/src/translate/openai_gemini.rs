@@ -266,9 +266,11 @@ pub fn response(resp: &Value, opts: &ClientOptions) -> Value {
     let candidates = resp["candidates"].as_array().cloned().unwrap_or_default();
     for (i, cand) in candidates.iter().enumerate() {
         let mut text = String::new();
+        let mut reasoning = String::new();
         let mut calls = Vec::new();
         for part in cand["content"]["parts"].as_array().into_iter().flatten() {
             if part["thought"].as_bool() == Some(true) {
+                reasoning.push_str(part["text"].as_str().unwrap_or_default());
                 continue;
             }
             if let Some(t) = part["text"].as_str() {
@@ -288,6 +290,9 @@ pub fn response(resp: &Value, opts: &ClientOptions) -> Value {
         });
         if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
+        }
+        if !reasoning.is_empty() {
+            message["reasoning_content"] = json!(reasoning);
         }
         let index = cand["index"].as_u64().unwrap_or(i as u64);
         choices.push(
@@ -400,6 +405,10 @@ impl Stream {
         let cand = &v["candidates"][0];
         for part in cand["content"]["parts"].as_array().into_iter().flatten() {
             if part["thought"].as_bool() == Some(true) {
+                if let Some(t) = part["text"].as_str().filter(|t| !t.is_empty()) {
+                    let delta = json!({"reasoning_content": t});
+                    push_data(out, &chunk(&self.id, &self.opts, delta, None));
+                }
                 continue;
             }
             if let Some(t) = part["text"].as_str().filter(|t| !t.is_empty()) {
