@@ -353,6 +353,66 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     }
 }
 
+/// `POST /v1/messages` under a `refusal` fault: `stop_reason: "refusal"` and no content
+/// (streamed: `message_start`, `ping`, `message_delta`, `message_stop`).
+pub fn refusal(body: &[u8], ctx: &Ctx<'_>) -> Reply {
+    let req: MessagesRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Error(e),
+    };
+    let (input, creation, read) =
+        input_usage(&prompt_blocks(&req.system, &req.tools, &req.messages));
+    let usage = Usage {
+        input,
+        creation,
+        read,
+        output: 0,
+    };
+    let id = format!(
+        "msg_01{}",
+        text::alphanumeric(
+            text::derive_seed(ctx.seed, &["msg-id", &ctx.request_id.to_string()]),
+            22
+        )
+    );
+    if !req.stream {
+        return Reply::Json {
+            body: json!({
+                "id": id,
+                "type": "message",
+                "role": "assistant",
+                "model": req.model,
+                "content": [],
+                "stop_reason": "refusal",
+                "stop_sequence": null,
+                "usage": usage.json(0),
+            }),
+            tokens: 0,
+        };
+    }
+    Reply::Stream(vec![
+        event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": req.model,
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage.json(0),
+            }}),
+            false,
+        ),
+        event("ping", &json!({"type": "ping"}), false),
+        event(
+            "message_delta",
+            &json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": "refusal", "stop_sequence": null},
+                "usage": {"output_tokens": 0},
+            }),
+            false,
+        ),
+        event("message_stop", &json!({"type": "message_stop"}), false),
+    ])
+}
+
 /// Words of a thinking block.
 const THINKING_WORDS: u32 = 8;
 

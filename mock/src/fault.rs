@@ -84,6 +84,10 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Answer a generation request with the provider's content-policy refusal: OpenAI
+    /// `finish_reason: "content_filter"` and no content, Anthropic `stop_reason: "refusal"`
+    /// and no content, Gemini a candidate with `finishReason: "SAFETY"` and no content.
+    Refusal,
     /// Answer with a tool call even where the request would get text (see `tool`).
     ToolCall {
         /// The tool to call; the first one offered when absent.
@@ -273,6 +277,7 @@ mod tests {
                 Fault::MalformedChunk { after_chunks: 0 },
             ),
             (r#"{"kind":"slow_ttft","ms":5}"#, Fault::SlowTtft { ms: 5 }),
+            (r#"{"kind":"refusal"}"#, Fault::Refusal),
         ];
         for (json, want) in cases {
             assert_eq!(Fault::from_json(json), Ok(want), "{json}");

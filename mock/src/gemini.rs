@@ -419,6 +419,61 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
     }
 }
 
+/// A generate request under a `refusal` fault: one candidate with `finishReason: "SAFETY"`,
+/// no content and a blocking safety rating (streamed: that one chunk; as a JSON array: a
+/// one-element array).
+pub fn refusal(method: &str, path: &str, query: Option<&str>, body: &[u8], ctx: &Ctx<'_>) -> Reply {
+    let rest = path
+        .strip_prefix("/v1beta/")
+        .or_else(|| path.strip_prefix("/v1/"))
+        .unwrap_or(path);
+    let Some((model, action)) = rest.strip_prefix("models/").and_then(|n| n.split_once(':')) else {
+        return route(method, path, query, body, ctx);
+    };
+    let mode = match action {
+        "generateContent" => Mode::Whole,
+        "streamGenerateContent"
+            if query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse")) =>
+        {
+            Mode::Sse
+        }
+        "streamGenerateContent" => Mode::JsonArray,
+        _ => return route(method, path, query, body, ctx),
+    };
+    let p = match prepare(model, body, ctx) {
+        Ok(p) => p,
+        Err(e) => return Reply::Error(e),
+    };
+    let answer = json!({
+        "candidates": [{
+            "finishReason": "SAFETY",
+            "index": 0,
+            "safetyRatings": [{
+                "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                "probability": "HIGH",
+                "blocked": true,
+            }],
+        }],
+        "usageMetadata": {"promptTokenCount": p.prompt_tokens, "totalTokenCount": p.prompt_tokens},
+        "modelVersion": model,
+        "responseId": text::alphanumeric(
+            text::derive_seed(ctx.seed, &["gemini-id", &ctx.request_id.to_string()]),
+            22,
+        ),
+    });
+    match mode {
+        Mode::Whole => Reply::Json {
+            body: answer,
+            tokens: 0,
+        },
+        Mode::JsonArray => Reply::Json {
+            body: json!([answer]),
+            tokens: 0,
+        },
+        Mode::Sse => Reply::Stream(vec![SseEvent::data_crlf(answer.to_string(), false)]),
+    }
+}
+
 /// A `data:` line that is not JSON, for the `malformed_chunk` fault.
 pub fn malformed_event() -> SseEvent {
     SseEvent::data_crlf(r#"{"candidates":[{"content":{"parts":[{"text":"#, false)

@@ -338,6 +338,57 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     }
 }
 
+/// `POST /v1/chat/completions` under a `refusal` fault: no content, `finish_reason:
+/// "content_filter"` (streamed: the role chunk, the finish chunk, `[DONE]`).
+pub fn refusal(body: &[u8], ctx: &Ctx<'_>) -> Reply {
+    let req: ChatRequest = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Error(e),
+    };
+    let id = format!(
+        "chatcmpl-{}",
+        text::alphanumeric(
+            text::derive_seed(ctx.seed, &["id", &ctx.request_id.to_string()]),
+            29
+        )
+    );
+    let prompt_tokens =
+        text::estimate_tokens(req.messages.iter().map(|m| content_chars(&m.content)).sum());
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens});
+    let head = Head {
+        id: &id,
+        created: ctx.created,
+        model: &req.model,
+    };
+    if req.stream.unwrap_or(false) {
+        let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+        return Reply::Stream(stream_events(
+            &head,
+            &[],
+            None,
+            "content_filter",
+            include_usage.then_some(usage),
+        ));
+    }
+    Reply::Json {
+        body: json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": ctx.created,
+            "model": req.model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": null, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "content_filter",
+            }],
+            "usage": usage,
+        }),
+        tokens: 0,
+    }
+}
+
 /// The fields every chunk of one stream repeats.
 struct Head<'a> {
     id: &'a str,

@@ -183,7 +183,17 @@ async fn api(
         forced_tool: fault.forced_tool(),
     };
     let method = parts.method.as_str();
+    let refusal = matches!(fault, Fault::Refusal);
     let reply = match (format, &parts.method, path.as_str()) {
+        (Format::OpenAi, &Method::POST, "/v1/chat/completions") if refusal => {
+            openai::refusal(&bytes, &ctx)
+        }
+        (Format::Anthropic, &Method::POST, "/v1/messages") if refusal => {
+            anthropic::refusal(&bytes, &ctx)
+        }
+        (Format::Gemini, _, p) if refusal => {
+            gemini::refusal(method, p, parts.uri.query(), &bytes, &ctx)
+        }
         (Format::OpenAi, &Method::POST, "/v1/chat/completions") => {
             openai::chat_completions(&bytes, &ctx)
         }

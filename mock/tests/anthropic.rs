@@ -580,3 +580,21 @@ async fn thinking_comes_first_with_a_signature() {
         .expect("the text block");
     assert_eq!(text_start.1["content_block"]["type"], "text");
 }
+
+#[tokio::test]
+async fn refusal_fault_stops_with_refusal() {
+    let server = common::start("claude").await;
+    let fault = r#"{"kind":"refusal"}"#;
+    let whole = json(send_with_fault(&server, &request("hi", json!({})), fault).await).await;
+    assert_eq!(whole["stop_reason"], "refusal");
+    assert_eq!(whole["content"], json!([]));
+    assert_eq!(whole["usage"]["output_tokens"], 0);
+    let events =
+        stream(send_with_fault(&server, &request("hi", json!({"stream": true})), fault).await)
+            .await;
+    assert_eq!(
+        names(&events),
+        ["message_start", "ping", "message_delta", "message_stop"]
+    );
+    assert_eq!(events[2].1["delta"]["stop_reason"], "refusal");
+}

@@ -340,3 +340,18 @@ async fn tool_call_with_text_has_a_text_part_first() {
     );
     assert_eq!(last["finishReason"], "STOP");
 }
+
+#[tokio::test]
+async fn refusal_fault_finishes_with_safety() {
+    let server = common::start("gemini").await;
+    let fault = r#"{"kind":"refusal"}"#;
+    let whole =
+        json(send_with_fault(&server, GENERATE, &request("hi", json!({})), fault).await).await;
+    assert_eq!(whole["candidates"][0]["finishReason"], "SAFETY");
+    assert!(whole["candidates"][0].get("content").is_none());
+    assert_eq!(whole["candidates"][0]["safetyRatings"][0]["blocked"], true);
+    let chunks =
+        stream(send_with_fault(&server, STREAM, &request("hi", json!({})), fault).await).await;
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0]["candidates"][0]["finishReason"], "SAFETY");
+}

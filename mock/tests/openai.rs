@@ -470,3 +470,32 @@ async fn tool_call_with_text_has_content_and_tool_calls() {
         "get_weather"
     );
 }
+
+#[tokio::test]
+async fn refusal_fault_finishes_with_content_filter() {
+    let server = common::start("alpha").await;
+    let fault = [("x-mock-fault", r#"{"kind":"refusal"}"#)];
+    let body = json(
+        common::post_with(
+            &server,
+            "/v1/chat/completions",
+            &chat("hi", json!({})),
+            &fault,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(body["choices"][0]["message"]["content"], Value::Null);
+    let response = common::post_with(
+        &server,
+        "/v1/chat/completions",
+        &chat("hi", json!({"stream": true})),
+        &fault,
+    )
+    .await;
+    let data = sse_data(&response.text().await.expect("body"));
+    assert_eq!(data.len(), 3, "role, finish, [DONE]");
+    let finish: Value = serde_json::from_str(&data[1]).expect("json");
+    assert_eq!(finish["choices"][0]["finish_reason"], "content_filter");
+}
