@@ -184,6 +184,10 @@ impl Gateway {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            // Anthropic clients get every error, auth included, in Anthropic's shape.
+            ctx.endpoint = crate::api::anthropic::LABEL;
+        }
         if path.starts_with("/v1/")
             && let Err(e) = self.authenticate(session, ctx)
         {

@@ -331,6 +331,14 @@ async fn anthropic_client_to_anthropic_target() {
         "{}",
         bad.text
     );
+    let nowhere = post(&proxy, "/v1/messages/batches", &json!({})).await;
+    assert_eq!(nowhere.status, 404);
+    assert_eq!(
+        nowhere.json()["error"]["type"],
+        "not_found_error",
+        "{}",
+        nowhere.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
