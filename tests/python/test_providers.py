@@ -946,3 +946,49 @@ def test_anthropic_sdk_sees_a_cut_upstream_stream_as_an_error(anthropic_client, 
             for event in stream:
                 types.append(event.type)
     assert "message_stop" not in types, types
+
+
+# --- content-policy refusals keep their meaning across providers -------------------------
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_refusal_is_content_filter(client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "refusal"}]})
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert completion.choices[0].finish_reason == "content_filter"
+    assert not completion.choices[0].message.content
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_streamed_refusal_is_content_filter(client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "refusal"}]})
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["content_filter"]
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_refusal_is_refusal(anthropic_client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "refusal"}]})
+    message = anthropic_client.messages.create(
+        model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert message.stop_reason == "refusal"
+    assert not any(b.type == "text" and b.text for b in message.content)
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_streamed_refusal_is_refusal(anthropic_client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "refusal"}]})
+    with anthropic_client.messages.stream(
+        model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "refusal"
