@@ -12,7 +12,9 @@
 # CONNECTIONS (32, open loop), CONCURRENCY (32, closed loop), LOADGEN_THREADS (1),
 # TARGETS ("direct nginx proxy"), NO_BUILD=1 (use the binaries already built), BIN_DIR (where
 # they are; default target/release),
-# BUDGET=0 (run the proxy without its Budget document), OUT (results folder).
+# BUDGET=0 (run the proxy without its Budget document), AUTH=0 (no client key: the proxy runs
+# with --allow-anonymous), OUT (results folder). Target `proxy-redis` is the proxy with its
+# budget counters in a redis-server this script starts (Debian's redis-server).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +27,8 @@ CONCURRENCY=${CONCURRENCY:-32}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 TARGETS=${TARGETS:-"direct nginx proxy"}
 BUDGET=${BUDGET:-1}
+AUTH=${AUTH:-1}
+BENCH_KEY=sk-bench-key
 if [[ "${1:-}" == "--quick" ]]; then
   DURATION=2s WARMUP=500ms RATES=1000
 fi
@@ -131,9 +135,11 @@ EOF
 }
 
 # --- switchyard-proxy: one route, everything to the mock ----------------------------------
-start_proxy() {
+start_proxy() { # target name, extra proxy args...
+  local name=$1
+  shift
   [[ -x "$BIN/switchyard-proxy" ]] || { log "missing $BIN/switchyard-proxy"; exit 1; }
-  local port admin dir="$TMP/proxy-config"
+  local port admin dir="$TMP/$name-config" auth_args=()
   port=$(free_port)
   admin=$(free_port)
   mkdir -p "$dir"
@@ -175,24 +181,48 @@ spec:
     }
 EOF
   fi
-  "$BIN/switchyard-proxy" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --allow-anonymous \
-    > "$TMP/proxy.log" 2>&1 &
+  if [[ "$AUTH" == 1 ]]; then
+    # Auth on: one client key, sent by the load generator to every target alike.
+    cat > "$dir/client-keys.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata:
+  name: client-keys
+  labels: { switchyard.dev/client-keys: "true" }
+stringData:
+  bench: '{"key": "$BENCH_KEY", "team": "bench"}'
+EOF
+  else
+    auth_args=(--allow-anonymous)
+  fi
+  "$BIN/switchyard-proxy" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+    "${auth_args[@]}" "$@" > "$TMP/$name.log" 2>&1 &
   PIDS+=($!)
   local deadline=$((SECONDS + 20))
   until [[ "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "http://127.0.0.1:$admin/readyz")" == 200 ]]; do
-    ((SECONDS < deadline)) || { log "switchyard-proxy not ready"; cat "$TMP/proxy.log" >&2; exit 1; }
+    ((SECONDS < deadline)) || { log "switchyard-proxy not ready"; cat "$TMP/$name.log" >&2; exit 1; }
     sleep 0.05
   done
-  URL[proxy]="http://127.0.0.1:$port/v1/chat/completions"
-  log "switchyard-proxy at 127.0.0.1:$port"
+  URL[$name]="http://127.0.0.1:$port/v1/chat/completions"
+  log "switchyard-proxy ($name) at 127.0.0.1:$port"
+}
+
+start_redis() {
+  command -v redis-server >/dev/null || { log "installing redis-server"; apt-get install -y -qq redis-server >&2; }
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    > "$TMP/redis.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "127.0.0.1:$REDIS_PORT" redis-server
 }
 
 for target in $TARGETS; do
   case $target in
     direct) ;;
     nginx) start_nginx ;;
-    proxy) start_proxy ;;
-    *) log "unknown target $target (direct, nginx, proxy)"; exit 1 ;;
+    proxy) start_proxy proxy ;;
+    proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-redis)"; exit 1 ;;
   esac
 done
 
@@ -202,7 +232,7 @@ run() { # scenario, target, loadgen args...
   shift 2
   log "$scenario → $target"
   "$BIN/loadgen" --url "${URL[$target]}" --duration "$DURATION" --warmup "$WARMUP" \
-    --threads "$LOADGEN_THREADS" --label "$target" --json "$@" \
+    --threads "$LOADGEN_THREADS" --label "$target" --json --header "authorization: Bearer $BENCH_KEY" "$@" \
     | python3 -c 'import json, sys; r = json.load(sys.stdin); r["scenario"] = sys.argv[1]; print(json.dumps(r))' "$scenario" \
     >> "$RESULTS"
 }
