@@ -18,6 +18,7 @@ pub mod bins;
 pub mod config;
 pub mod http;
 pub mod process;
+pub mod pytest;
 
 pub use bins::{binary, free_port};
 pub use config::ConfigDir;
