@@ -202,3 +202,17 @@ fn round_trip_through_openai_keeps_tools() {
     assert_eq!(back["tool_choice"], a["tool_choice"]);
     assert_eq!(back["stop_sequences"], a["stop_sequences"]);
 }
+
+#[test]
+fn anthropic_role_chunk_waits_for_the_first_token() {
+    let text = fixture("anthropic_stream_tools.sse");
+    let first_delta = text.find("event: content_block_delta").expect("a delta");
+    let mut s = openai_anthropic::Stream::new(opts(true, false));
+    // message_start, content_block_start and ping: nothing yet, so a stall here is still
+    // "before the first token".
+    assert!(s.push(&text.as_bytes()[..first_delta]).is_empty());
+    let out = String::from_utf8(s.push(&text.as_bytes()[first_delta..])).expect("utf8");
+    assert!(
+        out.starts_with("data: {\"choices\":[{\"delta\":{\"content\":\"\",\"role\":\"assistant\"}")
+    );
+}

@@ -254,6 +254,9 @@ pub struct Stream {
     tool_index: Vec<(u64, usize)>,
     tools: usize,
     finish: Option<&'static str>,
+    /// The role chunk waits for the first token, so that a stall after `message_start`
+    /// still counts as "before the first token" (and can fail over).
+    role_pending: bool,
     /// `[DONE]` written, or an error event.
     pub ended: bool,
     pub failed: bool,
@@ -269,6 +272,7 @@ impl Stream {
             tool_index: Vec::new(),
             tools: 0,
             finish: None,
+            role_pending: false,
             ended: false,
             failed: false,
         }
@@ -283,7 +287,15 @@ impl Stream {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for ev in self.parser.push(bytes) {
+            let before = out.len();
             self.event(&ev, &mut out);
+            if self.role_pending && out.len() > before && !self.failed {
+                self.role_pending = false;
+                let mut role = Vec::new();
+                let delta = json!({"role": "assistant", "content": ""});
+                push_data(&mut role, &chunk(&self.id, &self.opts, delta, None));
+                out.splice(before..before, role);
+            }
         }
         out
     }
@@ -306,13 +318,7 @@ impl Stream {
                 self.id = m["id"].as_str().unwrap_or_default().to_owned();
                 let u = usage(&m["usage"]);
                 self.usage = u;
-                let c = chunk(
-                    &self.id,
-                    &self.opts,
-                    json!({"role": "assistant", "content": ""}),
-                    None,
-                );
-                push_data(out, &c);
+                self.role_pending = true;
             }
             "content_block_start" => {
                 let block = &v["content_block"];
