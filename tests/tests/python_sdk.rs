@@ -9,13 +9,9 @@
 //!
 //! Needs `python3 -m pip install -r tests/python/requirements.txt`; fails (never skips) without.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
-
 use switchyard_tests::config::{ANTHROPIC, GEMINI};
 use switchyard_tests::process::ProxyOptions;
-use switchyard_tests::{ConfigDir, MockProcess, ProxyProcess};
+use switchyard_tests::{ConfigDir, MockProcess, ProxyProcess, pytest};
 
 /// The proxy's request body limit in this test; the SDK test sends twice as much.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,76 +41,9 @@ route cut {
 }
 "#;
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn python_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python")
-}
-
-/// Fails with install instructions when an SDK (`openai`, `anthropic`) or pytest is missing.
-fn require_python_packages(sdks: &[&str]) {
-    let requirements = python_dir().join("requirements.txt");
-    let script = format!(
-        "import pytest, {0}; print(' '.join(m.__name__ + ' ' + m.__version__ for m in [{0}]))",
-        sdks.join(", ")
-    );
-    let output = Command::new(python()).args(["-c", &script]).output();
-    match output {
-        Ok(output) if output.status.success() => {
-            eprintln!("SDKs: {}", String::from_utf8_lossy(&output.stdout).trim());
-        }
-        Ok(output) => panic!(
-            "the SDK tests need the {sdks:?} and `pytest` Python packages:\n  \
-             {} -m pip install -r {}\n{}",
-            python(),
-            requirements.display(),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) => panic!(
-            "the OpenAI SDK tests need Python 3 ({e}); install python3 and then\n  \
-             python3 -m pip install -r {}",
-            requirements.display()
-        ),
-    }
-}
-
-/// Run pytest on `files` (in `tests/python`) with `env`; panics with the output and the
-/// proxy's log when a test fails.
-fn run_pytest(proxy: &ProxyProcess, files: &[&str], env: &[(&str, String)]) {
-    let started = Instant::now();
-    let mut command = Command::new(python());
-    command
-        .args(["-m", "pytest", "-q", "-rfExX", "--color=no"])
-        .args(files.iter().map(|f| python_dir().join(f)))
-        .current_dir(python_dir())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("SWITCHYARD_URL", proxy.base_url())
-        // Never send loopback traffic through a proxy from the environment.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    // The shared target dir may hold a binary built from another checkout: say which files.
-    eprintln!("pytest on {files:?} in {}", python_dir().display());
-    let output = command.output().expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("pytest took {:.1}s", started.elapsed().as_secs_f64());
-    assert!(
-        output.status.success(),
-        "pytest failed ({}):\n{stdout}\n{stderr}\n--- switchyard-proxy log ---\n{}",
-        output.status,
-        proxy.log()
-    );
-    eprintln!("{stdout}");
-}
-
 #[test]
 fn openai_python_sdk_against_the_proxy() {
-    require_python_packages(&["openai"]);
+    pytest::require_packages(&["openai"]);
 
     let mock_a = MockProcess::named("mock-a");
     let bad_a = MockProcess::named("bad-a");
@@ -141,7 +70,7 @@ fn openai_python_sdk_against_the_proxy() {
         },
     );
 
-    run_pytest(
+    pytest::run(
         &proxy,
         &["test_openai_sdk.py"],
         &[
@@ -201,7 +130,7 @@ route gemini-failover {
 
 #[test]
 fn sdks_across_providers_against_the_proxy() {
-    require_python_packages(&["openai", "anthropic"]);
+    pytest::require_packages(&["openai", "anthropic"]);
 
     // The Anthropic and Gemini mocks answer as the real APIs do without credentials, so the
     // proxy must send `x-api-key` + `anthropic-version` and `x-goog-api-key`.
@@ -262,7 +191,7 @@ fn sdks_across_providers_against_the_proxy() {
         "gem": gem.url(),
         "gem-busy": gem_busy.url(),
     });
-    run_pytest(
+    pytest::run(
         &proxy,
         &["test_providers.py"],
         &[("SWITCHYARD_MOCKS", mocks.to_string())],
