@@ -16,6 +16,9 @@ use crate::cfg::CredentialState;
 use crate::translate::{ClientOptions, openai_anthropic, openai_error, openai_gemini};
 use crate::upstream::{Destination, Upstream};
 
+/// The largest whole (non-streamed) answer translated.
+const MAX_WHOLE_BODY: usize = 32 * 1024 * 1024;
+
 /// Now, as `created`.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -200,6 +203,11 @@ impl Translated {
         if let Some(inner) = self.inner.as_mut() {
             while let Some(c) = inner.next_chunk().await? {
                 buf.extend_from_slice(&c);
+                if buf.len() > MAX_WHOLE_BODY {
+                    return Err(AttemptError::Protocol(
+                        "response larger than the proxy buffers".into(),
+                    ));
+                }
             }
         }
         Ok(buf.freeze())
