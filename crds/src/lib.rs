@@ -12,6 +12,7 @@
 //! the CLI and the operator compile identical input. Nothing here talks to a cluster.
 
 mod budget;
+pub mod client_keys;
 mod convert;
 mod generate;
 pub mod load;

@@ -28,6 +28,30 @@ pub struct SnapshotEnvelope {
     /// a provider with a credential reference and no entry here is reported missing by the proxy.
     /// Never logged: the type's `Debug` is derived, so log the version and hash, not the envelope.
     pub credentials: BTreeMap<String, String>,
+    /// Client keys (virtual API keys) from the Secrets labelled
+    /// `switchyard.dev/client-keys: "true"`, as SHA-256 hashes only: the plaintext keys never
+    /// leave the operator. Absent in envelopes of older operators (then the table is empty).
+    #[serde(default)]
+    pub client_keys: Vec<ClientKey>,
+}
+
+/// One client key as the operator passes it: the key's hash and what it grants.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientKey {
+    /// The key id (the entry name in the Secret): what budgets, logs and metrics name.
+    pub id: String,
+    /// Hex SHA-256 of the key (64 lowercase hex digits).
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Addresses or CIDR networks the key may be used from; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_ips: Vec<String>,
+    /// Unix seconds after which the key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// A proxy pod's report about one version.

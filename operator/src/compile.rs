@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use switchyard_crds::client_keys::{self, ClientKey};
 use switchyard_crds::{
     Budget, Config, DiagnosticSeverity, LLMProvider, Loaded, PolicyDiagnostic, RoutePolicy,
 };
@@ -75,6 +76,11 @@ pub struct Outcome {
     pub snapshot: Option<Snapshot>,
     /// Resolved API keys by provider name. Never logged.
     pub credentials: BTreeMap<String, String>,
+    /// Client keys of the labelled Secrets in scope, hashed (the plaintext never leaves the
+    /// operator), sorted by Secret and key id.
+    pub client_keys: Vec<ClientKey>,
+    /// Client-key entries left out: `secret ns/name, key id `id`: why` (never a value).
+    pub client_key_problems: Vec<String>,
     /// Providers that were not accepted; absent means accepted.
     pub rejected: BTreeMap<ObjectKey, Rejection>,
     /// Diagnostics of each RoutePolicy / Budget (empty vector: compiled cleanly).
@@ -86,9 +92,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Hex SHA-256 of the resolved credentials (to republish when only a key changed).
+    /// Hex SHA-256 of the resolved credentials and client keys (to republish when only a
+    /// key changed: keys are not part of the snapshot's content hash).
     pub fn credentials_digest(&self) -> String {
-        digest(&self.credentials)
+        digest(&(&self.credentials, &self.client_keys))
     }
 
     /// Error diagnostics of one policy object.
@@ -139,7 +146,36 @@ pub fn fingerprint(inputs: &Inputs) -> String {
         entries(Kind::Budget, &inputs.budgets),
         digest(&credentials),
         missing,
+        digest(&client_keys(inputs)),
     ))
+}
+
+/// The hashed client keys of every Secret in scope labelled `switchyard.dev/client-keys:
+/// "true"` (format: `switchyard_crds::client_keys`), and the entries left out. When two
+/// Secrets hold the same key id, both entries are kept (ids are names, hashes are the keys).
+pub fn client_keys(inputs: &Inputs) -> (Vec<ClientKey>, Vec<String>) {
+    let mut secrets: Vec<&Arc<Secret>> = inputs
+        .secrets
+        .iter()
+        .filter(|s| client_keys::is_client_keys_secret(s))
+        .collect();
+    secrets.sort_by_key(|s| (s.namespace(), s.name_any()));
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    for secret in secrets {
+        let name = format!(
+            "{}/{}",
+            secret.namespace().unwrap_or_default(),
+            secret.name_any()
+        );
+        for (id, parsed) in client_keys::secret_entries(secret) {
+            match parsed {
+                Ok(key) => keys.push(key),
+                Err(why) => problems.push(format!("secret `{name}`, key id `{id}`: {why}")),
+            }
+        }
+    }
+    (keys, problems)
 }
 
 /// API keys of the providers whose Secret key resolved, and a rejection for each that did not.
@@ -232,6 +268,7 @@ fn detached_name(kind: Kind, obj: &impl kube::Resource) -> String {
 pub fn compile(inputs: &Inputs) -> Outcome {
     let fingerprint = fingerprint(inputs);
     let (credentials, mut rejected) = resolve_credentials(inputs);
+    let (client_keys, client_key_problems) = client_keys(inputs);
     let config = Config {
         providers: inputs
             .providers
@@ -272,6 +309,8 @@ pub fn compile(inputs: &Inputs) -> Outcome {
     let mut outcome = Outcome {
         fingerprint,
         credentials,
+        client_keys,
+        client_key_problems,
         generations,
         ..Outcome::default()
     };
@@ -408,6 +447,74 @@ mod tests {
         rp.metadata.generation = Some(4);
         i.route_policies = vec![Arc::new(rp)];
         assert_ne!(fingerprint(&i), rekeyed, "a new generation counts");
+    }
+
+    #[test]
+    fn labelled_secrets_become_hashed_client_keys() {
+        let mut keys = secret(
+            "client-keys",
+            "alpha",
+            "{key: sk-plain-alpha, team: support, allowIps: [10.0.0.0/8]}",
+        );
+        keys.metadata.labels = Some(
+            [(
+                client_keys::CLIENT_KEYS_LABEL.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        if let Some(d) = keys.string_data.as_mut() {
+            d.insert("beta".into(), "{key: sk-plain-beta, user: bob}".into());
+            d.insert("broken".into(), "{key: sk-plain-broken, nope: 1}".into());
+        }
+        let unlabelled = secret("other", "gamma", "{key: sk-plain-gamma}");
+        let mut i = inputs(
+            vec![provider("mock-primary", None)],
+            vec![route_policy("chat", GOOD)],
+        );
+        i.secrets = vec![Arc::new(keys.clone()), Arc::new(unlabelled)];
+        let outcome = compile(&i);
+        let ids: Vec<&str> = outcome.client_keys.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(ids, ["alpha", "beta"]);
+        assert_eq!(
+            outcome.client_keys[0].sha256,
+            client_keys::sha256_hex("sk-plain-alpha")
+        );
+        assert_eq!(outcome.client_keys[0].team.as_deref(), Some("support"));
+        assert_eq!(outcome.client_key_problems.len(), 1);
+        assert!(outcome.client_key_problems[0].contains("`broken`"));
+        assert!(!outcome.client_key_problems[0].contains("sk-plain"));
+
+        // The published envelope carries hashes only.
+        let publisher = crate::publish::Publisher::default();
+        assert_eq!(publisher.publish(&outcome).expect("json"), Some(1));
+        let live = publisher.current().expect("live");
+        assert!(
+            live.data
+                .contains(&client_keys::sha256_hex("sk-plain-beta"))
+        );
+        assert!(!live.data.contains("sk-plain"), "{}", live.data);
+        let env: switchyard_dsl::channel::SnapshotEnvelope =
+            serde_json::from_str(&live.data).expect("envelope");
+        assert_eq!(env.client_keys, outcome.client_keys);
+
+        // A key change is a new fingerprint and a new version; the content hash stays.
+        let first = fingerprint(&i);
+        if let Some(d) = keys.string_data.as_mut() {
+            d.insert(
+                "alpha".into(),
+                "{key: sk-plain-rotated, team: support}".into(),
+            );
+        }
+        i.secrets[0] = Arc::new(keys);
+        assert_ne!(fingerprint(&i), first);
+        let rotated = compile(&i);
+        assert_eq!(
+            rotated.snapshot.as_ref().map(|s| &s.hash),
+            outcome.snapshot.as_ref().map(|s| &s.hash)
+        );
+        assert_eq!(publisher.publish(&rotated).expect("json"), Some(2));
+        assert_eq!(publisher.publish(&rotated).expect("json"), None);
     }
 
     #[test]

@@ -144,6 +144,9 @@ impl Context {
         }
         let started = std::time::Instant::now();
         let outcome = Arc::new(compile::compile(&inputs));
+        for problem in &outcome.client_key_problems {
+            tracing::warn!(%problem, "client key left out");
+        }
         let compiled_ms = started.elapsed().as_millis() as u64;
         let result = if outcome.snapshot.is_some() {
             "ok"

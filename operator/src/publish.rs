@@ -95,6 +95,7 @@ impl Publisher {
             version,
             snapshot: snapshot.clone(),
             credentials: outcome.credentials.clone(),
+            client_keys: outcome.client_keys.clone(),
         };
         let data: Arc<str> = serde_json::to_string(&envelope)?.into();
         self.tx.send_replace(Some(Arc::new(Publication {

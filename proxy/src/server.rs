@@ -41,7 +41,11 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
-    if !settings.allow_anonymous && shared.config.current().keys.is_empty() {
+    // In control-plane mode the keys arrive with the first snapshot.
+    if !settings.allow_anonymous
+        && settings.control_plane.is_none()
+        && shared.config.current().keys.is_empty()
+    {
         tracing::warn!(
             "no client keys configured: every /v1 request gets 401; add a Secret labelled \
              `switchyard.dev/client-keys: \"true\"` or start with --allow-anonymous"

@@ -238,6 +238,7 @@ fn envelope(version: u64, route: &str, model: &str, mock: &MockServer) -> Snapsh
         version,
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::from([("up".to_string(), "sk-test-key".to_string())]),
+        client_keys: Vec::new(),
     }
 }
 
@@ -255,6 +256,12 @@ impl Drop for Proxy {
 }
 
 fn start_proxy(control: &str, token_file: &Path, state_dir: &Path) -> Proxy {
+    start_proxy_with(control, token_file, state_dir, true)
+}
+
+/// `anonymous`: serve requests without a client key (the scenarios about snapshots); without
+/// it, only keys from the envelope's `client_keys` are accepted.
+fn start_proxy_with(control: &str, token_file: &Path, state_dir: &Path, anonymous: bool) -> Proxy {
     let listen = format!("127.0.0.1:{}", free_port());
     let admin = format!("127.0.0.1:{}", free_port());
     let child = Command::new(BIN)
@@ -265,9 +272,10 @@ fn start_proxy(control: &str, token_file: &Path, state_dir: &Path) -> Proxy {
         .args(["--listen", &listen, "--admin-listen", &admin])
         .args(["--grace-period-seconds", "1", "--threads", "1"])
         .env("RUST_LOG", "info")
-        // Client keys are not part of the control channel's envelope (yet): serve requests
-        // without one. An environment variable, so older binaries without the flag ignore it.
-        .env("SWITCHYARD_ALLOW_ANONYMOUS", "true")
+        .env(
+            "SWITCHYARD_ALLOW_ANONYMOUS",
+            if anonymous { "true" } else { "false" },
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -300,6 +308,19 @@ async fn wait_ready(proxy: &Proxy, want: u16) {
         assert!(start.elapsed() < DEADLINE, "/readyz never answered {want}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The status of a `gpt-4o` chat request presenting `key` as a bearer token.
+async fn chat_status(proxy: &Proxy, key: Option<&str>) -> u16 {
+    let mut r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", proxy.listen))
+        .header("content-type", "application/json")
+        .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#)
+        .timeout(Duration::from_secs(5));
+    if let Some(key) = key {
+        r = r.bearer_auth(key);
+    }
+    r.send().await.map_or(0, |r| r.status().as_u16())
 }
 
 /// The route and model that answer a `gpt-4o` chat request.
@@ -482,6 +503,49 @@ async fn a_wrong_token_is_refused_and_the_proxy_keeps_retrying() {
     upstream.shutdown();
 }
 
+/// Client keys travel in the envelope as hashes: with anonymous access off, the right bearer
+/// key is served, a wrong or missing one gets 401, and a new version that drops the key
+/// revokes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_keys_from_the_envelope_authenticate_requests() {
+    use sha2::{Digest, Sha256};
+    use switchyard_dsl::channel::ClientKey;
+
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    let f = fixture(TOKEN);
+    let mut v1 = envelope(1, "first", "m1", &upstream);
+    v1.client_keys = vec![ClientKey {
+        id: "alpha".into(),
+        sha256: hex::encode(Sha256::digest(b"sk-client-alpha")),
+        team: Some("support".into()),
+        user: None,
+        allow_ips: vec!["127.0.0.0/8".into(), "::1".into()],
+        expires_at: None,
+    }];
+    assert!(
+        !serde_json::to_string(&v1)
+            .unwrap()
+            .contains("sk-client-alpha")
+    );
+    operator.publish(v1.clone());
+    let proxy = start_proxy_with(&operator.url, &f.token_file, &f.state_dir, false);
+    wait_ready(&proxy, 200).await;
+    assert!(operator.wait_for_ack(1).await.applied);
+    assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 200);
+    assert_eq!(chat_status(&proxy, Some("sk-client-wrong")).await, 401);
+    assert_eq!(chat_status(&proxy, None).await, 401);
+
+    // An envelope without the key (e.g. the Secret entry was deleted) revokes it.
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.client_keys.clear();
+    operator.publish(v2);
+    assert!(operator.wait_for_ack(2).await.applied);
+    assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 401);
+    upstream.shutdown();
+}
+
 /// The proxy's share of propagation with a large snapshot (10,000 routes): from the event
 /// being written to the stream until chat requests go through the new route. Printed, not
 /// asserted against the 1 s target (a debug build on a shared machine); see BENCHMARKS.md.
@@ -507,6 +571,7 @@ async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
         version: 2,
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::new(),
+        client_keys: Vec::new(),
     };
     let bytes = serde_json::to_vec(&env).unwrap().len();
     let started = Instant::now();

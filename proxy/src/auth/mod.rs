@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-pub use keys::{CLIENT_KEYS_LABEL, from_secrets, parse_rfc3339};
+pub use keys::{CLIENT_KEYS_LABEL, from_client_keys, from_secrets, parse_rfc3339};
 
 /// SHA-256 of a client key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -90,13 +90,16 @@ pub fn envelope_config(env: &SnapshotEnvelope, serving: u64) -> Result<ActiveCon
         .iter()
         .map(|p| credential(p.credential.as_ref(), env.credentials.get(&p.name)))
         .collect();
+    // Client keys arrive as hashes; an entry this proxy cannot read is left out (and named).
+    let (keys, problems) = crate::auth::from_client_keys(&env.client_keys);
+    for problem in &problems {
+        tracing::warn!(%problem, "client key from the operator left out");
+    }
     Ok(ActiveConfig {
         version: env.version,
         snapshot: env.snapshot.clone(),
         credentials,
-        // Whatever else the proxy derives from a configuration starts empty: the envelope
-        // carries the snapshot and provider keys only.
-        ..ActiveConfig::empty()
+        keys,
     })
 }
 
@@ -210,6 +213,10 @@ mod tests {
             version,
             snapshot,
             credentials,
+            client_keys: vec![
+                switchyard_crds::client_keys::entry("alpha", b"{key: sk-alpha, team: t}")
+                    .expect("entry"),
+            ],
         }
     }
 
@@ -229,6 +236,8 @@ mod tests {
         for i in 2..active.snapshot.providers.len() {
             assert_eq!(active.credential(i), &CredentialState::NotConfigured);
         }
+        let id = crate::auth::authenticate(&active.keys, Some("sk-alpha"), None, 0).expect("key");
+        assert_eq!((id.key.as_str(), id.team.as_deref()), ("alpha", Some("t")));
     }
 
     #[test]

@@ -79,6 +79,7 @@ mod tests {
             version: 4,
             snapshot: active.snapshot,
             credentials: [("a".to_string(), "sk-x".to_string())].into(),
+            client_keys: Vec::new(),
         };
         persist(&state, &env)?;
         persist(&state, &env)?;
