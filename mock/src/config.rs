@@ -236,6 +236,15 @@ mod tests {
     }
 
     #[test]
+    fn require_auth_from_flag_or_file() {
+        assert!(!Config::default().require_auth);
+        let args = Args::parse_from(["switchyard-mock", "--require-auth"]);
+        assert!(args.into_config().expect("valid").require_auth);
+        let config = Config::from_text("require_auth: true").expect("valid");
+        assert!(config.require_auth);
+    }
+
+    #[test]
     fn json_config_and_unknown_fields() {
         let config =
             Config::from_text(r#"{"name":"a","embedding_dimensions":8}"#).expect("json is yaml");
