@@ -1,6 +1,9 @@
 //! OpenAI chat completions → Anthropic Messages: the request, the answer, and the event
 //! stream translated on the fly into `chat.completion.chunk` events.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::sse::{Event, Parser};
@@ -243,6 +246,35 @@ pub fn response(msg: &Value, opts: &ClientOptions) -> Value {
     })
 }
 
+/// A `content_block_delta` with a `text_delta`, borrowed where it has no escapes.
+#[derive(Debug, Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    delta: TextDeltaInner<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TextDeltaInner<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
+
+/// `],"created":..,"id":..,"model":..,"object":"chat.completion.chunk"}`: what follows
+/// the choices of every chunk, in the key order `serde_json` writes.
+fn chunk_suffix(id: &str, opts: &ClientOptions) -> Vec<u8> {
+    let mut v = Vec::with_capacity(96 + id.len() + opts.model.len());
+    v.extend_from_slice(format!("],\"created\":{},\"id\":", opts.created).as_bytes());
+    let _ = serde_json::to_writer(&mut v, id);
+    v.extend_from_slice(b",\"model\":");
+    let _ = serde_json::to_writer(&mut v, &opts.model);
+    v.extend_from_slice(b",\"object\":\"chat.completion.chunk\"}");
+    v
+}
+
 /// Anthropic's event stream → OpenAI chunks, as the bytes arrive.
 #[derive(Debug)]
 pub struct Stream {
@@ -257,6 +289,8 @@ pub struct Stream {
     /// The role chunk waits for the first token, so that a stall after `message_start`
     /// still counts as "before the first token" (and can fail over).
     role_pending: bool,
+    /// The end of every chunk after its choices (see [`Stream::text_delta`]).
+    suffix: Vec<u8>,
     /// `[DONE]` written, or an error event.
     pub ended: bool,
     pub failed: bool,
@@ -273,6 +307,7 @@ impl Stream {
             tools: 0,
             finish: None,
             role_pending: false,
+            suffix: chunk_suffix("", &ClientOptions::default()),
             ended: false,
             failed: false,
         }
@@ -300,8 +335,28 @@ impl Stream {
         out
     }
 
+    /// The hot path, most events of a stream: a `text_delta` written as its chunk without
+    /// building JSON values (byte for byte what [`chunk`] writes; the goldens check it).
+    fn text_delta(&mut self, ev: &Event, out: &mut Vec<u8>) -> bool {
+        let Ok(d) = serde_json::from_str::<TextDelta<'_>>(&ev.data) else {
+            return false;
+        };
+        if d.kind != "content_block_delta" || d.delta.kind != "text_delta" {
+            return false;
+        }
+        out.extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":");
+        let _ = serde_json::to_writer(&mut *out, d.delta.text.as_ref());
+        out.extend_from_slice(b"},\"finish_reason\":null,\"index\":0,\"logprobs\":null}");
+        out.extend_from_slice(&self.suffix);
+        out.extend_from_slice(b"\n\n");
+        true
+    }
+
     fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         if self.ended {
+            return;
+        }
+        if self.text_delta(ev, out) {
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
@@ -316,6 +371,7 @@ impl Stream {
             "message_start" => {
                 let m = &v["message"];
                 self.id = m["id"].as_str().unwrap_or_default().to_owned();
+                self.suffix = chunk_suffix(&self.id, &self.opts);
                 let u = usage(&m["usage"]);
                 self.usage = u;
                 self.role_pending = true;
