@@ -293,8 +293,19 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     let id = format!("msg_01{}", text::alphanumeric(id_seed("msg-id"), 22));
     let answer = match call {
         Some(call) => Answer::Tool {
-            id: format!("toolu_01{}", text::alphanumeric(id_seed("toolu-id"), 22)),
-            call,
+            calls: tool::parallel(call, &tools, ctx.forced_tool.as_ref(), seed)
+                .into_iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    let what = if i == 0 {
+                        "toolu-id".to_owned()
+                    } else {
+                        format!("toolu-id-{i}")
+                    };
+                    let id = format!("toolu_01{}", text::alphanumeric(id_seed(&what), 22));
+                    (id, call)
+                })
+                .collect(),
         },
         None => {
             let (n, stop) = if req.max_tokens < ctx.completion_tokens {
@@ -474,8 +485,8 @@ enum Answer {
         stop_sequence: Option<String>,
     },
     Tool {
-        id: String,
-        call: Call,
+        /// Each call's `toolu_` id and the call; the first may carry text.
+        calls: Vec<(String, Call)>,
     },
 }
 
@@ -483,7 +494,7 @@ impl Answer {
     fn output_tokens(&self) -> u32 {
         match self {
             Self::Text { tokens, .. } => u32::try_from(tokens.len()).unwrap_or(u32::MAX),
-            Self::Tool { call, .. } => call.tokens(),
+            Self::Tool { calls } => calls.iter().map(|(_, c)| c.tokens()).sum(),
         }
     }
 
@@ -519,23 +530,28 @@ impl Answer {
         };
         match self {
             Self::Text { tokens, .. } => vec![text(tokens)],
-            Self::Tool { id, call } => {
-                let said = call.text_tokens();
-                let mut blocks = Vec::with_capacity(2);
+            Self::Tool { calls } => {
+                let said = calls
+                    .first()
+                    .map(|(_, c)| c.text_tokens())
+                    .unwrap_or_default();
+                let mut blocks = Vec::with_capacity(calls.len() + 1);
                 if !said.is_empty() {
                     blocks.push(text(&said));
                 }
-                let block = json!({
-                    "type": "tool_use",
-                    "id": id,
-                    "name": call.name,
-                    "input": if whole { call.arguments.clone() } else { json!({}) },
-                });
-                let deltas = std::iter::once(String::new())
-                    .chain(tool::pieces(&call.arguments_json(), 3))
-                    .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-                    .collect();
-                blocks.push((block, deltas));
+                for (id, call) in calls {
+                    let block = json!({
+                        "type": "tool_use",
+                        "id": id,
+                        "name": call.name,
+                        "input": if whole { call.arguments.clone() } else { json!({}) },
+                    });
+                    let deltas = std::iter::once(String::new())
+                        .chain(tool::pieces(&call.arguments_json(), 3))
+                        .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                        .collect();
+                    blocks.push((block, deltas));
+                }
                 blocks
             }
         }

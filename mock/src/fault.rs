@@ -100,6 +100,10 @@ pub enum Fault {
         /// OpenAI `content` beside `tool_calls`, a Gemini text part before the call.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// Tool calls in the answer (parallel calls: the named or first tool, then the next
+        /// ones offered); 1 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        calls: Option<u32>,
     },
 }
 
@@ -125,10 +129,12 @@ impl Fault {
                 name,
                 arguments,
                 text,
+                calls,
             } => Some(crate::tool::Forced {
                 name: name.clone(),
                 arguments: arguments.clone(),
                 text: text.clone(),
+                calls: *calls,
             }),
             _ => None,
         }

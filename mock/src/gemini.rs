@@ -217,7 +217,8 @@ struct Prepared {
     prompt_tokens: u32,
     cached_tokens: u32,
     seed: u64,
-    call: Option<Call>,
+    /// The function calls of the answer (none: text).
+    calls: Vec<Call>,
     max_tokens: Option<u32>,
     stops: Vec<String>,
 }
@@ -258,18 +259,21 @@ fn prepare(model: &str, body: &[u8], ctx: &Ctx<'_>) -> Result<Prepared, ApiError
             },
         })
         .collect();
-    let call = tool::decide(
+    let calls = tool::decide(
         &tools,
         &choice(req.tool_config.as_ref()),
         answering_tool_result(&req.contents),
         ctx.forced_tool.as_ref(),
         seed,
-    );
+    )
+    .map_or_else(Vec::new, |c| {
+        tool::parallel(c, &tools, ctx.forced_tool.as_ref(), seed)
+    });
     Ok(Prepared {
         prompt_tokens: text::estimate_tokens(chars) + cached_tokens,
         cached_tokens,
         seed,
-        call,
+        calls,
         max_tokens: req
             .generation_config
             .as_ref()
@@ -334,20 +338,31 @@ fn generate(model: &str, body: &[u8], ctx: &Ctx<'_>, mode: Mode) -> Reply {
         22,
     );
     // Each chunk: its parts, and whether it is the last (finish reason, full usage).
-    let (chunks, output, finish): (Vec<Vec<Value>>, u32, &str) = match &p.call {
-        Some(call) => {
-            let part = json!({"functionCall": {"name": call.name, "args": call.arguments}});
-            let said = call.text_tokens();
+    let (chunks, output, finish): (Vec<Vec<Value>>, u32, &str) = match p.calls.first() {
+        Some(first) => {
+            // Every call in one part list (Gemini sends parallel calls together).
+            let parts: Vec<Value> = p
+                .calls
+                .iter()
+                .map(|c| json!({"functionCall": {"name": c.name, "args": c.arguments}}))
+                .collect();
+            let said = first.text_tokens();
             let chunks = match mode {
-                _ if said.is_empty() => vec![vec![part]],
-                Mode::Whole => vec![vec![json!({"text": said.concat()}), part]],
+                _ if said.is_empty() => vec![parts],
+                Mode::Whole => {
+                    vec![
+                        std::iter::once(json!({"text": said.concat()}))
+                            .chain(parts)
+                            .collect(),
+                    ]
+                }
                 _ => said
                     .iter()
                     .map(|t| vec![json!({"text": t})])
-                    .chain(std::iter::once(vec![part]))
+                    .chain(std::iter::once(parts))
                     .collect(),
             };
-            (chunks, call.tokens(), "STOP")
+            (chunks, p.calls.iter().map(Call::tokens).sum(), "STOP")
         }
         None => {
             let (n, finish) = match p.max_tokens {

@@ -254,9 +254,16 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         ctx.forced_tool.as_ref(),
         seed,
     );
+    let calls = call.map_or_else(Vec::new, |c| {
+        tool::parallel(c, &tools, ctx.forced_tool.as_ref(), seed)
+    });
     let stops = req.stop.map(Stop::list).unwrap_or_default();
-    let (tokens, n, finish) = match &call {
-        Some(call) => (call.text_tokens(), call.tokens(), "tool_calls"),
+    let (tokens, n, finish) = match calls.first() {
+        Some(first) => (
+            first.text_tokens(),
+            calls.iter().map(Call::tokens).sum(),
+            "tool_calls",
+        ),
         None => {
             let tokens = text::completion(seed, n, finish == "stop");
             match text::cut_at_stop(&tokens, &stops) {
@@ -268,16 +275,22 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
             }
         }
     };
-    let call = call.map(|call| {
-        let id = format!(
-            "call_{}",
-            text::alphanumeric(
-                text::derive_seed(ctx.seed, &["call-id", &ctx.request_id.to_string()]),
-                24
-            )
-        );
-        (id, call)
-    });
+    let calls: Vec<(String, Call)> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let mut parts = vec!["call-id".to_owned(), ctx.request_id.to_string()];
+            if i > 0 {
+                parts.push(i.to_string());
+            }
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let id = format!(
+                "call_{}",
+                text::alphanumeric(text::derive_seed(ctx.seed, &parts), 24)
+            );
+            (id, call)
+        })
+        .collect();
     let id = format!(
         "chatcmpl-{}",
         text::alphanumeric(
@@ -300,20 +313,20 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         Reply::Stream(stream_events(
             &head,
             &tokens,
-            call.as_ref(),
+            &calls,
             finish,
             include_usage.then_some(usage),
         ))
     } else {
-        let message = match &call {
-            Some((id, call)) => json!({
+        let message = match calls.first() {
+            Some((_, first)) => json!({
                 "role": "assistant",
-                "content": call.text,
-                "tool_calls": [{
+                "content": first.text,
+                "tool_calls": calls.iter().map(|(id, call)| json!({
                     "id": id,
                     "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments_json()},
-                }],
+                })).collect::<Vec<_>>(),
                 "refusal": null,
             }),
             None => json!({"role": "assistant", "content": tokens.concat(), "refusal": null}),
@@ -365,7 +378,7 @@ pub fn refusal(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         return Reply::Stream(stream_events(
             &head,
             &[],
-            None,
+            &[],
             "content_filter",
             include_usage.then_some(usage),
         ));
@@ -418,22 +431,22 @@ impl Head<'_> {
 fn stream_events(
     head: &Head<'_>,
     tokens: &[String],
-    call: Option<&(String, Call)>,
+    calls: &[(String, Call)],
     finish: &str,
     usage: Option<Value>,
 ) -> Vec<SseEvent> {
     let null_usage = usage.as_ref().map(|_| Value::Null);
     let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
     let mut events = Vec::with_capacity(tokens.len() + 4);
-    let call_start = |id: &str, call: &Call| {
+    let call_start = |index: usize, id: &str, call: &Call| {
         json!([{
-            "index": 0,
+            "index": index,
             "id": id,
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }])
     };
-    let role = match call {
+    let role = match calls.first() {
         // Text first: the call starts after it.
         Some(_) if !tokens.is_empty() => {
             json!({"role": "assistant", "content": "", "refusal": null})
@@ -441,7 +454,7 @@ fn stream_events(
         Some((id, call)) => json!({
             "role": "assistant",
             "content": null,
-            "tool_calls": call_start(id, call),
+            "tool_calls": call_start(0, id, call),
             "refusal": null,
         }),
         None => json!({"role": "assistant", "content": "", "refusal": null}),
@@ -458,9 +471,9 @@ fn stream_events(
             true,
         ));
     }
-    if let Some((id, call)) = call {
-        if !tokens.is_empty() {
-            let delta = json!({ "tool_calls": call_start(id, call) });
+    for (index, (id, call)) in calls.iter().enumerate() {
+        if index > 0 || !tokens.is_empty() {
+            let delta = json!({ "tool_calls": call_start(index, id, call) });
             events.push(SseEvent::data(
                 head.chunk(choice(delta, Value::Null), null_usage.clone())
                     .to_string(),
@@ -468,7 +481,7 @@ fn stream_events(
             ));
         }
         for piece in tool::pieces(&call.arguments_json(), 3) {
-            let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+            let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
             events.push(SseEvent::data(
                 head.chunk(choice(delta, Value::Null), null_usage.clone())
                     .to_string(),

@@ -45,6 +45,8 @@ pub struct Forced {
     pub arguments: Option<Value>,
     /// Text said before the call (a text block or content beside it).
     pub text: Option<String>,
+    /// Calls in one answer (parallel tool calls); 1 when absent.
+    pub calls: Option<u32>,
 }
 
 /// A tool call to answer with.
@@ -138,6 +140,29 @@ pub fn decide(
         arguments,
         text: None,
     })
+}
+
+/// The calls of one answer: `first`, then for a `tool_call` fault with `calls: N` the next
+/// N - 1 tools offered in order (wrapping around; the same name again when none are
+/// offered), each with arguments from its schema and no text.
+pub fn parallel(first: Call, tools: &[Tool], forced: Option<&Forced>, seed: u64) -> Vec<Call> {
+    let count = forced.and_then(|f| f.calls).unwrap_or(1).max(1) as usize;
+    let start = tools.iter().position(|t| t.name == first.name).unwrap_or(0);
+    let mut calls = Vec::with_capacity(count);
+    for i in 1..count {
+        let (name, schema) = match tools.get((start + i) % tools.len().max(1)) {
+            Some(t) => (t.name.clone(), t.schema.clone()),
+            None => (first.name.clone(), Value::Null),
+        };
+        let seed = text::derive_seed(seed, &["tool-args", &name, &i.to_string()]);
+        calls.push(Call {
+            arguments: arguments(&schema, seed),
+            name,
+            text: None,
+        });
+    }
+    calls.insert(0, first);
+    calls
 }
 
 /// Arguments that fit `schema`: `enum`/`const` take their first value, strings are two
@@ -271,6 +296,7 @@ mod tests {
             name: None,
             arguments: Some(json!({"a": 1})),
             text: Some("Let me look.".into()),
+            calls: None,
         };
         let call = decide(&[], &Choice::None, true, Some(&forced), 1).expect("forced");
         assert_eq!(call.name, "mock_tool");

@@ -598,3 +598,38 @@ async fn refusal_fault_stops_with_refusal() {
     );
     assert_eq!(events[2].1["delta"]["stop_reason"], "refusal");
 }
+
+#[tokio::test]
+async fn parallel_tool_calls_are_separate_blocks() {
+    let server = common::start("claude").await;
+    let fault = r#"{"kind":"tool_call","calls":2}"#;
+    let tools = json!([
+        {"name": "get_weather", "input_schema": weather_schema()},
+        {"name": "get_time", "input_schema": {"type": "object", "properties": {"zone": {"type": "string"}}}}
+    ]);
+    let body = request("Weather and time?", json!({"tools": tools}));
+    let whole = json(send_with_fault(&server, &body, fault).await).await;
+    let names: Vec<&Value> = whole["content"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .map(|b| &b["name"])
+        .collect();
+    assert_eq!(names, [&json!("get_weather"), &json!("get_time")]);
+    assert_ne!(whole["content"][0]["id"], whole["content"][1]["id"]);
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = stream(send_with_fault(&server, &streamed, fault).await).await;
+    let starts: Vec<(Value, Value)> = events
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| (d["index"].clone(), d["content_block"]["name"].clone()))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            (json!(0), json!("get_weather")),
+            (json!(1), json!("get_time"))
+        ]
+    );
+}

@@ -355,3 +355,27 @@ async fn refusal_fault_finishes_with_safety() {
     assert_eq!(chunks.len(), 1);
     assert_eq!(chunks[0]["candidates"][0]["finishReason"], "SAFETY");
 }
+
+#[tokio::test]
+async fn parallel_function_calls_share_one_content() {
+    let server = common::start("gemini").await;
+    let fault = r#"{"kind":"tool_call","calls":2}"#;
+    let tools = json!([{"functionDeclarations": [
+        {"name": "get_weather", "parameters": weather_schema()},
+        {"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"zone": {"type": "STRING"}}}}
+    ]}]);
+    let body = request("Weather and time?", json!({"tools": tools}));
+    let whole = json(send_with_fault(&server, GENERATE, &body, fault).await).await;
+    let parts = &whole["candidates"][0]["content"]["parts"];
+    assert_eq!(parts[0]["functionCall"]["name"], "get_weather");
+    assert_eq!(parts[1]["functionCall"]["name"], "get_time");
+    assert!(parts[1]["functionCall"]["args"]["zone"].is_string());
+    let chunks = stream(send_with_fault(&server, STREAM, &body, fault).await).await;
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"]["parts"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}

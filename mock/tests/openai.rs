@@ -499,3 +499,51 @@ async fn refusal_fault_finishes_with_content_filter() {
     let finish: Value = serde_json::from_str(&data[1]).expect("json");
     assert_eq!(finish["choices"][0]["finish_reason"], "content_filter");
 }
+
+#[tokio::test]
+async fn parallel_tool_calls_have_their_own_index_and_id() {
+    let server = common::start("alpha").await;
+    let fault = [("x-mock-fault", r#"{"kind":"tool_call","calls":2}"#)];
+    let mut tools = weather_tools();
+    tools.as_array_mut().expect("array").push(json!({"type": "function", "function": {
+        "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}
+    }}));
+    let request = chat("Weather and time?", json!({"tools": tools}));
+    let body =
+        json(common::post_with(&server, "/v1/chat/completions", &request, &fault).await).await;
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .expect("calls")
+        .clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    assert_eq!(calls[1]["function"]["name"], "get_time");
+    assert_ne!(calls[0]["id"], calls[1]["id"]);
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let response = common::post_with(&server, "/v1/chat/completions", &streamed, &fault).await;
+    let data = sse_data(&response.text().await.expect("body"));
+    let mut arguments = [String::new(), String::new()];
+    let mut names = [String::new(), String::new()];
+    for d in &data[..data.len() - 1] {
+        let chunk: Value = serde_json::from_str(d).expect("json");
+        for call in chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let i = usize::try_from(call["index"].as_u64().expect("index")).expect("small");
+            if let Some(name) = call["function"]["name"].as_str() {
+                names[i].push_str(name);
+            }
+            if let Some(piece) = call["function"]["arguments"].as_str() {
+                arguments[i].push_str(piece);
+            }
+        }
+    }
+    assert_eq!(names, ["get_weather", "get_time"]);
+    for a in &arguments {
+        serde_json::from_str::<Value>(a).expect("each call's pieces join into JSON");
+    }
+}
