@@ -992,3 +992,76 @@ def test_anthropic_sdk_streamed_refusal_is_refusal(anthropic_client, mocks, mode
     ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "refusal"
+
+
+# --- parallel tool calls --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_parallel_tool_calls(client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "tool_call", "calls": 2}]})
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Weather and time?"}], tools=OPENAI_TWO_TOOLS
+    )
+    calls = completion.choices[0].message.tool_calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"]
+    assert len({c.id for c in calls}) == 2
+    assert json.loads(calls[1].function.arguments)["zone"]
+    assert completion.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("model", OPENAI_MODELS)
+def test_openai_sdk_streamed_parallel_tool_calls(client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "tool_call", "calls": 2}]})
+    chunks = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Weather and time?"}],
+        tools=OPENAI_TWO_TOOLS,
+        stream=True,
+    )
+    names, arguments, ids = {}, {}, {}
+    for chunk in chunks:
+        if not chunk.choices:
+            continue
+        for call in chunk.choices[0].delta.tool_calls or []:
+            if call.id:
+                ids[call.index] = call.id
+            if call.function and call.function.name:
+                names[call.index] = names.get(call.index, "") + call.function.name
+            if call.function and call.function.arguments:
+                arguments[call.index] = arguments.get(call.index, "") + call.function.arguments
+    assert names == {0: "get_weather", 1: "get_time"}, names
+    assert len(set(ids.values())) == 2, ids
+    assert json.loads(arguments[0])["unit"] == "celsius"
+    assert json.loads(arguments[1])["zone"]
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_parallel_tool_use(anthropic_client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "tool_call", "calls": 2}]})
+    message = anthropic_client.messages.create(
+        model=model,
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Weather and time?"}],
+        tools=ANTHROPIC_TWO_TOOLS,
+    )
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [u.name for u in uses] == ["get_weather", "get_time"]
+    assert len({u.id for u in uses}) == 2
+    assert uses[1].input["zone"]
+
+
+@pytest.mark.parametrize("model", ANTHROPIC_MODELS)
+def test_anthropic_sdk_streamed_parallel_tool_use(anthropic_client, mocks, model):
+    mocks[TARGETS[model]].script({"faults": [{"kind": "tool_call", "calls": 2}]})
+    with anthropic_client.messages.stream(
+        model=model,
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Weather and time?"}],
+        tools=ANTHROPIC_TWO_TOOLS,
+    ) as stream:
+        final = stream.get_final_message()
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert [u.name for u in uses] == ["get_weather", "get_time"]
+    assert uses[0].input["unit"] == "celsius"
+    assert uses[1].input["zone"]
