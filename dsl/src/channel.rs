@@ -11,6 +11,15 @@
 //!   idle connections alive. Proxies reconnect with backoff, sending the version they hold.
 //! - `POST /v1/acks` with an [`Ack`] as JSON after a pod applied (or refused) a version; this
 //!   feeds the `Applied` condition and the `3/3` counts in status.
+//! - `POST /v1/usage` with a [`UsageReport`] as JSON (→ 204) every ~5 s from each pod while
+//!   its snapshot has budgets: the same numbers as the pod's `GET /admin/budgets`, one
+//!   [`UsageEntry`] per budget, scope and limit in the current window. The operator keeps each
+//!   pod's latest report (dropping it after 30 s without a new one), aggregates them — entries
+//!   with `source: "redis"` are the replicas' shared counters, so the largest report counts;
+//!   `source: "memory"` counters are per pod, so they are summed — and writes each `Budget`'s
+//!   `status.budgets` / `status.state`, with a Warning Event when a budget crosses a
+//!   `warn at` threshold or is exhausted. Operators older than this protocol answer 404;
+//!   proxies then keep reporting quietly.
 
 use std::collections::BTreeMap;
 
@@ -65,4 +74,39 @@ pub struct Ack {
     /// serving its previous one.
     pub applied: bool,
     pub error: Option<String>,
+}
+
+/// A proxy pod's budget usage (`POST /v1/usage`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    pub pod: String,
+    /// The snapshot version the pod serves (whose budgets the entries are about).
+    pub version: u64,
+    pub budgets: Vec<UsageEntry>,
+}
+
+/// One counter: a budget's limit for one scope in its current window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEntry {
+    /// The `budget NAME` block.
+    pub name: String,
+    /// Where the block was written: `namespace/name` of its `Budget` object.
+    #[serde(default)]
+    pub origin: String,
+    /// `global`, `key=ID`, `team=T`, `user=U`, `route=R` or `header NAME=sha256:…`.
+    pub scope: String,
+    /// `requests`, `input_tokens`, `output_tokens`, `total_tokens` or `micro_usd`.
+    pub metric: String,
+    /// `second`, `minute`, `hour`, `day` or `month`.
+    pub window: String,
+    /// Settled usage plus reservations in flight, in the metric's unit.
+    pub spent: i64,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Unix seconds when the window ends (and the counter resets).
+    pub reset_at: u64,
+    /// `ok`, `warning` or `exhausted`, as the pod sees it.
+    pub state: String,
+    /// `redis` (shared by every replica) or `memory` (this pod's own counters).
+    pub source: String,
 }

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::Frame;
-use switchyard_dsl::channel::Ack;
+use switchyard_dsl::channel::{Ack, UsageReport};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{Body, Request, text};
 use crate::metrics::Metrics;
 use crate::publish::{Pods, Publication, Publisher};
+use crate::usage::Usage;
 
 /// The largest ack body accepted.
 const MAX_ACK_BYTES: usize = 64 * 1024;
@@ -31,6 +32,8 @@ pub struct Channel {
     pub shutdown: CancellationToken,
     /// Interval of `: ping` comments on idle streams (15 s).
     pub ping: Duration,
+    /// Budget usage the pods report.
+    pub usage: Arc<Usage>,
 }
 
 fn authorized(req: &Request, token: &str) -> bool {
@@ -71,7 +74,8 @@ pub async fn handle(channel: Arc<Channel>, req: Request) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/snapshots/stream") => stream(channel, &req),
         (&Method::POST, "/v1/acks") => ack(channel, req).await,
-        (_, "/v1/snapshots/stream" | "/v1/acks") => {
+        (&Method::POST, "/v1/usage") => usage(channel, req).await,
+        (_, "/v1/snapshots/stream" | "/v1/acks" | "/v1/usage") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -89,6 +93,31 @@ async fn ack(channel: Arc<Channel>, req: Request) -> Response<Body> {
     };
     tracing::debug!(pod = %ack.pod, version = ack.version, applied = ack.applied, "ack");
     channel.pods.ack(&ack);
+    text(StatusCode::NO_CONTENT, "")
+}
+
+/// The largest usage report accepted (a pod with many per-key scopes reports many entries).
+const MAX_USAGE_BYTES: usize = 4 * 1024 * 1024;
+
+async fn usage(channel: Arc<Channel>, req: Request) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), MAX_USAGE_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}\n")),
+    };
+    let report: UsageReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid usage report: {e}\n"),
+            );
+        }
+    };
+    tracing::debug!(pod = %report.pod, entries = report.budgets.len(), "usage report");
+    channel.usage.record(report);
     text(StatusCode::NO_CONTENT, "")
 }
 
@@ -227,6 +256,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             shutdown: CancellationToken::new(),
             ping: Duration::from_millis(100),
+            usage: Arc::new(Usage::default()),
         });
         let c = channel.clone();
         tokio::spawn(crate::http::serve(

@@ -73,6 +73,8 @@ pub struct Context {
     pub stores: Stores,
     pub publisher: Arc<Publisher>,
     pub pods: Arc<Pods>,
+    /// Budget usage reported by the pods.
+    pub usage: Arc<crate::usage::Usage>,
     /// Bumped when the compile outcome changes: every object's status is recomputed.
     pub outcome_changed: watch::Sender<u64>,
     /// `true` once every cache holds its first full list. (kube-runtime 5's
@@ -116,11 +118,18 @@ impl Context {
             stores,
             publisher,
             pods,
+            usage: Arc::default(),
             outcome_changed: watch::channel(0).0,
             caches_ready: watch::channel(false).0,
             last: tokio::sync::Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Uses `usage` (shared with the control channel) for budget status.
+    pub fn with_usage(mut self, usage: Arc<crate::usage::Usage>) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// The compile outcome of the caches' current contents: recompiled (and published when

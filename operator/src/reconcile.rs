@@ -45,6 +45,18 @@ pub trait Watched:
     fn current_conditions(&self) -> &[Condition];
     fn desired_status(&self, obs: &Observed<'_>) -> Self::Status;
     fn conditions_of(status: &Self::Status) -> &[Condition];
+
+    /// Events beyond the conditions' (budget thresholds) when `desired` replaces the
+    /// current status.
+    fn status_events(&self, _desired: &Self::Status) -> Vec<Event> {
+        Vec::new()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Converts the shared status parts (used by the per-kind impls).
@@ -84,6 +96,11 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let key = ObjectKey::of(K::KIND, obj.as_ref());
     let live = ctx.publisher.current();
     let rollout = live.as_ref().map(|l| ctx.pods.rollout(l.version));
+    let usage = if K::KIND == Kind::Budget {
+        crate::usage::aggregate(&ctx.usage.fresh(), unix_now())
+    } else {
+        Vec::new()
+    };
     let obs = Observed {
         key: &key,
         generation: obj.meta().generation.unwrap_or(0),
@@ -91,6 +108,7 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         live: live.as_deref(),
         rollout,
         previous: obj.current_conditions(),
+        usage: &usage,
         now: now(),
     };
     let desired = obj.desired_status(&obs);
@@ -109,6 +127,11 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         .await?;
         tracing::debug!(object = %key, "status written");
         publish_events(&ctx, obj.as_ref(), K::conditions_of(&desired)).await;
+        for event in obj.status_events(&desired) {
+            if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+                tracing::warn!(error = %e, "cannot record event");
+            }
+        }
     }
     ctx.succeeded(&key.to_string());
     Ok(Action::requeue(RESYNC))

@@ -88,6 +88,7 @@ pub async fn run_with(
     let metrics = Arc::new(Metrics::new());
     let publisher = Arc::new(Publisher::default());
     let pods = Arc::new(Pods::default());
+    let usage = Arc::new(crate::usage::Usage::default());
     let ready = Arc::new(AtomicBool::new(false));
 
     let admin_listener = TcpListener::bind(settings.admin_listen).await?;
@@ -110,6 +111,7 @@ pub async fn run_with(
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         ping: settings.ping,
+        usage: usage.clone(),
     });
     let control_server = tokio::spawn(crate::http::serve(
         control_listener,
@@ -170,14 +172,17 @@ pub async fn run_with(
         budgets: budgets.store(),
         secrets: secret_store,
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        stores,
-        metrics.clone(),
-        publisher,
-        pods.clone(),
-        Some(settings.identity.clone()),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            stores,
+            metrics.clone(),
+            publisher,
+            pods.clone(),
+            Some(settings.identity.clone()),
+        )
+        .with_usage(usage),
+    );
 
     // Secrets only feed the cache; any change makes every object re-check its inputs.
     let secret_events = reflector(
@@ -245,7 +250,12 @@ pub async fn run_with(
     tokio::join!(
         drive(providers, triggers(&ctx), stopping(), ctx.clone()),
         drive(routes, triggers(&ctx), stopping(), ctx.clone()),
-        drive(budgets, triggers(&ctx), stopping(), ctx.clone()),
+        drive(
+            budgets,
+            futures::stream::select(triggers(&ctx), changes(ctx.usage.subscribe()).boxed()),
+            stopping(),
+            ctx.clone()
+        ),
     );
     ready.store(false, Ordering::Relaxed);
     metrics.is_leader.set(0);

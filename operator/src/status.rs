@@ -31,6 +31,8 @@ pub struct Observed<'a> {
     pub rollout: Option<Rollout>,
     /// The conditions currently stored, for their transition times.
     pub previous: &'a [Condition],
+    /// Budget usage aggregated over the pods (empty for other kinds).
+    pub usage: &'a [crate::usage::Counter],
     pub now: String,
 }
 

@@ -454,6 +454,100 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     })
     .await;
 
+    // Budget usage: both pods report their in-memory counters for the same key; the operator
+    // sums them into the Budget's status and records an Event at each threshold crossing.
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 60
+        * 60
+        + 60
+        + 120; // the end of a window well ahead (the operator drops ended windows)
+    let report = |pod: &str, spent: i64| {
+        json!({"pod": pod, "version": first.version, "budgets": [{
+            "name": "per-key", "origin": format!("{NS}/quickstart"), "scope": "key=alpha",
+            "metric": "requests", "window": "minute", "spent": spent, "limit": 600,
+            "remaining": 600 - spent, "reset_at": reset_at, "state": "ok", "source": "memory"
+        }]})
+        .to_string()
+    };
+    let post_usage = |body: String| async move {
+        let response = http(op.control, "POST /v1/usage", Some(TOKEN), &body)
+            .await
+            .expect("usage");
+        assert!(
+            response.starts_with("HTTP/1.0 204"),
+            "usage refused: {response}"
+        );
+    };
+    let refused = http(
+        op.control,
+        "POST /v1/usage",
+        Some("wrong"),
+        &report("proxy-a", 1),
+    )
+    .await
+    .expect("request");
+    assert!(refused.starts_with("HTTP/1.0 401"), "{refused}");
+    post_usage(report("proxy-a", 100)).await;
+    post_usage(report("proxy-b", 50)).await;
+    let status = wait_status(&budgets, "quickstart", &op, "usage 150 requests, ok", |s| {
+        s["budgets"][0]["spent"] == "150 requests" && s["state"] == "ok"
+    })
+    .await;
+    assert_eq!(status["budgets"][0]["name"], "per-key");
+    assert_eq!(status["budgets"][0]["remaining"], "450 requests");
+    assert!(status["budgets"][0]["resetAt"].is_string(), "{status:#}");
+    post_usage(report("proxy-a", 300)).await;
+    post_usage(report("proxy-b", 200)).await;
+    wait_status(
+        &budgets,
+        "quickstart",
+        &op,
+        "usage 500 requests, warning",
+        |s| s["budgets"][0]["spent"] == "500 requests" && s["state"] == "warning",
+    )
+    .await;
+    post_usage(report("proxy-b", 250)).await; // still warning: no second Event
+    wait_status(&budgets, "quickstart", &op, "usage 550 requests", |s| {
+        s["budgets"][0]["spent"] == "550 requests"
+    })
+    .await;
+    post_usage(report("proxy-b", 300)).await;
+    wait_status(
+        &budgets,
+        "quickstart",
+        &op,
+        "usage 600 requests, exhausted",
+        |s| s["budgets"][0]["spent"] == "600 requests" && s["state"] == "exhausted",
+    )
+    .await;
+    let budget_events = |reason: &'static str| {
+        let events: Api<Event> = Api::namespaced(client.clone(), NS);
+        async move {
+            events
+                .list(&Default::default())
+                .await
+                .expect("list events")
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Budget")
+                })
+                .map(|e| e.series.map_or(1, |s| s.count))
+                .sum::<i32>()
+        }
+    };
+    assert_eq!(
+        budget_events("BudgetWarning").await,
+        1,
+        "one Event per crossing"
+    );
+    assert_eq!(budget_events("BudgetExhausted").await, 1);
+    eprintln!("budget usage: status and threshold Events follow the pods' reports");
+
     // Edit the policy: both subscribers get the new version.
     let original = policies.get("quickstart").await.expect("get").spec.policy;
     let edited = original.replace("retry 1 backoff", "retry 2 backoff");
