@@ -67,6 +67,14 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
 /// A pingora server with the proxy service on `settings.listen` and the admin service on
 /// `settings.admin_listen`.
 pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
+    build_with_quota(settings, shared).map(|(server, _)| server)
+}
+
+/// [`build`], also handing out the budget counters (for the usage reporter).
+pub fn build_with_quota(
+    settings: &Settings,
+    shared: &Shared,
+) -> Result<(Server, Arc<crate::quota::Quota>)> {
     let mut conf = ServerConf::new().ok_or_else(|| Error::Server("no default config".into()))?;
     conf.threads = settings.worker_threads();
     conf.grace_period_seconds = Some(settings.grace_period_seconds);
@@ -88,9 +96,9 @@ pub fn build(settings: &Settings, shared: &Shared) -> Result<Server> {
         Arc::clone(&shared.config),
         Arc::clone(&shared.metrics),
         Arc::clone(&shared.health),
-        Some(quota),
+        Some(Arc::clone(&quota)),
     ));
-    Ok(server)
+    Ok((server, quota))
 }
 
 /// Prints `{label} ADDR` on stdout once `addr` accepts connections (checked by connecting).
@@ -146,7 +154,7 @@ pub fn run(settings: &Settings) -> Result<()> {
         metrics: Arc::new(Metrics::new()),
         health: Arc::new(HealthRegistry::default()),
     };
-    match (remote, &settings.config) {
+    match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();
             crate::config::remote::spawn_control_client(
@@ -166,7 +174,12 @@ pub fn run(settings: &Settings) -> Result<()> {
         }
         (None, None) => {}
     }
-    let server = build(settings, &shared)?;
+    let (server, quota) = build_with_quota(settings, &shared)?;
+    if let Some(remote) = remote {
+        let url = remote.url.clone();
+        crate::config::remote::spawn_usage_reporter(remote, Arc::clone(&shared.config), quota)
+            .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
+    }
     announce_when_bound("listening on", settings.listen);
     announce_when_bound("admin listening on", settings.admin_listen);
     server.run(RunArgs::default());

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use switchyard_dsl::channel::{Ack, SnapshotEnvelope};
+use switchyard_dsl::channel::{Ack, SnapshotEnvelope, UsageReport};
 use switchyard_dsl::ir::{Credential, IR_VERSION};
 use switchyard_mock::MockServer;
 use tokio::net::TcpListener;
@@ -49,6 +49,7 @@ struct OperatorState {
     subscribers: Vec<mpsc::UnboundedSender<Bytes>>,
     calls: Vec<StreamCall>,
     acks: Vec<Ack>,
+    usage: Vec<UsageReport>,
 }
 
 #[derive(Clone)]
@@ -98,6 +99,10 @@ impl FakeOperator {
 
     fn acks(&self) -> Vec<Ack> {
         self.state.lock().unwrap().acks.clone()
+    }
+
+    fn usage(&self) -> Vec<UsageReport> {
+        self.state.lock().unwrap().usage.clone()
     }
 
     fn calls(&self) -> Vec<StreamCall> {
@@ -200,6 +205,15 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<OperatorState>>) -> Rep
             }
             let ack: Ack = serde_json::from_slice(&body).unwrap();
             state.lock().unwrap().acks.push(ack);
+            reply(StatusCode::NO_CONTENT, Full::new(Bytes::new()))
+        }
+        ("POST", "/v1/usage") => {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            if !authorized {
+                return reply(StatusCode::UNAUTHORIZED, Full::new(Bytes::new()));
+            }
+            let report: UsageReport = serde_json::from_slice(&body).unwrap();
+            state.lock().unwrap().usage.push(report);
             reply(StatusCode::NO_CONTENT, Full::new(Bytes::new()))
         }
         _ => reply(StatusCode::NOT_FOUND, Full::new(Bytes::new())),
@@ -544,6 +558,68 @@ async fn client_keys_from_the_envelope_authenticate_requests() {
     assert!(operator.wait_for_ack(2).await.applied);
     assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 401);
     upstream.shutdown();
+}
+
+/// The proxy reports its budget usage (the numbers of `/admin/budgets`) to the operator with
+/// `POST /v1/usage` every few seconds, naming the counters' source (`memory` here).
+#[tokio::test(flavor = "multi_thread")]
+async fn budget_usage_is_reported_to_the_operator() {
+    use sha2::{Digest, Sha256};
+    use switchyard_dsl::channel::ClientKey;
+
+    let up = mock("up").await;
+    let operator = FakeOperator::start().await;
+    let f = fixture(TOKEN);
+    let mut provider = upstream("up", &up, &["m1"]);
+    provider.credential = None;
+    let policy = "route r { when model == \"gpt-4o\"  use up/m1 }\n\
+                  budget support { for team \"support\" limit 4 requests per hour warn at 50% }\n";
+    let env = SnapshotEnvelope {
+        version: 1,
+        snapshot: snapshot(policy, vec![provider]),
+        credentials: BTreeMap::new(),
+        client_keys: vec![ClientKey {
+            id: "alpha".into(),
+            sha256: hex::encode(Sha256::digest(b"sk-client-alpha")),
+            team: Some("support".into()),
+            user: None,
+            allow_ips: Vec::new(),
+            expires_at: None,
+        }],
+    };
+    operator.publish(env);
+    let proxy = start_proxy_with(&operator.url, &f.token_file, &f.state_dir, false);
+    wait_ready(&proxy, 200).await;
+    for _ in 0..3 {
+        assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 200);
+    }
+    let start = Instant::now();
+    let entry = loop {
+        let found = operator.usage().into_iter().rev().find_map(|r| {
+            assert_eq!((r.pod.as_str(), r.version), ("proxy-0", 1));
+            r.budgets
+                .into_iter()
+                .find(|e| e.name == "support" && e.metric == "requests" && e.spent >= 3)
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no usage report with 3 requests: {:?}",
+            operator.usage()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(entry.scope, "team=support");
+    assert_eq!((entry.limit, entry.remaining), (4, 1));
+    assert_eq!(
+        (entry.state.as_str(), entry.source.as_str()),
+        ("warning", "memory")
+    );
+    assert_eq!(entry.window, "hour");
+    assert!(entry.reset_at > 0);
+    up.shutdown();
 }
 
 /// The proxy's share of propagation with a large snapshot (10,000 routes): from the event

@@ -165,6 +165,30 @@ pub fn initial(settings: &RemoteSettings) -> ActiveConfig {
     }
 }
 
+/// How often a pod reports its budget usage to the operator (`POST /v1/usage`).
+pub const USAGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Starts the usage reporter on its own thread: every [`USAGE_INTERVAL`], while the served
+/// snapshot has budgets, the numbers of `GET /admin/budgets` go to the operator. Failures are
+/// logged at debug level (an older operator answers 404) and retried at the next tick.
+pub fn spawn_usage_reporter(
+    settings: RemoteSettings,
+    handle: Arc<ConfigHandle>,
+    quota: Arc<crate::quota::Quota>,
+) -> std::io::Result<()> {
+    let target = client::Target::parse(&settings.url)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("usage-reporter".to_string())
+        .spawn(move || {
+            runtime.block_on(client::report_usage(target, settings, handle, quota));
+        })?;
+    Ok(())
+}
+
 /// Starts the control-channel client on its own thread (a small tokio runtime, apart from
 /// pingora's). It runs for the life of the process.
 pub fn spawn_control_client(

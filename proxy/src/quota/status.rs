@@ -16,6 +16,9 @@ pub struct LimitStatus {
     pub spent: i64,
     pub remaining: u64,
     pub resets_at: String,
+    /// `resets_at` in unix seconds (for the operator's usage report).
+    #[serde(skip)]
+    pub resets_at_unix: u64,
     pub state: &'static str,
 }
 
@@ -67,6 +70,33 @@ pub fn current_scope(budget: &Budget, key: &str, now: u64) -> Option<String> {
             && window::start(l.window, now) == start
     });
     current.then(|| scope.to_string())
+}
+
+impl BudgetsStatus {
+    /// The same numbers as the operator's usage report wants them: one entry per budget,
+    /// scope and limit (`switchyard_dsl::channel::UsageEntry`).
+    pub fn usage_entries(&self) -> Vec<switchyard_dsl::channel::UsageEntry> {
+        self.budgets
+            .iter()
+            .flat_map(|b| {
+                b.limits
+                    .iter()
+                    .map(move |l| switchyard_dsl::channel::UsageEntry {
+                        name: b.budget.clone(),
+                        origin: b.origin.clone(),
+                        scope: b.scope.clone(),
+                        metric: l.metric.to_string(),
+                        window: l.window.to_string(),
+                        spent: l.spent,
+                        limit: l.limit,
+                        remaining: l.remaining,
+                        reset_at: l.resets_at_unix,
+                        state: l.state.to_string(),
+                        source: self.store.to_string(),
+                    })
+            })
+            .collect()
+    }
 }
 
 fn rank(s: &str) -> u8 {
@@ -155,6 +185,7 @@ impl Quota {
                             spent,
                             remaining: l.amount.saturating_sub(u64::try_from(spent).unwrap_or(0)),
                             resets_at: window::rfc3339(window::end(l.window, now)),
+                            resets_at_unix: window::end(l.window, now),
                             state: state(spent, l.amount, &b.warn_at_bp),
                         }
                     })

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
-use switchyard_dsl::channel::{Ack, SnapshotEnvelope};
+use switchyard_dsl::channel::{Ack, SnapshotEnvelope, UsageReport};
 use tokio::net::TcpStream;
 
 use super::sse::Decoder;
@@ -244,19 +244,86 @@ impl Session<'_> {
             .map_err(|_| "timed out")?
     }
 
-    /// A request builder with `Host` and the bearer token (read from the file each time).
     fn request(&self, method: &str, path: &str) -> Result<http::request::Builder, BoxError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, &self.target.authority);
-        if let Some(file) = &self.settings.token_file {
-            let token = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read the token file {}: {e}", file.display()))?;
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()));
-        }
-        Ok(builder)
+        request_builder(self.target, self.settings, method, path)
     }
+}
+
+/// A request builder with `Host` and the bearer token (read from the file each time).
+fn request_builder(
+    target: &Target,
+    settings: &RemoteSettings,
+    method: &str,
+    path: &str,
+) -> Result<http::request::Builder, BoxError> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, &target.authority);
+    if let Some(file) = &settings.token_file {
+        let token = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the token file {}: {e}", file.display()))?;
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()));
+    }
+    Ok(builder)
+}
+
+/// Reports budget usage every [`super::USAGE_INTERVAL`] (see
+/// [`super::spawn_usage_reporter`]). Runs forever.
+pub async fn report_usage(
+    target: Target,
+    settings: RemoteSettings,
+    handle: Arc<ConfigHandle>,
+    quota: Arc<crate::quota::Quota>,
+) {
+    let mut tick = tokio::time::interval(super::USAGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let active = handle.current();
+        if active.snapshot.budgets.is_empty() {
+            continue;
+        }
+        let status = quota.status(&active.snapshot).await;
+        let report = UsageReport {
+            pod: settings.pod.clone(),
+            version: active.version,
+            budgets: status.usage_entries(),
+        };
+        if let Err(e) = post_usage(&target, &settings, &report).await {
+            tracing::debug!(error = %e, "usage report not delivered");
+        }
+    }
+}
+
+async fn post_usage(
+    target: &Target,
+    settings: &RemoteSettings,
+    report: &UsageReport,
+) -> Result<(), BoxError> {
+    let body = serde_json::to_vec(report)?;
+    let request = request_builder(
+        target,
+        settings,
+        "POST",
+        &format!("{}/v1/usage", target.prefix),
+    )?
+    .header(header::CONTENT_TYPE, "application/json")
+    .body(Full::new(Bytes::from(body)))?;
+    let exchange = async {
+        let mut sender = connect(target).await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err::<(), BoxError>(format!("the operator answered {status}").into())
+        }
+    };
+    tokio::time::timeout(ACK_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "timed out")?
 }
 
 /// One HTTP/1.1 connection; its driver runs on the current runtime.
