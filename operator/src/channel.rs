@@ -307,6 +307,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn usage_reports_are_recorded() {
+        let (addr, channel) = server().await;
+        let report = serde_json::json!({"pod": "a", "version": 3, "budgets": [{
+            "name": "b", "origin": "ns/o", "scope": "global", "metric": "requests",
+            "window": "day", "spent": 2, "limit": 5, "remaining": 3, "reset_at": 99,
+            "state": "ok", "source": "redis"
+        }]})
+        .to_string();
+        let r = exchange(addr, "POST /v1/usage", Some("wrong"), &report).await;
+        assert!(r.starts_with("HTTP/1.0 401"), "{r}");
+        assert!(channel.usage.fresh().is_empty());
+        let r = exchange(addr, "POST /v1/usage", Some(TOKEN), "{\"pod\": 1}").await;
+        assert!(r.starts_with("HTTP/1.0 400"), "{r}");
+        let r = exchange(addr, "POST /v1/usage", Some(TOKEN), &report).await;
+        assert!(r.starts_with("HTTP/1.0 204"), "{r}");
+        let fresh = channel.usage.fresh();
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].budgets[0].spent, 2);
+        let r = exchange(addr, "GET /v1/usage", Some(TOKEN), "").await;
+        assert!(r.starts_with("HTTP/1.0 405"), "{r}");
+    }
+
+    #[tokio::test]
     async fn streams_newer_versions_pings_and_counts_acks() {
         let (addr, channel) = server().await;
         let v1 = publish(&channel, "h1");
