@@ -28,6 +28,7 @@ use crate::status::{Condition, PolicyDiagnostic};
 pub struct BudgetSpec {
     /// The budgets, in the Switchyard policy language, e.g.
     /// `budget support { for team "support" limit $500 per month }`.
+    #[schemars(length(min = 1))]
     pub policy: String,
 }
 

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::Condition;
 
+/// The schema pattern of a duration string (`5s`, `1500ms`, `2m`, `1.5h`, `1d`), as the
+/// compiler reads them. The API server enforces it at admission.
+pub const DURATION: &str = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$";
+
 /// An upstream LLM provider (OpenAI, Anthropic, an OpenAI-compatible server, the built-in mock,
 /// ...) and the models it serves. Policies name its models as `<metadata.name>/<model>`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -26,6 +30,32 @@ use crate::status::Condition;
     printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type != 'openai-compatible' || has(self.baseUrl)",
+        "message": "a provider of type `openai-compatible` needs `baseUrl`, e.g. `https://api.example.com/v1`",
+        "fieldPath": ".baseUrl",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'azure-openai' || has(self.baseUrl)",
+        "message": "a provider of type `azure-openai` needs `baseUrl`, e.g. `https://my-resource.openai.azure.com`",
+        "fieldPath": ".baseUrl",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'mock' || has(self.mock)",
+        "message": "a provider of type `mock` needs `mock`, e.g. `mock: { latency: 400ms }`",
+        "fieldPath": ".mock",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type == 'mock' || !has(self.mock)",
+        "message": "`mock` is only for providers of type `mock`: remove it or set `type: mock`",
+        "fieldPath": ".mock",
+        "reason": "FieldValueForbidden"
+    }
+]))]
 pub struct LLMProviderSpec {
     /// Which API the provider speaks: `openai`, `openai-compatible` (DeepSeek, Mistral, Groq,
     /// vLLM, Ollama, ...; needs `baseUrl`), `azure-openai` (needs `baseUrl` and `apiVersion`),
@@ -35,6 +65,7 @@ pub struct LLMProviderSpec {
     /// API base URL, e.g. `https://api.deepseek.com/v1`. Defaults to the public endpoint of
     /// `type`; required for `openai-compatible` and `azure-openai`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://\S+$"))]
     pub base_url: Option<String>,
     /// Where the API key comes from: a key of a Secret, or an environment variable of the proxy.
     /// Set exactly one. Not needed for `mock` or for servers without authentication.
@@ -42,8 +73,12 @@ pub struct LLMProviderSpec {
     pub credentials: Option<Credentials>,
     /// Azure OpenAI `api-version` query parameter, e.g. `2024-10-21`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub api_version: Option<String>,
     /// The models this provider serves, with their prices. Policies may only name these.
+    /// At least one; each name once.
+    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub models: Vec<ModelSpec>,
     /// The provider account's rate limits; the proxy keeps below them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,15 +104,24 @@ pub enum ProviderType {
     Mock,
 }
 
-/// Where a provider's API key comes from. Never the key itself.
+/// Where a provider's API key comes from. Never the key itself. Exactly one of `secretRef` and
+/// `env`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.secretRef) != has(self.env)",
+        "message": "`credentials` sets exactly one of `secretRef` and `env`"
+    }
+]))]
 pub struct Credentials {
     /// A key of a Kubernetes Secret (in a standalone config folder: a `kind: Secret` document).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
     /// The name of an environment variable of the proxy process that holds the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub env: Option<String>,
 }
 
@@ -86,8 +130,10 @@ pub struct Credentials {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// The key within the Secret's `data` or `stringData`.
+    #[schemars(length(min = 1, max = 253))]
     pub key: String,
     /// The Secret's namespace; defaults to the LLMProvider's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,14 +146,17 @@ pub struct SecretKeyRef {
 pub struct ModelSpec {
     /// The provider's model name as sent upstream (for Azure OpenAI, the deployment name),
     /// e.g. `gpt-4o` or `meta-llama/Llama-3-70b`.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Prices in dollars per million tokens; used by `cheapest of` and by dollar budgets.
     pub pricing: Pricing,
     /// The model's context window in tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub context_window: Option<i64>,
     /// The most output tokens one response may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub max_output_tokens: Option<i64>,
 }
 
@@ -116,8 +165,10 @@ pub struct ModelSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Pricing {
     /// Dollars per million input (prompt) tokens, e.g. `2.5`.
+    #[schemars(range(min = 0))]
     pub input_per_million: f64,
     /// Dollars per million output (completion) tokens, e.g. `10`.
+    #[schemars(range(min = 0))]
     pub output_per_million: f64,
 }
 
@@ -127,9 +178,11 @@ pub struct Pricing {
 pub struct RateLimitsSpec {
     /// Requests per minute the account allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub requests_per_minute: Option<i64>,
     /// Tokens (input + output) per minute the account allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub tokens_per_minute: Option<i64>,
 }
 
@@ -139,12 +192,15 @@ pub struct RateLimitsSpec {
 pub struct TimeoutsSpec {
     /// Time allowed to open the connection (TCP + TLS), e.g. `5s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub connect: Option<String>,
     /// Time allowed until the first token (or the response header), e.g. `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub first_token: Option<String>,
     /// Time allowed for the whole request, e.g. `600s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub total: Option<String>,
 }
 
@@ -154,21 +210,27 @@ pub struct TimeoutsSpec {
 pub struct MockSpec {
     /// Total time of a non-streamed response, e.g. `400ms`. Default `0s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub latency: Option<String>,
     /// Time to the first token, e.g. `120ms`. Default `0s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub ttft: Option<String>,
     /// Streaming speed after the first token. Default `0`: the whole response at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub tokens_per_second: Option<i64>,
     /// Fraction of requests (0 to 1) answered with a server error, e.g. `0.02`. Default `0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub error_rate: Option<f64>,
     /// Fraction of requests (0 to 1) answered with `429 Too Many Requests`. Default `0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub rate_limit_rate: Option<f64>,
     /// `Retry-After` sent with a mock 429, e.g. `1s`. Default `1s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
     pub retry_after: Option<String>,
     /// Seed of the mock's random choices. Default `0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::{Condition, PolicyDiagnostic};
 
+/// The lowest `spec.priority` the API server admits.
+pub const MIN_PRIORITY: i32 = -1000;
+/// The highest `spec.priority` the API server admits.
+pub const MAX_PRIORITY: i32 = 1000;
+
 /// Routing rules in the Switchyard policy language (`route NAME { ... }` blocks).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[kube(
@@ -29,9 +34,12 @@ use crate::status::{Condition, PolicyDiagnostic};
 pub struct RoutePolicySpec {
     /// The routes, in the Switchyard policy language, e.g.
     /// `route chat { when model == "gpt-4o" use openai/gpt-4o }`. Routes are tried top to bottom.
+    #[schemars(length(min = 1))]
     pub policy: String,
-    /// Order among RoutePolicies: higher first, then by `namespace/name`. Default `0`.
+    /// Order among RoutePolicies: higher first, then by `namespace/name`. Default `0`; from
+    /// `-1000` to `1000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_PRIORITY, max = MAX_PRIORITY))]
     pub priority: Option<i32>,
 }
 

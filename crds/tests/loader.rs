@@ -292,10 +292,30 @@ fn empty_documents_and_comment_only_files_are_fine() {
     assert!(config.is_empty());
 }
 
+/// Each example folder loads on its own (they are separate deployments: several define the
+/// same provider names, so they are not loaded together).
 #[test]
 fn the_examples_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let config = load_paths(&[root]).expect("examples load");
-    assert!(!config.providers.is_empty());
-    assert!(!config.route_policies.is_empty());
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .expect("examples/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let config =
+            load_paths(&[&dir]).unwrap_or_else(|e| panic!("{} does not load:\n{e}", dir.display()));
+        assert!(
+            !config.providers.is_empty(),
+            "{}: no providers",
+            dir.display()
+        );
+        assert!(
+            !config.route_policies.is_empty(),
+            "{}: no route policies",
+            dir.display()
+        );
+    }
 }
