@@ -14,6 +14,7 @@ mod support;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -156,6 +157,8 @@ struct Received {
     version: u64,
     hash: String,
     at: Instant,
+    /// The envelope's `data:` line as sent.
+    data: Arc<str>,
 }
 
 struct Subscriber {
@@ -210,7 +213,12 @@ impl Subscriber {
                         response.starts_with("HTTP/1.0 204"),
                         "ack refused: {response}"
                     );
-                    tx.send_replace(Some(Received { version, hash, at }));
+                    tx.send_replace(Some(Received {
+                        version,
+                        hash,
+                        at,
+                        data: data.into(),
+                    }));
                 } else if line.is_empty() {
                     event.clear();
                 }
@@ -714,6 +722,37 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     .await;
     let latest = a.wait_for(|r| r.version > third.version).await;
     eprintln!("credentials change published version {}", latest.version);
+
+    // Client keys: a labelled Secret becomes hashed entries in a new version (same content
+    // hash); the plaintext key never travels.
+    let plain = "sk-e2e-client-key-alpha";
+    let hashed = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(plain.as_bytes()))
+    };
+    let client_keys: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "client-keys", "namespace": NS,
+                     "labels": {"switchyard.dev/client-keys": "true"}},
+        "stringData": {"alpha": format!("{{key: {plain}, team: support}}")}
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &client_keys)
+        .await
+        .expect("create client keys");
+    let keyed_version = a
+        .wait_for(|r| r.version > latest.version && r.data.contains(&hashed))
+        .await;
+    assert!(!keyed_version.data.contains(plain), "plaintext key sent");
+    assert_eq!(keyed_version.hash, latest.hash, "keys are not content");
+    let envelope: Value = serde_json::from_str(&keyed_version.data).expect("json");
+    assert_eq!(
+        envelope["client_keys"],
+        json!([{"id": "alpha", "sha256": hashed, "team": "support"}])
+    );
+    b.wait_for(|r| r.version == keyed_version.version).await;
+    eprintln!("client keys published in version {}", keyed_version.version);
+    let latest = keyed_version;
 
     // Propagation with a large policy: ROUTES routes in one more RoutePolicy (compiled by a
     // debug build here, so this is an upper bound), then removed again.
