@@ -248,13 +248,26 @@ impl Subscriber {
 // ---------------------------------------------------------------------------------------------
 
 async fn install_crds(client: &Client) {
+    // CEL rules (`x-kubernetes-validations`) exist from Kubernetes 1.25; an older server's
+    // server-side apply refuses the unknown field, so it is removed there (as a client-side
+    // `kubectl apply` or `helm install` would have it dropped; see crds/README.md).
+    let version = client.apiserver_version().await.expect("/version");
+    let cel = version
+        .minor
+        .trim_end_matches('+')
+        .parse::<u32>()
+        .is_ok_and(|m| version.major == "1" && m >= 25 || version.major != "1");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in switchyard_crds::crds() {
         let name = crd.name_any();
+        let mut doc = serde_json::to_value(&crd).expect("CRD JSON");
+        if !cel {
+            remove_key(&mut doc, "x-kubernetes-validations");
+        }
         api.patch(
             &name,
             &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&crd),
+            &Patch::Apply(&doc),
         )
         .await
         .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
@@ -265,6 +278,17 @@ async fn install_crds(client: &Client) {
         .await
         .expect("CRD established in time")
         .expect("CRD watch");
+    }
+}
+
+fn remove_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| remove_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| remove_key(v, key)),
+        _ => {}
     }
 }
 
