@@ -256,7 +256,7 @@ async fn install_crds(client: &Client) {
         .minor
         .trim_end_matches('+')
         .parse::<u32>()
-        .is_ok_and(|m| version.major == "1" && m >= 25 || version.major != "1");
+        .is_ok_and(|m| version.major != "1" || m >= 25);
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in switchyard_crds::crds() {
         let name = crd.name_any();
