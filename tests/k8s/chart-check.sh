@@ -12,8 +12,9 @@
 #      second release with every optional feature on; refuse a bad grace period and a value
 #      the schema forbids; apply examples/gitops; run the real operator and two real proxies
 #      (target/debug, or SWITCHYARD_BIN_DIR) with the arguments the chart rendered (loopback
-#      addresses swapped in) and check readiness, `APPLIED 2/2`, a routed chat request and the
-#      propagation time of a policy edit; uninstall both.
+#      addresses swapped in) and check readiness, `APPLIED 2/2`, a routed chat request with a
+#      client key from a labelled Secret (401 without it), the Budget status fed by the
+#      proxies' usage reports, and the propagation time of a policy edit; uninstall both.
 #
 #   tests/k8s/chart-check.sh            # all steps; step 3 is SKIPPED (loudly) without a server
 #   tests/k8s/chart-check.sh --lint     # steps 1 and 2 only
@@ -350,6 +351,7 @@ def stack(ns, full, bins, work):
     and local files swapped in): the operator against this API server, two proxies against
     the operator. Checks readiness, APPLIED 2/2, a chat request, and measures propagation."""
     import time
+    import urllib.error
     import urllib.request
     spec = lambda d: json.loads(kubectl("-n", ns, "get", "deployment", f"{full}-{d}", "-o", "json").stdout)[
         "spec"]["template"]["spec"]["containers"][0]
@@ -359,6 +361,11 @@ def stack(ns, full, bins, work):
         f.write(token(ns, f"{full}-control-token"))
     control, op_admin = free_port(), free_port()
     procs = []
+    # A client key for the chat request below: the operator sends its hash to the proxies
+    # (which run with the chart's default, allowAnonymous=false).
+    kubectl("-n", "llm-gateway", "create", "secret", "generic", "client-keys",
+            '--from-literal=ci={"key": "sk-chart-check", "team": "platform"}')
+    kubectl("-n", "llm-gateway", "label", "secret", "client-keys", "switchyard.dev/client-keys=true")
     try:
         env = dict(os.environ, POD_NAME="operator-0", POD_NAMESPACE=ns)
         op_args = override(op["args"], control_listen=f"127.0.0.1:{control}",
@@ -371,7 +378,8 @@ def stack(ns, full, bins, work):
             args = override(px["args"], control_plane=f"http://127.0.0.1:{control}",
                             control_token_file=token_file, state_dir=os.path.join(work, f"state-{i}"),
                             listen=f"127.0.0.1:{listen}", admin_listen=f"127.0.0.1:{admin}")
-            env = dict(os.environ, POD_NAME=f"proxy-{i}", SWITCHYARD_ALLOW_ANONYMOUS="true")
+            env = dict(os.environ, POD_NAME=f"proxy-{i}")
+            env.pop("SWITCHYARD_ALLOW_ANONYMOUS", None)
             procs.append(subprocess.Popen([os.path.join(bins, "switchyard-proxy"), *args], env=env,
                                           stdout=subprocess.DEVNULL,
                                           stderr=open(os.path.join(work, f"proxy-{i}.log"), "w")))
@@ -384,14 +392,29 @@ def stack(ns, full, bins, work):
         wait("APPLIED 2/2 in `kubectl get routepolicies`",
              lambda: all(" 2/2 " in line for line in columns().strip().splitlines()))
         print(kubectl("-n", "llm-gateway", "get", "routepolicies,llmproviders,budgets").stdout, file=sys.stderr)
-        req = urllib.request.Request(
+        chat = lambda key: urllib.request.Request(
             f"http://127.0.0.1:{proxies[0][0]}/v1/chat/completions",
             data=b'{"model":"canary","messages":[{"role":"user","content":"hi"}]}',
-            headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
+            headers={"content-type": "application/json",
+                     **({"authorization": f"Bearer {key}"} if key else {})})
+        for key in (None, "sk-wrong"):
+            try:
+                urllib.request.urlopen(chat(key), timeout=10)
+                fail(f"chat with key {key!r} was not refused")
+            except urllib.error.HTTPError as e:
+                if e.code != 401:
+                    fail(f"chat with key {key!r}: {e.code}, expected 401")
+        with urllib.request.urlopen(chat("sk-chart-check"), timeout=10) as r:
             if r.status != 200 or r.headers.get("x-switchyard-route") != "canary":
                 fail(f"chat through the proxy: {r.status} route {r.headers.get('x-switchyard-route')}")
-        ok("a chat request is routed by the operator's snapshot (route `canary`)")
+        ok("a chat request with the client key from the labelled Secret is routed by the operator's "
+           "snapshot (route `canary`); no key or a wrong one gets 401")
+        budgets = lambda: json.loads(kubectl("-n", "llm-gateway", "get", "budget", "teams", "-o", "json").stdout
+                                     ).get("status", {})
+        wait("the proxies' usage in the Budget's status",
+             lambda: any(b["name"] == "per-team-rate" for b in budgets().get("budgets", [])))
+        ok(f"Budget status from the proxies' usage reports: state {budgets().get('state')}, "
+           f"{[(b['name'], b['spent'], b['state']) for b in budgets()['budgets']]}")
         version = lambda admin: json.loads(http_get(f"http://127.0.0.1:{admin}/admin/snapshot")[1])["version"]
         before = [version(a) for _, a in proxies]
         rp = json.loads(kubectl("-n", "llm-gateway", "get", "routepolicy", "platform-routing", "-o", "json").stdout)
