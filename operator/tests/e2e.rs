@@ -9,8 +9,6 @@
 //! `SWITCHYARD_KUBE_APISERVER=$(bash tests/k8s/build-apiserver.sh) cargo test -p
 //! switchyard-operator --test e2e -- --include-ignored`
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use support::apiserver::{ApiServer, OPERATOR_USER, free_ports, tail};
+use switchyard_tests::apiserver::{ApiServer, OPERATOR_USER, free_ports, tail};
 
 const NS: &str = "e2e";
 const TOKEN: &str = "e2e-control-token";

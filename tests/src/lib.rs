@@ -14,6 +14,7 @@
 //! // Dropping `proxy` and `mock` stops the processes; dropping `config` removes the folder.
 //! ```
 
+pub mod apiserver;
 pub mod bins;
 pub mod config;
 pub mod http;

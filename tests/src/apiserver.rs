@@ -1,8 +1,6 @@
-//! etcd + kube-apiserver on loopback for end-to-end tests, copied from
-//! `crds/tests/apiserver.rs` (see tests/k8s/README.md): free ports, a temporary directory, a
-//! static admin token, a watchdog that cleans up when the test process dies.
-
-#![allow(dead_code)]
+//! etcd + kube-apiserver on loopback for the Kubernetes end-to-end tests (crds, operator; see
+//! tests/k8s/README.md): free ports, a temporary directory, a static admin token plus an
+//! RBAC-only operator user, and a watchdog that cleans up when the test process dies.
 
 use std::fmt::{Debug, Write as _};
 use std::net::TcpListener;
@@ -260,7 +258,7 @@ current-context: switchyard-test
 
         loop {
             self.check_running();
-            let req = http::Request::get("/readyz")
+            let req = ::http::Request::get("/readyz")
                 .body(Vec::new())
                 .expect("request");
             let last = match client.request_text(req).await {
