@@ -1,62 +1,14 @@
 //! Golden tests of rendered diagnostics (one per check), and of lowering: defaults, ordering,
 //! exposed models and the content hash.
 
+mod common;
+
+use common::catalogue;
+
 use switchyard_dsl::ir::{
-    Condition, ErrorClass, LatencyKind, Model, OnExhausted, OnOverrun, Provider, ProviderKind,
-    Selection, Snapshot, StatusRange,
+    Condition, ErrorClass, LatencyKind, OnExhausted, OnOverrun, Selection, Snapshot, StatusRange,
 };
 use switchyard_dsl::{Source, SourceKind, compile, render_all};
-
-fn provider(name: &str, kind: ProviderKind, models: &[(&str, u64, u64)]) -> Provider {
-    Provider {
-        name: name.into(),
-        kind,
-        base_url: None,
-        credential: None,
-        models: models
-            .iter()
-            .map(|&(m, i, o)| Model {
-                name: m.into(),
-                input_micro_usd_per_mtok: i,
-                output_micro_usd_per_mtok: o,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: Default::default(),
-        timeouts: Default::default(),
-        api_version: None,
-        mock: None,
-    }
-}
-
-fn catalogue() -> Vec<Provider> {
-    vec![
-        provider(
-            "openai",
-            ProviderKind::Openai,
-            &[
-                ("gpt-4o", 2_500_000, 10_000_000),
-                ("gpt-4o-mini", 150_000, 600_000),
-            ],
-        ),
-        provider(
-            "deepseek",
-            ProviderKind::OpenaiCompatible,
-            &[("deepseek-chat", 270_000, 1_100_000)],
-        ),
-        provider(
-            "anthropic",
-            ProviderKind::Anthropic,
-            &[("claude-sonnet-4", 3_000_000, 15_000_000)],
-        ),
-        provider(
-            "mistral",
-            ProviderKind::OpenaiCompatible,
-            &[("mistral-large", 2_000_000, 6_000_000)],
-        ),
-    ]
-}
 
 /// Compiles the sources and renders every diagnostic.
 fn diagnose(sources: &[Source]) -> String {
