@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use switchyard_crds::LoadErrors;
+use switchyard_dsl::Snapshot;
+use switchyard_dsl::ir::Selection;
 
 pub use watch::{DEBOUNCE, POLL_INTERVAL, spawn_watcher};
 
@@ -136,6 +138,7 @@ impl fmt::Debug for ConfigHandle {
 
 impl ConfigHandle {
     pub fn new(initial: ActiveConfig) -> Self {
+        warn_unenforced(&initial.snapshot);
         Self {
             inner: ArcSwap::from_pointee(initial),
         }
@@ -149,7 +152,45 @@ impl ConfigHandle {
 
     /// Replaces the configuration atomically; requests in flight keep the one they loaded.
     pub fn swap(&self, next: ActiveConfig) {
+        warn_unenforced(&next.snapshot);
         self.inner.store(Arc::new(next));
+    }
+}
+
+/// What a policy may say that this proxy does not act on yet, per route.
+///
+/// The language compiles latency and error-rate triggers, hedging, `cache for` and `fastest`
+/// ranking, but the data plane ignores them today; a policy author must hear that from the
+/// proxy rather than discover it in production.
+pub fn unenforced(snapshot: &Snapshot) -> Vec<String> {
+    let mut found = Vec::new();
+    for route in &snapshot.routes {
+        let mut parts = Vec::new();
+        if !route.triggers.latency.is_empty() {
+            parts.push("latency triggers (`pNN(..) > D over W`)");
+        }
+        if route.triggers.error_rate.is_some() {
+            parts.push("`error_rate` triggers");
+        }
+        if route.hedge.is_some() {
+            parts.push("`hedge after`");
+        }
+        if route.cache_ttl_ms.is_some() {
+            parts.push("`cache for`");
+        }
+        if matches!(route.selection, Selection::Fastest { .. }) {
+            parts.push("`fastest of` ranking (list order is used)");
+        }
+        if !parts.is_empty() {
+            found.push(format!("route `{}`: {}", route.name, parts.join(", ")));
+        }
+    }
+    found
+}
+
+fn warn_unenforced(snapshot: &Snapshot) {
+    for what in unenforced(snapshot) {
+        tracing::warn!(%what, "policy feature compiled but not enforced by this proxy version");
     }
 }
 
@@ -236,5 +277,33 @@ mod tests {
         assert!(!format!("{state:?}").contains("sk-secret"));
         assert_eq!(key.expose(), "sk-secret-value");
         assert_eq!(state.describe(), "resolved");
+    }
+
+    #[test]
+    fn compiled_but_unenforced_features_are_named_per_route() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let quickstart = load_dir(&examples.join("quickstart"), 1).expect("quickstart loads");
+        assert_eq!(
+            unenforced(&quickstart.snapshot),
+            ["route `chat`: latency triggers (`pNN(..) > D over W`)"]
+        );
+        let multi = load_dir(&examples.join("multi-provider"), 1).expect("example loads");
+        let found = unenforced(&multi.snapshot);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("route `flagship-ab`") && f.contains("`hedge after`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("route `realtime`") && f.contains("`fastest of`")),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|f| f.starts_with("route `small`")),
+            "{found:?}"
+        );
     }
 }
