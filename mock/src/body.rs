@@ -28,6 +28,38 @@ pub enum Step {
     Cut,
 }
 
+/// Marks a logged request as cancelled when dropped before [`Unfinished::done`]: held while
+/// a request is answered, so a client that goes away mid-answer is seen.
+#[derive(Debug)]
+pub struct Unfinished {
+    state: std::sync::Arc<crate::script::State>,
+    seq: u64,
+    done: bool,
+}
+
+impl Unfinished {
+    pub fn new(state: std::sync::Arc<crate::script::State>, seq: u64) -> Self {
+        Self {
+            state,
+            seq,
+            done: false,
+        }
+    }
+
+    /// The answer was delivered (or ended by the mock itself).
+    pub fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state.mark_cancelled(self.seq);
+        }
+    }
+}
+
 /// A response body: whole, or fed by a task playing [`Step`]s.
 #[derive(Debug)]
 pub struct MockBody(Inner);
@@ -51,22 +83,25 @@ impl MockBody {
     }
 
     /// A body that plays `steps` on a task of its own (sent chunked). The task stops when
-    /// the client goes away.
-    pub fn play(steps: Vec<Step>) -> Self {
+    /// the client goes away, even in the middle of a wait; `unfinished` then records it.
+    pub fn play(steps: Vec<Step>, unfinished: Option<Unfinished>) -> Self {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             for step in steps {
                 let sent = match step {
-                    Step::Wait(d) => {
-                        pause(d).await;
-                        Ok(())
-                    }
-                    Step::Send(bytes) => tx.send(Ok(bytes)).await,
-                    Step::Cut => tx.send(Err(BodyCut)).await,
+                    Step::Wait(d) => tokio::select! {
+                        () = pause(d) => Ok(()),
+                        () = tx.closed() => Err(()),
+                    },
+                    Step::Send(bytes) => tx.send(Ok(bytes)).await.map_err(drop),
+                    Step::Cut => tx.send(Err(BodyCut)).await.map_err(drop),
                 };
                 if sent.is_err() {
-                    break;
+                    return;
                 }
+            }
+            if let Some(u) = unfinished {
+                u.done();
             }
         });
         Self(Inner::Played { rx, cutting: false })
@@ -189,7 +224,7 @@ pub fn stream_steps(
 pub fn whole_body_fault(bytes: &Bytes, fault: &Fault) -> Option<MockBody> {
     let half = bytes.slice(..bytes.len() / 2);
     match fault {
-        Fault::CutStream { .. } => Some(MockBody::play(vec![Step::Send(half), Step::Cut])),
+        Fault::CutStream { .. } => Some(MockBody::play(vec![Step::Send(half), Step::Cut], None)),
         Fault::MalformedChunk { .. } => Some(MockBody::full(half)),
         _ => None,
     }

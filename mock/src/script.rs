@@ -58,6 +58,10 @@ pub struct RecordedRequest {
     pub body: serde_json::Value,
     /// The fault applied to the request, if any.
     pub fault: Option<Fault>,
+    /// The client went away before the response was complete (a hedge's loser, a client
+    /// timeout): observable proof that a gateway closed the connection.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 /// Shared by every connection of one server.
@@ -179,6 +183,13 @@ impl State {
         }
         inner.log.push_back(request);
         inner.seq
+    }
+
+    /// Marks request `seq` as cancelled by its client (when it is still in the log).
+    pub fn mark_cancelled(&self, seq: u64) {
+        if let Some(r) = self.lock().log.iter_mut().find(|r| r.seq == seq) {
+            r.cancelled = true;
+        }
     }
 
     /// The logged requests, oldest first.

@@ -112,11 +112,28 @@ async fn read_body(body: Incoming) -> Result<Bytes, ResetConnection> {
     }
 }
 
-/// An API request: log it, pick its fault, apply the fault, answer.
+/// An API request: log it, pick its fault, apply the fault, answer. A client that goes away
+/// before the answer is complete marks its log entry `cancelled`.
 async fn api(
     req: Request<Incoming>,
     connection: u64,
-    state: &State,
+    state: &Arc<State>,
+) -> Result<Response<MockBody>, ResetConnection> {
+    // Dropped while still `Some` (this future dropped mid-answer) = cancelled; a stream's
+    // body takes it over and settles it when it ends.
+    let mut unfinished = None;
+    let result = answer(req, connection, state, &mut unfinished).await;
+    if let Some(u) = unfinished.take() {
+        u.done();
+    }
+    result
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    connection: u64,
+    state: &Arc<State>,
+    unfinished: &mut Option<body::Unfinished>,
 ) -> Result<Response<MockBody>, ResetConnection> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await?;
@@ -135,7 +152,9 @@ async fn api(
         headers: script::redact_headers(&parts.headers),
         body: script::body_value(&bytes),
         fault: fault.as_ref().ok().filter(|f| !f.is_none()).cloned(),
+        cancelled: false,
     });
+    *unfinished = Some(body::Unfinished::new(Arc::clone(state), seq));
     tracing::debug!(seq, method = %parts.method, path, ?fault, "api request");
     let format = Format::of(&parts.method, &path, &parts.headers);
     let config = state.config();
@@ -246,7 +265,7 @@ async fn api(
             body::pause(Duration::from_millis(behaviour.latency_ms)).await;
             let steps = body::stream_steps(&events, &behaviour, &fault, &format.malformed_event());
             let mut response = with_type(
-                Response::new(MockBody::play(steps)),
+                Response::new(MockBody::play(steps, unfinished.take())),
                 "text/event-stream; charset=utf-8",
             );
             response

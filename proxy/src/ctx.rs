@@ -42,6 +42,11 @@ pub struct RequestCtx {
     pub downgrade: Option<switchyard_dsl::ir::TargetId>,
     /// `provider/model (budget NAME)` for the `x-switchyard-downgraded` header.
     pub downgraded: Option<String>,
+    /// Targets passed over or failed before the one that answered, each with why, for the
+    /// `x-switchyard-failover` header.
+    pub rerouted: Vec<String>,
+    /// Who won a hedge, for the `x-switchyard-hedged` header.
+    pub hedged: Option<String>,
 }
 
 /// The quota service and this request's reservation.
@@ -71,6 +76,8 @@ impl RequestCtx {
             quota: None,
             downgrade: None,
             downgraded: None,
+            rerouted: Vec::new(),
+            hedged: None,
         }
     }
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
-use crate::cfg::{ConfigHandle, Metrics};
+use crate::cfg::{ActiveConfig, ConfigHandle, Metrics};
 use crate::providers::Providers;
 use crate::router::Router;
 use crate::router::health::HealthRegistry;
+use crate::router::observe::{RoutingObserver, TargetsView};
+use crate::router::stats::StatsRegistry;
 use crate::service::{Draw, Gateway};
 use crate::settings::Settings;
 use crate::upstream::Upstream;
@@ -24,6 +26,23 @@ pub struct Shared {
     pub config: Arc<ConfigHandle>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<HealthRegistry>,
+    pub stats: Arc<StatsRegistry>,
+    pub observer: Arc<RoutingObserver>,
+}
+
+impl Shared {
+    /// Fresh runtime state around a loaded configuration.
+    pub fn new(active: ActiveConfig) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let observer = Arc::new(RoutingObserver::new(metrics.registry()));
+        Self {
+            config: Arc::new(ConfigHandle::new(active)),
+            metrics,
+            health: Arc::new(HealthRegistry::default()),
+            stats: Arc::new(StatsRegistry::default()),
+            observer,
+        }
+    }
 }
 
 /// The gateway service logic for `settings` (no listener yet).
@@ -31,6 +50,8 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     let router = Router {
         providers: Providers::new(Arc::new(Upstream::new())),
         health: Arc::clone(&shared.health),
+        stats: Arc::clone(&shared.stats),
+        observer: Arc::clone(&shared.observer),
         metrics: Arc::clone(&shared.metrics),
     };
     let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
@@ -95,7 +116,11 @@ pub fn build_with_quota(
         &settings.admin_listen.to_string(),
         Arc::clone(&shared.config),
         Arc::clone(&shared.metrics),
-        Arc::clone(&shared.health),
+        Arc::new(TargetsView {
+            config: Arc::clone(&shared.config),
+            health: Arc::clone(&shared.health),
+            stats: Arc::clone(&shared.stats),
+        }),
         Some(Arc::clone(&quota)),
     ));
     Ok((server, quota))
@@ -149,11 +174,7 @@ pub fn run(settings: &Settings) -> Result<()> {
             ));
         }
     };
-    let shared = Shared {
-        config: Arc::new(ConfigHandle::new(active)),
-        metrics: Arc::new(Metrics::new()),
-        health: Arc::new(HealthRegistry::default()),
-    };
+    let shared = Shared::new(active);
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();

@@ -407,10 +407,6 @@ async fn classified_gemini_errors_drive_triggers() {
     let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
     assert_eq!(r.header("x-switchyard-provider"), "b", "{}", r.text);
     completion(&r);
-    script(&a, json!([{"kind": "rate_limit"}]));
-    let s = post(&proxy, "/v1/chat/completions", &streamed(chat("m", true))).await;
-    assert_eq!(s.header("x-switchyard-provider"), "b", "{}", s.text);
-    chunks(&s);
     // 400 INVALID_ARGUMENT is the caller's: passed back, OpenAI-shaped, no failover.
     let before = b.state().requests().len();
     script(
@@ -421,6 +417,21 @@ async fn classified_gemini_errors_drive_triggers() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
     assert_eq!(b.state().requests().len(), before);
+    script(&a, json!([{"kind": "rate_limit"}]));
+    let s = post(&proxy, "/v1/chat/completions", &streamed(chat("m", true))).await;
+    assert_eq!(s.header("x-switchyard-provider"), "b", "{}", s.text);
+    chunks(&s);
+    // RESOURCE_EXHAUSTED came with a retry delay: `a` is left alone until it passes.
+    let seen_by_a = a.state().requests().len();
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(r.header("x-switchyard-provider"), "b", "{}", r.text);
+    assert!(
+        r.header("x-switchyard-failover")
+            .contains("a/m: rate limited for"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(a.state().requests().len(), seen_by_a);
 }
 
 #[tokio::test(flavor = "multi_thread")]

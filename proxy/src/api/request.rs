@@ -114,6 +114,15 @@ impl<'a> RequestBody<'a> {
         })
     }
 
+    /// Whether the client asked the provider to keep the exchange (`"store": true`): such a
+    /// request has an effect beyond its answer, so it is never sent twice (no hedging).
+    pub fn stores(&self) -> bool {
+        self.members
+            .0
+            .iter()
+            .any(|(k, v)| k == "store" && v.get().trim() == "true")
+    }
+
     /// The body for an upstream that calls the model `model`: every member as received, in
     /// order, with `model` replaced.
     pub fn rebuild(&self, model: &str) -> Vec<u8> {

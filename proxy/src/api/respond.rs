@@ -43,7 +43,35 @@ pub fn header(
     if ctx.attempts > 0 {
         let _ = h.insert_header("x-switchyard-attempts", ctx.attempts.to_string());
     }
+    if !ctx.rerouted.is_empty() {
+        let _ = h.insert_header(
+            "x-switchyard-failover",
+            header_text(&ctx.rerouted.join("; ")),
+        );
+    }
+    if let Some(why) = &ctx.hedged {
+        let _ = h.insert_header("x-switchyard-hedged", header_text(why));
+    }
     Box::new(h)
+}
+
+/// `text` made safe for a header value: visible ASCII and spaces, at most 1 KiB.
+fn header_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if out.len() > 1024 {
+        out.truncate(1021);
+        out.push_str("...");
+    }
+    out
 }
 
 /// Sends a whole response; `false` when the client went away.

@@ -1,5 +1,7 @@
-//! One attempt against one target: open it within the first-token deadline, decide whether
-//! it failed, and otherwise commit it to the client (the point of no return).
+//! One attempt against one target, in two phases. [`open`] runs the attempt up to its first
+//! token (a stream's first event, a whole non-streamed answer) without touching the client,
+//! so two attempts can race when a route hedges; [`commit`] sends the winner to the client,
+//! the point of no return.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +10,10 @@ use pingora::proxy::Session;
 use switchyard_dsl::ir::{Provider, Route};
 
 use super::classify::Failure;
+use super::stats::{InFlight, TargetStats};
 use crate::api::respond;
 use crate::cfg::{CredentialState, Metrics};
-use crate::ctx::RequestCtx;
+use crate::ctx::{QuotaHold, RequestCtx, Usage};
 use crate::providers::{AttemptError, AttemptRequest, Providers, ResponseSource};
 use crate::{api::Endpoint, stream};
 
@@ -43,6 +46,130 @@ pub enum Outcome {
     Failed(Failure, Option<ErrorResponse>),
 }
 
+/// An attempt that produced its first token and has not been sent to the client yet.
+pub struct Opened {
+    source: Box<dyn ResponseSource>,
+    status: u16,
+    content_type: String,
+    /// The body is already in the client's own API (an Anthropic client on Anthropic).
+    native: bool,
+    body: OpenedBody,
+    total_deadline: Instant,
+    /// When the attempt started and how long its first token took.
+    pub started: Instant,
+    pub ttft: Duration,
+    /// The provider said its rate limit is used up for this long (`x-ratelimit-remaining-*`).
+    pub rate_limited_for: Option<Duration>,
+    in_flight: InFlight,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("status", &self.status)
+            .field("ttft", &self.ttft)
+            .finish_non_exhaustive()
+    }
+}
+
+enum OpenedBody {
+    /// A stream and its first chunk.
+    Stream(Bytes),
+    /// A whole, checked answer and its usage.
+    Whole { body: Bytes, usage: Option<Usage> },
+}
+
+/// A failed opening: what happened, the error response to pass through if any, and how
+/// long the attempt waited (a lower bound on its latency when it timed out).
+#[derive(Debug)]
+pub struct OpenFailure {
+    pub failure: Failure,
+    pub response: Option<ErrorResponse>,
+    pub waited: Duration,
+}
+
+/// Yields a chunk already read, then the rest of the source: lets the budget meter see a
+/// stream from its first event although the first event was read before the race was won.
+struct Prepend {
+    first: Option<Bytes>,
+    inner: Box<dyn ResponseSource>,
+}
+
+#[async_trait::async_trait]
+impl ResponseSource for Prepend {
+    fn status(&self) -> u16 {
+        self.inner.status()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.inner.header(name)
+    }
+    fn passthrough(&self) -> bool {
+        self.inner.passthrough()
+    }
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        match self.first.take() {
+            Some(c) => Ok(Some(c)),
+            None => self.inner.next_chunk().await,
+        }
+    }
+    async fn finish(self: Box<Self>) {
+        self.inner.finish().await;
+    }
+}
+
+/// How long a provider's rate-limit headers say it will refuse further requests: OpenAI's
+/// `x-ratelimit-remaining-{requests,tokens}: 0` with `x-ratelimit-reset-*: 6m0s`, and
+/// Anthropic's `anthropic-ratelimit-*-remaining: 0` with an RFC 3339 `-reset` time.
+pub fn rate_limit_exhausted(header: impl Fn(&str) -> Option<String>) -> Option<Duration> {
+    const OPENAI: [(&str, &str); 2] = [
+        (
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ),
+        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ];
+    const ANTHROPIC: [(&str, &str); 4] = [
+        (
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ),
+        (
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+        ),
+        (
+            "anthropic-ratelimit-input-tokens-remaining",
+            "anthropic-ratelimit-input-tokens-reset",
+        ),
+        (
+            "anthropic-ratelimit-output-tokens-remaining",
+            "anthropic-ratelimit-output-tokens-reset",
+        ),
+    ];
+    let exhausted = |name: &str| header(name).is_some_and(|v| v.trim() == "0");
+    let mut longest: Option<Duration> = None;
+    let mut note = |d: Duration| longest = Some(longest.map_or(d, |l| l.max(d)));
+    for (remaining, reset) in OPENAI {
+        if exhausted(remaining) {
+            // Unparseable reset: a second is the smallest step OpenAI reports.
+            let d = header(reset)
+                .and_then(|v| humantime::parse_duration(v.trim()).ok())
+                .unwrap_or(Duration::from_secs(1));
+            note(d);
+        }
+    }
+    for (remaining, reset) in ANTHROPIC {
+        if exhausted(remaining) {
+            let d = header(reset)
+                .and_then(|v| humantime::parse_rfc3339(v.trim()).ok())
+                .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+                .unwrap_or(Duration::from_secs(1));
+            note(d);
+        }
+    }
+    longest.map(|d| d.min(super::classify::MAX_RATE_LIMIT_WAIT))
+}
+
 /// Everything an attempt needs.
 #[derive(Debug)]
 pub struct AttemptPlan<'a> {
@@ -56,6 +183,8 @@ pub struct AttemptPlan<'a> {
     pub total_deadline: Option<Instant>,
     /// The client's own body, for a provider that speaks the client's API.
     pub native: Option<Bytes>,
+    /// The target's statistics: the attempt counts as in flight there while it runs.
+    pub stats: std::sync::Arc<TargetStats>,
 }
 
 async fn within<T>(
@@ -91,19 +220,16 @@ async fn read_body(
     }
 }
 
-/// Makes one attempt; see [`Outcome`].
-pub async fn run(
-    providers: &Providers,
-    metrics: &Metrics,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    plan: &AttemptPlan<'_>,
-) -> Outcome {
-    let failed = |e: AttemptError| Outcome::Failed(Failure::from_attempt(&e), None);
-    let adapter = match providers.adapter(plan.provider.kind) {
-        Ok(a) => a,
-        Err(e) => return failed(e),
+/// Runs an attempt up to its first token without touching the client; see [`Opened`].
+pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opened, OpenFailure> {
+    let started = Instant::now();
+    let in_flight = InFlight::new(&plan.stats);
+    let failed = |e: AttemptError| OpenFailure {
+        failure: Failure::from_attempt(&e),
+        response: None,
+        waited: started.elapsed(),
     };
+    let adapter = providers.adapter(plan.provider.kind).map_err(failed)?;
     let (route_t, prov_t) = (&plan.route.timeouts, &plan.provider.timeouts);
     let connect = route_t
         .connect_ms
@@ -113,15 +239,18 @@ pub async fn run(
         .first_token_ms
         .or(prov_t.first_token_ms)
         .map(Duration::from_millis);
-    let now = Instant::now();
     let total = plan
         .total_deadline
-        .or_else(|| prov_t.total_ms.map(|ms| now + Duration::from_millis(ms)))
-        .unwrap_or(now + DEFAULT_TOTAL);
+        .or_else(|| {
+            prov_t
+                .total_ms
+                .map(|ms| started + Duration::from_millis(ms))
+        })
+        .unwrap_or(started + DEFAULT_TOTAL);
     // The first-token deadline covers the header and first event of a stream; a non-streamed
     // answer's header comes only after the whole generation, so only `total` bounds it.
     let first_deadline = match (plan.stream, first_token) {
-        (true, Some(ft)) => (now + ft).min(total),
+        (true, Some(ft)) => (started + ft).min(total),
         _ => total,
     };
     let idle = first_token.map_or(DEFAULT_IDLE, |f| f.max(Duration::from_secs(30)));
@@ -137,21 +266,17 @@ pub async fn run(
         read_timeout: if plan.stream {
             idle
         } else {
-            total.saturating_duration_since(now)
+            total.saturating_duration_since(started)
         },
     };
-    let mut source = match within(
+    let mut source = within(
         Some(first_deadline),
         "before the first token",
         adapter.open(&req),
     )
     .await
-    {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    .map_err(failed)?;
     let status = source.status();
-    // The body is already in the client's own API (an Anthropic client on Anthropic).
     let native = source.passthrough();
     let content_type = source
         .header("content-type")
@@ -170,98 +295,252 @@ pub async fn run(
             retry_after,
             body,
         };
-        return Outcome::Failed(failure, Some(response));
+        return Err(OpenFailure {
+            failure,
+            response: Some(response),
+            waited: started.elapsed(),
+        });
     }
-    if plan.stream && content_type.starts_with("text/event-stream") {
-        if let Some(q) = &ctx.quota {
-            source = Box::new(crate::quota::meter::Metered::new(
-                source,
-                std::sync::Arc::clone(&q.quota),
-                std::sync::Arc::clone(&q.reservation),
-            ));
-        }
+    let rate_limited_for = rate_limit_exhausted(|n| source.header(n).map(str::to_owned));
+    let body = if plan.stream && content_type.starts_with("text/event-stream") {
         let first = within(
             Some(first_deadline),
             "before the first token",
             source.next_chunk(),
         )
         .await;
-        let first = match first {
-            Ok(Some(c)) => c,
+        match first {
+            Ok(Some(c)) => OpenedBody::Stream(c),
             Ok(None) => {
                 source.finish().await;
-                return failed(AttemptError::Protocol("empty stream".into()));
+                return Err(failed(AttemptError::Protocol("empty stream".into())));
             }
             Err(e) => {
                 source.finish().await;
-                return failed(e);
+                return Err(failed(e));
+            }
+        }
+    } else {
+        let (body, complete) = match read_body(source.as_mut(), MAX_BUFFERED_BODY, total).await {
+            Ok(b) => b,
+            Err(e) => {
+                source.finish().await;
+                return Err(failed(e));
             }
         };
-        let h = respond::header(200, &content_type, None, ctx);
-        ctx.status = 200;
-        if session.write_response_header(h, false).await.is_err() {
+        if !complete {
             source.finish().await;
-            ctx.error = Some("client went away".into());
-            return Outcome::Served { ok: true };
+            return Err(failed(AttemptError::Protocol(
+                "response larger than the proxy buffers".into(),
+            )));
         }
-        ctx.ttft = Some(ctx.started.elapsed());
-        metrics.stream_started();
-        let mode = match (native, crate::api::anthropic::is_client(ctx)) {
-            (true, _) => stream::Relay::Anthropic,
-            (false, true) => stream::Relay::ToAnthropic(plan.model),
-            (false, false) => stream::Relay::OpenAi,
-        };
-        let end = stream::relay(session, source, first, Some(total), mode).await;
-        metrics.stream_finished();
-        ctx.usage = end.usage;
-        let ok = end.error.is_none();
-        if let Some(e) = end.error {
-            ctx.stream_error = true;
-            ctx.error = Some(format!("stream ended with an error event: {e}"));
-        } else if end.client_gone {
-            ctx.error = Some("client went away".into());
-        }
-        return Outcome::Served { ok };
-    }
-    let (body, complete) = match read_body(source.as_mut(), MAX_BUFFERED_BODY, total).await {
-        Ok(b) => b,
-        Err(e) => {
-            source.finish().await;
-            return failed(e);
-        }
-    };
-    source.finish().await;
-    if !complete {
-        return failed(AttemptError::Protocol(
-            "response larger than the proxy buffers".into(),
-        ));
-    }
-    if native {
-        ctx.usage = crate::api::anthropic::native_usage(&body);
-    } else if content_type.starts_with("application/json") {
-        match stream::probe_usage(&body) {
-            Ok(usage) => {
-                ctx.usage = usage;
-                if let (None, Some(q)) = (usage, &ctx.quota) {
-                    // No usage block: estimate the output for settlement.
-                    let estimate = (body.len() / 4) as u64;
-                    q.reservation
-                        .output_seen
-                        .store(estimate, std::sync::atomic::Ordering::Relaxed);
+        let usage = if native {
+            crate::api::anthropic::native_usage(&body)
+        } else if content_type.starts_with("application/json") {
+            match stream::probe_usage(&body) {
+                Ok(usage) => usage,
+                Err(_) => {
+                    source.finish().await;
+                    return Err(failed(AttemptError::Protocol(
+                        "malformed JSON response".into(),
+                    )));
                 }
             }
-            Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
-        }
-    }
-    let body = if crate::api::anthropic::is_client(ctx) && !native {
-        crate::api::anthropic::response_body(status, &body, plan.model)
-    } else {
-        body
+        } else {
+            None
+        };
+        OpenedBody::Whole { body, usage }
     };
-    let h = respond::header(status, &content_type, Some(body.len()), ctx);
+    Ok(Opened {
+        source,
+        status,
+        content_type,
+        native,
+        body,
+        total_deadline: total,
+        started,
+        ttft: started.elapsed(),
+        rate_limited_for,
+        in_flight,
+    })
+}
+
+/// Sends an opened attempt to the client. A stream whose first event the budget meter
+/// refuses still fails over: nothing has been written yet.
+pub async fn commit(
+    metrics: &Metrics,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    plan: &AttemptPlan<'_>,
+    opened: Opened,
+) -> Outcome {
+    let Opened {
+        source,
+        status,
+        content_type,
+        native,
+        body,
+        total_deadline: total,
+        in_flight: _in_flight,
+        ..
+    } = opened;
+    let failed = |e: AttemptError| Outcome::Failed(Failure::from_attempt(&e), None);
+    let first = match body {
+        OpenedBody::Stream(first) => first,
+        OpenedBody::Whole { body, usage } => {
+            source.finish().await;
+            ctx.usage = usage;
+            if let (None, Some(q), false) = (usage, &ctx.quota, native) {
+                // No usage block: estimate the output for settlement.
+                let estimate = (body.len() / 4) as u64;
+                q.reservation
+                    .output_seen
+                    .store(estimate, std::sync::atomic::Ordering::Relaxed);
+            }
+            let body = if crate::api::anthropic::is_client(ctx) && !native {
+                crate::api::anthropic::response_body(status, &body, plan.model)
+            } else {
+                body
+            };
+            let h = respond::header(status, &content_type, Some(body.len()), ctx);
+            ctx.ttft = Some(ctx.started.elapsed());
+            if !respond::send(session, ctx, h, body, None).await {
+                ctx.error = Some("client went away".into());
+            }
+            return Outcome::Served { ok: true };
+        }
+    };
+    if let Some(QuotaHold { quota, reservation }) = &ctx.quota {
+        let prepended = Box::new(Prepend {
+            first: Some(first),
+            inner: source,
+        });
+        let mut metered: Box<dyn ResponseSource> = Box::new(crate::quota::meter::Metered::new(
+            prepended,
+            std::sync::Arc::clone(quota),
+            std::sync::Arc::clone(reservation),
+        ));
+        return match metered.next_chunk().await {
+            Ok(Some(first)) => {
+                relay(
+                    metrics,
+                    session,
+                    ctx,
+                    plan,
+                    (metered, first),
+                    native,
+                    total,
+                    &content_type,
+                )
+                .await
+            }
+            Ok(None) => {
+                metered.finish().await;
+                failed(AttemptError::Protocol("empty stream".into()))
+            }
+            Err(e) => {
+                metered.finish().await;
+                failed(e)
+            }
+        };
+    }
+    relay(
+        metrics,
+        session,
+        ctx,
+        plan,
+        (source, first),
+        native,
+        total,
+        &content_type,
+    )
+    .await
+}
+
+/// Relays a committed stream to the client.
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    metrics: &Metrics,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    plan: &AttemptPlan<'_>,
+    (source, first): (Box<dyn ResponseSource>, Bytes),
+    native: bool,
+    total: Instant,
+    content_type: &str,
+) -> Outcome {
+    let h = respond::header(200, content_type, None, ctx);
+    ctx.status = 200;
+    if session.write_response_header(h, false).await.is_err() {
+        source.finish().await;
+        ctx.error = Some("client went away".into());
+        return Outcome::Served { ok: true };
+    }
     ctx.ttft = Some(ctx.started.elapsed());
-    if !respond::send(session, ctx, h, body, None).await {
+    metrics.stream_started();
+    let mode = match (native, crate::api::anthropic::is_client(ctx)) {
+        (true, _) => stream::Relay::Anthropic,
+        (false, true) => stream::Relay::ToAnthropic(plan.model),
+        (false, false) => stream::Relay::OpenAi,
+    };
+    let end = stream::relay(session, source, first, Some(total), mode).await;
+    metrics.stream_finished();
+    ctx.usage = end.usage;
+    let ok = end.error.is_none();
+    if let Some(e) = end.error {
+        ctx.stream_error = true;
+        ctx.error = Some(format!("stream ended with an error event: {e}"));
+    } else if end.client_gone {
         ctx.error = Some("client went away".into());
     }
-    Outcome::Served { ok: true }
+    Outcome::Served { ok }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn rate_limit_headers_say_when_to_stay_away() {
+        let h = headers(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "6m0s"),
+            ("x-ratelimit-remaining-tokens", "1200"),
+            ("x-ratelimit-reset-tokens", "20ms"),
+        ]);
+        assert_eq!(
+            rate_limit_exhausted(h),
+            Some(Duration::from_secs(60)),
+            "capped"
+        );
+        let h = headers(&[
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "1.5s"),
+        ]);
+        assert_eq!(rate_limit_exhausted(h), Some(Duration::from_millis(1500)));
+        let h = headers(&[("x-ratelimit-remaining-requests", "3")]);
+        assert_eq!(rate_limit_exhausted(h), None);
+        let soon =
+            humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(20))
+                .to_string();
+        let h = headers(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", &soon),
+        ]);
+        let d = rate_limit_exhausted(h).expect("limited");
+        assert!(
+            d > Duration::from_secs(18) && d <= Duration::from_secs(20),
+            "{d:?}"
+        );
+        let h = headers(&[("anthropic-ratelimit-tokens-remaining", "0")]);
+        assert_eq!(rate_limit_exhausted(h), Some(Duration::from_secs(1)));
+    }
 }

@@ -11,6 +11,9 @@ use crate::providers::AttemptError;
 
 /// The longest `Retry-After` the proxy will wait before retrying the same target.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The longest a target is kept out of rotation on a provider's rate-limit word
+/// (`Retry-After` on a 429, `x-ratelimit-remaining-* = 0`).
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// One failed attempt.
 #[derive(Debug, Clone)]

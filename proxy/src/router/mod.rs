@@ -1,11 +1,15 @@
-//! The runtime router: walks a decision's candidates (healthy first), retries a target with
-//! backoff for the route's triggers, fails over to the next, and answers 502/503/504 with
-//! what was tried when every candidate failed. Nothing is retried once a byte reached the
-//! client.
+//! The runtime router: walks a decision's candidates in the order [`select`] gives (targets
+//! out of rotation last), retries a target with backoff for the route's triggers, hedges the
+//! first attempt with the next candidate when the route says so, fails over, and answers
+//! 502/503/504 with what was tried when every candidate failed. Every attempt feeds the
+//! target's [`stats`]. Nothing is retried once a byte reached the client.
 
 pub mod attempt;
 pub mod classify;
 pub mod health;
+pub mod observe;
+pub mod select;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +17,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pingora::proxy::Session;
 use switchyard_dsl::Decision;
-use switchyard_dsl::ir::{ErrorClass, Snapshot, TargetId};
+use switchyard_dsl::ir::{ErrorClass, Route, Snapshot};
 
-use self::attempt::{AttemptPlan, Outcome};
-use self::classify::{Failure, backoff};
-use self::health::{Admission, HealthRegistry};
+use self::attempt::{AttemptPlan, OpenFailure, Opened, Outcome};
+use self::classify::{Failure, MAX_RATE_LIMIT_WAIT, backoff};
+use self::health::HealthRegistry;
+use self::observe::RoutingObserver;
+use self::select::{Candidate, Standing};
+use self::stats::{Sample, StatsRegistry, clock_ms};
 use crate::api::request::RequestBody;
 use crate::api::{ApiError, Endpoint, respond};
 use crate::cfg::{CredentialState, Metrics};
@@ -41,7 +48,90 @@ pub struct Job<'a> {
 pub struct Router {
     pub providers: Providers,
     pub health: Arc<HealthRegistry>,
+    pub stats: Arc<StatsRegistry>,
+    pub observer: Arc<RoutingObserver>,
     pub metrics: Arc<Metrics>,
+}
+
+/// How a hedged first attempt ended.
+enum Race {
+    /// The first attempt finished (opened or failed) before the hedge delay: no hedge sent.
+    Unhedged(Result<Opened, OpenFailure>),
+    /// The hedge was sent. `winner`: 0 = the first candidate, 1 = the hedge; the other was
+    /// cancelled (its connection dropped) after waiting `loser_waited`.
+    Won {
+        winner: usize,
+        opened: Opened,
+        loser_waited: Option<Duration>,
+        failures: Vec<(usize, OpenFailure)>,
+    },
+    /// Both failed.
+    BothFailed(Vec<(usize, OpenFailure)>),
+}
+
+/// Runs `a`; when it has no first token after `delay`, runs `b` too. The first to produce
+/// a token wins; dropping the other's future closes its upstream connection.
+async fn race(
+    providers: &Providers,
+    a: &AttemptPlan<'_>,
+    b: &AttemptPlan<'_>,
+    delay: Duration,
+) -> Race {
+    let first = attempt::open(providers, a);
+    tokio::pin!(first);
+    tokio::select! {
+        r = &mut first => return Race::Unhedged(r),
+        () = tokio::time::sleep(delay) => {}
+    }
+    let hedge_started = Instant::now();
+    let started = hedge_started - delay;
+    let hedge = attempt::open(providers, b);
+    tokio::pin!(hedge);
+    let mut failures: Vec<(usize, OpenFailure)> = Vec::new();
+    let (mut first_done, mut hedge_done) = (false, false);
+    while !(first_done && hedge_done) {
+        tokio::select! {
+            r = &mut first, if !first_done => match r {
+                Ok(opened) => {
+                    let loser_waited = (!hedge_done).then(|| hedge_started.elapsed());
+                    return Race::Won { winner: 0, opened, loser_waited, failures };
+                }
+                Err(f) => {
+                    first_done = true;
+                    failures.push((0, f));
+                }
+            },
+            r = &mut hedge, if !hedge_done => match r {
+                Ok(opened) => {
+                    let loser_waited = (!first_done).then(|| started.elapsed());
+                    return Race::Won { winner: 1, opened, loser_waited, failures };
+                }
+                Err(f) => {
+                    hedge_done = true;
+                    failures.push((1, f));
+                }
+            },
+        }
+    }
+    Race::BothFailed(failures)
+}
+
+/// What a failed attempt tells the statistics: a timeout is a (lower bound) latency sample
+/// and an error; other failures that count against health are errors; the client's own
+/// mistakes (400s) say nothing about the target.
+fn failure_sample(f: &OpenFailure) -> Option<Sample> {
+    if f.failure.class == ErrorClass::Timeout {
+        let ms = f.waited.as_secs_f64() * 1e3;
+        return Some(Sample {
+            ttft_ms: Some(ms),
+            total_ms: Some(ms),
+            error: true,
+        });
+    }
+    f.failure.counts_against_health().then_some(Sample {
+        error: true,
+        ..Sample::default()
+    })
 }
 
 /// One line of the "what was tried" message.
@@ -87,22 +177,80 @@ fn exhausted(failures: &[Failure], tried: &[String], deadline_hit: bool) -> ApiE
 }
 
 impl Router {
-    /// Candidates in order, targets the health registry ejected moved out; when every one
-    /// is ejected they are all tried anyway.
-    fn order(&self, snapshot: &Snapshot, decision: &Decision<'_>) -> Vec<(TargetId, String)> {
-        let mut admitted = Vec::new();
-        let mut ejected = Vec::new();
-        for t in decision.candidates() {
-            let name = snapshot.target_name(t);
-            match self.health.admit(&name) {
-                Admission::Healthy | Admission::Probe => admitted.push((t, name)),
-                Admission::Ejected => ejected.push((t, name)),
-            }
+    fn plan<'a>(
+        &self,
+        job: &Job<'a>,
+        c: &Candidate,
+        total_deadline: Option<Instant>,
+    ) -> AttemptPlan<'a> {
+        let target = job.snapshot.target(c.target);
+        let provider = job.snapshot.provider(target.provider);
+        AttemptPlan {
+            endpoint: job.endpoint,
+            route: job.decision.route(),
+            provider,
+            credential: job.credentials.get(target.provider.0 as usize),
+            model: &target.model,
+            body: Bytes::from(job.body.rebuild(&target.model)),
+            stream: job.body.stream,
+            total_deadline,
+            native: job.native.cloned(),
+            stats: Arc::clone(&c.stats),
         }
-        if admitted.is_empty() {
-            ejected
-        } else {
-            admitted
+    }
+
+    /// Health and statistics after an attempt that failed before reaching the client.
+    fn note_failure(&self, c: &Candidate, f: &OpenFailure) {
+        if f.failure.counts_against_health() {
+            self.health.failure(&c.name);
+        }
+        if let Some(s) = failure_sample(f) {
+            c.stats.record(s);
+        }
+        if f.failure.class == ErrorClass::RateLimited
+            && let Some(wait) = f.failure.retry_after
+        {
+            let wait = wait.min(MAX_RATE_LIMIT_WAIT).as_millis() as u64;
+            c.stats.rate_limit_until(clock_ms() + wait);
+        }
+    }
+
+    /// Sends an opened attempt to the client and records how it went.
+    async fn commit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        c: &Candidate,
+        plan: &AttemptPlan<'_>,
+        opened: Opened,
+    ) -> Result<(), OpenFailure> {
+        ctx.provider = Some(plan.provider.name.clone());
+        ctx.model = Some(plan.model.to_owned());
+        if let Some(d) = opened.rate_limited_for {
+            c.stats.rate_limit_until(clock_ms() + d.as_millis() as u64);
+        }
+        let (started, ttft) = (opened.started, opened.ttft);
+        match attempt::commit(&self.metrics, session, ctx, plan, opened).await {
+            Outcome::Served { ok } => {
+                if ok {
+                    self.health.success(&c.name);
+                } else {
+                    self.health.failure(&c.name);
+                }
+                let mut sample = Sample::ok(ttft, started.elapsed());
+                sample.error = !ok;
+                c.stats.record(sample);
+                let outcome = if ok { "ok" } else { "error" };
+                self.metrics
+                    .upstream_attempt(&route.name, &plan.provider.name, outcome);
+                Ok(())
+            }
+            Outcome::Failed(failure, response) => Err(OpenFailure {
+                failure,
+                response,
+                waited: started.elapsed(),
+            }),
         }
     }
 
@@ -115,72 +263,167 @@ impl Router {
             .timeouts
             .total_ms
             .map(|ms| ctx.started + Duration::from_millis(ms));
-        let order = match ctx.downgrade {
+        let order: Vec<Candidate> = match ctx.downgrade {
             // An exhausted budget's downgrade target replaces the route's candidates.
-            Some(t) => vec![(t, job.snapshot.target_name(t))],
-            None => self.order(job.snapshot, &job.decision),
+            Some(t) => {
+                let name = job.snapshot.target_name(t);
+                vec![Candidate {
+                    target: t,
+                    stats: self.stats.target(&name),
+                    name,
+                    standing: Standing::Available { probe: false },
+                }]
+            }
+            None => {
+                let mut rng = fastrand::Rng::new();
+                select::order(
+                    job.snapshot,
+                    &job.decision,
+                    &self.stats,
+                    &self.health,
+                    &mut rng,
+                )
+            }
         };
+        for c in &order {
+            self.observer.observe(&route.name, &c.name, &c.standing);
+            if let Some(why) = c.standing.reason() {
+                ctx.rerouted.push(format!("{}: {why}", c.name));
+            }
+        }
+        // A request the provider keeps (`store: true`) is never sent twice.
+        let may_hedge = route.hedge.is_some() && !job.body.stores();
         let mut failures: Vec<Failure> = Vec::new();
         let mut tried: Vec<String> = Vec::new();
         let mut deadline_hit = false;
-        'candidates: for (i, (t, name)) in order.iter().enumerate() {
-            let target = job.snapshot.target(*t);
-            let provider = job.snapshot.provider(target.provider);
+        let mut i = 0;
+        'candidates: while i < order.len() {
+            let c = &order[i];
+            let plan = self.plan(&job, c, total_deadline);
+            let provider = plan.provider;
             ctx.provider = Some(provider.name.clone());
-            ctx.model = Some(target.model.clone());
-            let plan = AttemptPlan {
-                endpoint: job.endpoint,
-                route,
-                provider,
-                credential: job.credentials.get(target.provider.0 as usize),
-                model: &target.model,
-                body: Bytes::from(job.body.rebuild(&target.model)),
-                stream: job.body.stream,
-                total_deadline,
-                native: job.native.cloned(),
-            };
+            ctx.model = Some(plan.model.to_owned());
             let last_candidate = i + 1 == order.len();
             let mut n = 0;
             loop {
                 n += 1;
                 ctx.attempts += 1;
-                let (failure, response) =
-                    match attempt::run(&self.providers, &self.metrics, session, ctx, &plan).await {
-                        Outcome::Served { ok } => {
-                            if ok {
-                                self.health.success(name);
-                            } else {
-                                self.health.failure(name);
+                let hedge = order
+                    .get(i + 1)
+                    .filter(|_| may_hedge && n == 1)
+                    .and_then(|next| Some((next, select::hedge_delay(route, &c.stats)?)));
+                let opened = match hedge {
+                    None => attempt::open(&self.providers, &plan).await,
+                    Some((next, delay)) => {
+                        let hedge_plan = self.plan(&job, next, total_deadline);
+                        match race(&self.providers, &plan, &hedge_plan, delay).await {
+                            Race::Unhedged(r) => r,
+                            Race::Won {
+                                winner,
+                                opened,
+                                loser_waited,
+                                failures: lost,
+                            } => {
+                                ctx.attempts += 1;
+                                let pair = [(c, &plan), (next, &hedge_plan)];
+                                for (k, f) in &lost {
+                                    let (lc, lp) = pair[*k];
+                                    self.note_failure(lc, f);
+                                    self.metrics.upstream_attempt(
+                                        &route.name,
+                                        &lp.provider.name,
+                                        "failover",
+                                    );
+                                    ctx.rerouted
+                                        .push(format!("{}: {}", lc.name, f.failure.detail));
+                                }
+                                let (wc, wp) = pair[winner];
+                                let (lc, lp) = pair[1 - winner];
+                                if let Some(waited) = loser_waited {
+                                    // Cancelled without a token: it was at least this slow.
+                                    lc.stats.record(Sample {
+                                        ttft_ms: Some(waited.as_secs_f64() * 1e3),
+                                        ..Sample::default()
+                                    });
+                                    self.metrics.upstream_attempt(
+                                        &route.name,
+                                        &lp.provider.name,
+                                        "hedge_cancelled",
+                                    );
+                                }
+                                let who = if winner == 0 { "first" } else { "hedge" };
+                                self.observer.hedge(&route.name, who);
+                                ctx.hedged = Some(format!(
+                                    "{} answered first; hedge sent to {} after {}ms",
+                                    wc.name,
+                                    next.name,
+                                    delay.as_millis()
+                                ));
+                                match self.commit(session, ctx, route, wc, wp, opened).await {
+                                    Ok(()) => return,
+                                    Err(f) => {
+                                        self.note_failure(wc, &f);
+                                        tried.push(tried_line(&wc.name, &f.failure, 1));
+                                        failures.push(f.failure);
+                                        i += 2;
+                                        continue 'candidates;
+                                    }
+                                }
                             }
-                            let outcome = if ok { "ok" } else { "error" };
-                            self.metrics
-                                .upstream_attempt(&route.name, &provider.name, outcome);
-                            return;
+                            Race::BothFailed(lost) => {
+                                ctx.attempts += 1;
+                                self.observer.hedge(&route.name, "neither");
+                                let pair = [(c, &plan), (next, &hedge_plan)];
+                                let mut pass_through = None;
+                                for (k, f) in lost {
+                                    let (lc, lp) = pair[k];
+                                    self.note_failure(lc, &f);
+                                    self.metrics.upstream_attempt(
+                                        &route.name,
+                                        &lp.provider.name,
+                                        "failover",
+                                    );
+                                    if !f.failure.triggers(&route.triggers)
+                                        && pass_through.is_none()
+                                        && f.response.is_some()
+                                    {
+                                        pass_through = Some(f);
+                                        continue;
+                                    }
+                                    tried.push(tried_line(&lc.name, &f.failure, 1));
+                                    failures.push(f.failure);
+                                }
+                                if let Some(f) = pass_through {
+                                    self.pass_through(session, ctx, f).await;
+                                    return;
+                                }
+                                i += 2;
+                                continue 'candidates;
+                            }
                         }
-                        Outcome::Failed(f, r) => (f, r),
-                    };
-                if failure.counts_against_health() {
-                    self.health.failure(name);
-                }
-                if !failure.triggers(&route.triggers) {
+                    }
+                };
+                let f = match opened {
+                    Ok(opened) => match self.commit(session, ctx, route, c, &plan, opened).await {
+                        Ok(()) => return,
+                        Err(f) => f,
+                    },
+                    Err(f) => f,
+                };
+                self.note_failure(c, &f);
+                if !f.failure.triggers(&route.triggers) {
                     self.metrics
                         .upstream_attempt(&route.name, &provider.name, "error");
-                    if let Some(r) = response {
+                    if f.response.is_some() {
                         // Not the policy's business: the client sees what the provider said.
-                        let mut r = r;
-                        if crate::api::anthropic::is_client(ctx) {
-                            r.body = crate::api::anthropic::response_body(r.status, &r.body, "");
-                            r.content_type = "application/json".into();
-                        }
-                        let h = respond::header(r.status, &r.content_type, Some(r.body.len()), ctx);
-                        ctx.error = Some(failure.detail.clone());
-                        respond::send(session, ctx, h, r.body, r.retry_after.as_deref()).await;
+                        self.pass_through(session, ctx, f).await;
                         return;
                     }
-                    tried.push(tried_line(name, &failure, n));
-                    failures.push(failure);
+                    tried.push(tried_line(&c.name, &f.failure, n));
+                    failures.push(f.failure);
                     break 'candidates;
                 }
+                let failure = f.failure;
                 let retry_left = n <= route.retry.attempts && !failure.is_permanent();
                 let wait = backoff(&route.retry, n, failure.retry_after);
                 let wait_fits = total_deadline.is_none_or(|d| Instant::now() + wait < d);
@@ -193,7 +436,8 @@ impl Router {
                 let outcome = if last_candidate { "error" } else { "failover" };
                 self.metrics
                     .upstream_attempt(&route.name, &provider.name, outcome);
-                tried.push(tried_line(name, &failure, n));
+                ctx.rerouted.push(format!("{}: {}", c.name, failure.detail));
+                tried.push(tried_line(&c.name, &failure, n));
                 failures.push(failure);
                 if total_deadline.is_some_and(|d| Instant::now() >= d) {
                     deadline_hit = true;
@@ -201,8 +445,23 @@ impl Router {
                 }
                 break;
             }
+            i += 1;
         }
         let e = exhausted(&failures, &tried, deadline_hit);
         respond::send_error(session, ctx, &e).await;
+    }
+
+    /// Relays a provider's error response the route's triggers do not act on.
+    async fn pass_through(&self, session: &mut Session, ctx: &mut RequestCtx, f: OpenFailure) {
+        let Some(mut r) = f.response else {
+            return;
+        };
+        if crate::api::anthropic::is_client(ctx) {
+            r.body = crate::api::anthropic::response_body(r.status, &r.body, "");
+            r.content_type = "application/json".into();
+        }
+        let h = respond::header(r.status, &r.content_type, Some(r.body.len()), ctx);
+        ctx.error = Some(f.failure.detail.clone());
+        respond::send(session, ctx, h, r.body, r.retry_after.as_deref()).await;
     }
 }

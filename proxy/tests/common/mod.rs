@@ -4,7 +4,6 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,8 +13,7 @@ use switchyard_dsl::ir::{
 };
 use switchyard_dsl::{Source, compile};
 use switchyard_mock::{Config, MockServer, Script};
-use switchyard_proxy::cfg::{ActiveConfig, ConfigHandle, CredentialState, Metrics};
-use switchyard_proxy::router::health::HealthRegistry;
+use switchyard_proxy::cfg::{ActiveConfig, CredentialState};
 use switchyard_proxy::server::{Shared, build};
 use switchyard_proxy::settings::Settings;
 
@@ -147,11 +145,7 @@ pub fn start_proxy(snapshot: Snapshot, tweak: impl FnOnce(&mut Settings)) -> Pro
         credentials,
         keys: Default::default(),
     };
-    let shared = Shared {
-        config: Arc::new(ConfigHandle::new(active)),
-        metrics: Arc::new(Metrics::new()),
-        health: Arc::new(HealthRegistry::default()),
-    };
+    let shared = Shared::new(active);
     let server = build(&settings, &shared).unwrap();
     std::thread::spawn(move || {
         server.run(RunArgs {

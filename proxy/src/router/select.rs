@@ -1,0 +1,423 @@
+//! Which candidates a request tries, in which order: a decision's candidates with each
+//! target's standing applied. Targets a route's latency or error-rate triggers find
+//! degraded, targets the provider asked us to leave alone (rate limits) and targets the
+//! health registry ejected move behind the available ones; a split whose drawn arm is out
+//! redraws among the available arms by weight; `fastest of` ranks its members by the
+//! measured percentile with a small exploration share.
+
+use std::sync::Arc;
+
+use switchyard_dsl::Decision;
+use switchyard_dsl::ir::{
+    HedgeDelay, LatencyKind, LatencyMetric, Route, Selection, Snapshot, TargetId, WeightedTarget,
+};
+
+use super::health::{Admission, HealthRegistry};
+use super::stats::{
+    ERROR_RATE_MIN_SAMPLES, RANKING_MIN_SAMPLES, RANKING_WINDOW_MS, StatsRegistry, TargetStats,
+    clock_ms,
+};
+
+/// A target's standing for one route right now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// In rotation; `probe` = out of rotation but this request measures it.
+    Available { probe: bool },
+    /// A latency or error-rate trigger of the route fires: why.
+    Degraded(String),
+    /// The provider asked for a pause this much longer (ms).
+    RateLimited(u64),
+    /// Passive health ejected it (consecutive failures).
+    Ejected,
+}
+
+impl Standing {
+    fn available(&self) -> bool {
+        matches!(self, Self::Available { .. })
+    }
+
+    /// Why the target was passed over, for the `x-switchyard-failover` header and logs.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Available { .. } => None,
+            Self::Degraded(why) => Some(format!("degraded, {why}")),
+            Self::RateLimited(ms) => Some(format!("rate limited for {ms}ms")),
+            Self::Ejected => Some("ejected after consecutive failures".into()),
+        }
+    }
+}
+
+/// One candidate in the order it will be tried.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub target: TargetId,
+    pub name: String,
+    pub stats: Arc<TargetStats>,
+    pub standing: Standing,
+}
+
+/// `p95(ttft)` as policies write it.
+pub fn metric_name(m: LatencyMetric) -> String {
+    let kind = match m.kind {
+        LatencyKind::Ttft => "ttft",
+        LatencyKind::Total => "latency",
+    };
+    let (whole, frac) = (m.percentile_centi / 100, m.percentile_centi % 100);
+    if frac == 0 {
+        format!("p{whole}({kind})")
+    } else {
+        format!(
+            "p{whole}.{}({kind})",
+            format!("{frac:02}").trim_end_matches('0')
+        )
+    }
+}
+
+fn duration_name(ms: u64) -> String {
+    match ms {
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// Why `route`'s latency or error-rate triggers take `stats`' target out of rotation, if they
+/// do, and how often a probe request may still measure it (so recovery is observed).
+pub fn degradation(route: &Route, stats: &TargetStats, now_ms: u64) -> Option<(String, u64)> {
+    for t in &route.triggers.latency {
+        let summary = stats.series(t.window_ms).summary_at(now_ms);
+        let (value, samples) = summary.percentile(t.metric);
+        if let Some(v) = value
+            && samples >= u64::from(t.min_samples)
+            && v > t.threshold_ms as f64
+        {
+            let why = format!(
+                "{} {v:.0}ms > {}ms over {} ({samples} samples)",
+                metric_name(t.metric),
+                t.threshold_ms,
+                duration_name(t.window_ms),
+            );
+            return Some((why, t.window_ms / u64::from(t.min_samples.max(1))));
+        }
+    }
+    if let Some(t) = &route.triggers.error_rate {
+        let summary = stats.series(t.window_ms).summary_at(now_ms);
+        if let Some(bp) = summary.error_rate_bp()
+            && summary.requests >= ERROR_RATE_MIN_SAMPLES
+            && bp > u64::from(t.threshold_bp)
+        {
+            let why = format!(
+                "error_rate {:.1}% > {:.1}% over {} ({} of {} failed)",
+                bp as f64 / 100.0,
+                f64::from(t.threshold_bp) / 100.0,
+                duration_name(t.window_ms),
+                summary.errors,
+                summary.requests,
+            );
+            return Some((why, t.window_ms / ERROR_RATE_MIN_SAMPLES));
+        }
+    }
+    None
+}
+
+/// The standing of one target for `route`; may claim a probe slot (health's half-open probe
+/// or a degraded target's measurement request).
+pub fn standing(
+    route: &Route,
+    name: &str,
+    stats: &TargetStats,
+    health: &HealthRegistry,
+    now_ms: u64,
+) -> Standing {
+    match health.admit(name) {
+        Admission::Ejected => return Standing::Ejected,
+        Admission::Probe => return Standing::Available { probe: true },
+        Admission::Healthy => {}
+    }
+    if let Some(ms) = stats.rate_limited_for(now_ms) {
+        return Standing::RateLimited(ms);
+    }
+    match degradation(route, stats, now_ms) {
+        None => Standing::Available { probe: false },
+        Some((_, every)) if stats.claim_probe(now_ms, every.max(50)) => {
+            Standing::Available { probe: true }
+        }
+        Some((why, _)) => Standing::Degraded(why),
+    }
+}
+
+/// Redraws a split among the arms `available` admits, by weight; `draw` in `[0, 1)`.
+pub fn redraw_split(
+    arms: &[WeightedTarget],
+    available: impl Fn(TargetId) -> bool,
+    draw: f64,
+) -> Option<TargetId> {
+    let total: u32 = arms
+        .iter()
+        .filter(|a| available(a.target))
+        .map(|a| a.weight)
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = draw * f64::from(total);
+    for a in arms.iter().filter(|a| available(a.target)) {
+        let w = f64::from(a.weight);
+        if point < w {
+            return Some(a.target);
+        }
+        point -= w;
+    }
+    arms.iter()
+        .rev()
+        .find(|a| available(a.target))
+        .map(|a| a.target)
+}
+
+/// Orders `members` (available ones) by their measured `by` percentile, fastest first;
+/// members without [`RANKING_MIN_SAMPLES`] in the ranking window follow in declared order.
+/// With probability `explore_bp / 10_000` another member goes first (an unmeasured one when
+/// there is one) so every member stays measured.
+pub fn rank_fastest(
+    members: &mut [Candidate],
+    by: LatencyMetric,
+    explore_bp: u32,
+    now_ms: u64,
+    rng: &mut fastrand::Rng,
+) {
+    let measure = |c: &Candidate| {
+        let s = c.stats.series(RANKING_WINDOW_MS).summary_at(now_ms);
+        match s.percentile(by) {
+            (Some(v), n) if n >= RANKING_MIN_SAMPLES => Some(v),
+            _ => None,
+        }
+    };
+    let mut keyed: Vec<(Option<f64>, usize)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (measure(c), i))
+        .collect();
+    keyed.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then(a.1.cmp(&b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(&b.1),
+    });
+    let explore = members.len() > 1 && rng.u32(0..10_000) < explore_bp;
+    if explore {
+        let unmeasured: Vec<usize> = (1..keyed.len()).filter(|&i| keyed[i].0.is_none()).collect();
+        let pick = if unmeasured.is_empty() {
+            rng.usize(1..keyed.len())
+        } else {
+            unmeasured[rng.usize(..unmeasured.len())]
+        };
+        let chosen = keyed.remove(pick);
+        keyed.insert(0, chosen);
+    }
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    let original = members.to_vec();
+    for (slot, i) in members.iter_mut().zip(order) {
+        *slot = original[i].clone();
+    }
+}
+
+/// The order in which a request tries its candidates.
+pub fn order(
+    snapshot: &Snapshot,
+    decision: &Decision<'_>,
+    stats: &StatsRegistry,
+    health: &HealthRegistry,
+    rng: &mut fastrand::Rng,
+) -> Vec<Candidate> {
+    let route = decision.route();
+    let now = clock_ms();
+    let candidate = |t: TargetId| {
+        let name = snapshot.target_name(t);
+        let stats = stats.target(&name);
+        let standing = standing(route, &name, &stats, health, now);
+        Candidate {
+            target: t,
+            name,
+            stats,
+            standing,
+        }
+    };
+    let mut all: Vec<Candidate> = decision.candidates().map(candidate).collect();
+    match &route.selection {
+        Selection::Split(arms) if all.first().is_some_and(|c| !c.standing.available()) => {
+            // The drawn arm is out: draw again among the arms that are in, by weight.
+            let others: Vec<Candidate> = arms
+                .iter()
+                .filter(|a| a.target != all[0].target)
+                .map(|a| candidate(a.target))
+                .collect();
+            let ok = |t: TargetId| {
+                others
+                    .iter()
+                    .any(|c| c.target == t && c.standing.available())
+            };
+            if let Some(t) = redraw_split(arms, ok, rng.f64())
+                && let Some(c) = others.into_iter().find(|c| c.target == t)
+            {
+                all.retain(|x| x.target != t);
+                all.insert(0, c);
+            }
+        }
+        Selection::Fastest {
+            targets,
+            by,
+            explore_bp,
+        } => {
+            // The members come first among the candidates; rank the available ones among them.
+            let n = all
+                .iter()
+                .take_while(|c| targets.contains(&c.target))
+                .count();
+            let (members, _) = all.split_at_mut(n);
+            members.sort_by_key(|c| !c.standing.available());
+            let up = members.iter().filter(|c| c.standing.available()).count();
+            rank_fastest(&mut members[..up], *by, *explore_bp, now, rng);
+        }
+        _ => {}
+    }
+    let (mut out, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.standing.available());
+    // Degraded and rate-limited targets are a last resort; ejected ones only when nothing else
+    // is left (the circuit is open).
+    let (ejected, last_resort): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|c| c.standing == Standing::Ejected);
+    out.extend(last_resort);
+    if out.is_empty() {
+        out = ejected;
+    }
+    out
+}
+
+/// How long to wait for the first candidate's first token before hedging, if the route
+/// hedges and the delay is known (a percentile needs [`RANKING_MIN_SAMPLES`] samples).
+pub fn hedge_delay(route: &Route, first: &TargetStats) -> Option<std::time::Duration> {
+    let ms = match route.hedge?.after {
+        HedgeDelay::Fixed { ms } => ms as f64,
+        HedgeDelay::Percentile(metric) => {
+            let summary = first.series(RANKING_WINDOW_MS).summary_at(clock_ms());
+            match summary.percentile(metric) {
+                (Some(v), n) if n >= RANKING_MIN_SAMPLES => v,
+                _ => return None,
+            }
+        }
+    };
+    Some(std::time::Duration::from_micros((ms * 1e3) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::stats::Sample;
+
+    #[test]
+    fn split_weights_hold_among_available_arms() {
+        // 50/30/20 with the 30 arm out: the others keep their 50:20 ratio.
+        let arms = [
+            WeightedTarget {
+                target: TargetId(0),
+                weight: 50,
+            },
+            WeightedTarget {
+                target: TargetId(1),
+                weight: 30,
+            },
+            WeightedTarget {
+                target: TargetId(2),
+                weight: 20,
+            },
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut counts = [0u32; 3];
+        const N: u32 = 10_000;
+        for _ in 0..N {
+            let t = redraw_split(&arms, |t| t != TargetId(1), rng.f64()).expect("a value");
+            counts[t.0 as usize] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        let share = f64::from(counts[0]) / f64::from(N);
+        assert!(
+            (share - 50.0 / 70.0).abs() < 0.01,
+            "share of arm 0: {share}"
+        );
+        // With every arm available the draw follows all three weights.
+        let mut counts = [0u32; 3];
+        for _ in 0..N {
+            let t = redraw_split(&arms, |_| true, rng.f64()).expect("a value");
+            counts[t.0 as usize] += 1;
+        }
+        for (c, w) in counts.iter().zip([0.5, 0.3, 0.2]) {
+            let share = f64::from(*c) / f64::from(N);
+            assert!((share - w).abs() < 0.01, "{counts:?}");
+        }
+        assert_eq!(redraw_split(&arms, |_| false, 0.3), None);
+    }
+
+    fn member(i: u32, ttft_ms: Option<f64>) -> Candidate {
+        let stats = Arc::new(TargetStats::default());
+        let series = stats.series(RANKING_WINDOW_MS);
+        if let Some(ms) = ttft_ms {
+            for _ in 0..RANKING_MIN_SAMPLES {
+                series.record_at(
+                    Sample {
+                        ttft_ms: Some(ms),
+                        total_ms: Some(ms),
+                        error: false,
+                    },
+                    clock_ms(),
+                );
+            }
+        }
+        Candidate {
+            target: TargetId(i),
+            name: format!("p/m{i}"),
+            stats,
+            standing: Standing::Available { probe: false },
+        }
+    }
+
+    const P50_TTFT: LatencyMetric = LatencyMetric {
+        kind: LatencyKind::Ttft,
+        percentile_centi: 5000,
+    };
+
+    #[test]
+    fn fastest_ranks_by_percentile_and_explores() {
+        let members = vec![
+            member(0, Some(900.0)),
+            member(1, None),
+            member(2, Some(120.0)),
+            member(3, Some(400.0)),
+        ];
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut ranked = members.clone();
+        rank_fastest(&mut ranked, P50_TTFT, 0, clock_ms(), &mut rng);
+        let ids: Vec<u32> = ranked.iter().map(|c| c.target.0).collect();
+        assert_eq!(ids, [2, 3, 0, 1], "measured fastest first, unmeasured last");
+        // A 10% exploration share sends about a tenth of requests to the unmeasured member.
+        let mut first = [0u32; 4];
+        for _ in 0..10_000 {
+            let mut ranked = members.clone();
+            rank_fastest(&mut ranked, P50_TTFT, 1_000, clock_ms(), &mut rng);
+            first[ranked[0].target.0 as usize] += 1;
+        }
+        assert!((850..=1_150).contains(&first[1]), "{first:?}");
+        assert_eq!(first[1] + first[2], 10_000, "{first:?}");
+    }
+
+    #[test]
+    fn metric_names_read_like_the_policy() {
+        let m = |kind, percentile_centi| LatencyMetric {
+            kind,
+            percentile_centi,
+        };
+        assert_eq!(metric_name(m(LatencyKind::Ttft, 9500)), "p95(ttft)");
+        assert_eq!(metric_name(m(LatencyKind::Total, 9990)), "p99.9(latency)");
+        assert_eq!(duration_name(120_000), "2m");
+        assert_eq!(duration_name(1_500), "1500ms");
+    }
+}
