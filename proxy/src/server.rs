@@ -120,6 +120,7 @@ pub fn build_with_quota(
             config: Arc::clone(&shared.config),
             health: Arc::clone(&shared.health),
             stats: Arc::clone(&shared.stats),
+            observer: Arc::clone(&shared.observer),
         }),
         Some(Arc::clone(&quota)),
     ));

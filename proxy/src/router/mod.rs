@@ -199,8 +199,16 @@ impl Router {
         }
     }
 
+    /// An attempt on `c` is over; a probe's end starts the wait for the next probe.
+    fn attempt_over(c: &Candidate) {
+        if c.standing == (Standing::Available { probe: true }) {
+            c.stats.probe_done(clock_ms());
+        }
+    }
+
     /// Health and statistics after an attempt that failed before reaching the client.
     fn note_failure(&self, c: &Candidate, f: &OpenFailure) {
+        Self::attempt_over(c);
         if f.failure.counts_against_health() {
             self.health.failure(&c.name);
         }
@@ -238,6 +246,7 @@ impl Router {
                 } else {
                     self.health.failure(&c.name);
                 }
+                Self::attempt_over(c);
                 let mut sample = Sample::ok(ttft, started.elapsed());
                 sample.error = !ok;
                 c.stats.record(sample);
@@ -281,6 +290,7 @@ impl Router {
                     &job.decision,
                     &self.stats,
                     &self.health,
+                    &self.observer,
                     &mut rng,
                 )
             }
@@ -340,6 +350,7 @@ impl Router {
                                 let (wc, wp) = pair[winner];
                                 let (lc, lp) = pair[1 - winner];
                                 if let Some(waited) = loser_waited {
+                                    Self::attempt_over(lc);
                                     // Cancelled without a token: it was at least this slow.
                                     lc.stats.record(Sample {
                                         ttft_ms: Some(waited.as_secs_f64() * 1e3),

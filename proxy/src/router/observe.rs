@@ -96,6 +96,11 @@ impl RoutingObserver {
         }
     }
 
+    /// The state last seen for `target` on `route`, if it ever left `healthy`.
+    pub fn state(&self, route: &str, target: &str) -> Option<&'static str> {
+        self.states.read().ok()?.get(route)?.get(target).copied()
+    }
+
     /// A hedged request ended; `winner` is `first`, `hedge` or `neither`.
     pub fn hedge(&self, route: &str, winner: &str) {
         self.hedges.with_label_values(&[route, winner]).inc();
@@ -153,6 +158,7 @@ pub struct TargetsView {
     pub config: Arc<ConfigHandle>,
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
+    pub observer: Arc<RoutingObserver>,
 }
 
 impl TargetsView {
@@ -177,7 +183,12 @@ impl TargetsView {
                             Standing::Ejected
                         } else if let Some(ms) = limited {
                             Standing::RateLimited(ms)
-                        } else if let Some((why, _)) = degradation(route, &stats, now) {
+                        } else if let Some((why, _)) = degradation(
+                            route,
+                            &stats,
+                            now,
+                            self.observer.state(&route.name, &name) == Some("degraded"),
+                        ) {
                             Standing::Degraded(why)
                         } else {
                             Standing::Available { probe: false }

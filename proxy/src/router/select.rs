@@ -13,6 +13,7 @@ use switchyard_dsl::ir::{
 };
 
 use super::health::{Admission, HealthRegistry};
+use super::observe::RoutingObserver;
 use super::stats::{
     ERROR_RATE_MIN_SAMPLES, RANKING_MIN_SAMPLES, RANKING_WINDOW_MS, StatsRegistry, TargetStats,
     clock_ms,
@@ -81,14 +82,28 @@ fn duration_name(ms: u64) -> String {
     }
 }
 
+/// Probe requests per window while a target is degraded.
+const PROBES_PER_WINDOW: u64 = 5;
+
 /// Why `route`'s latency or error-rate triggers take `stats`' target out of rotation, if they
 /// do, and how often a probe request may still measure it (so recovery is observed).
-pub fn degradation(route: &Route, stats: &TargetStats, now_ms: u64) -> Option<(String, u64)> {
+///
+/// A trigger decides only on `min_samples` samples, except for a target already degraded
+/// (`sticky`): it stays out while what little the window holds (its probes) is still over
+/// the threshold, so it does not flap back in as old samples age out. An empty window lets
+/// it back in.
+pub fn degradation(
+    route: &Route,
+    stats: &TargetStats,
+    now_ms: u64,
+    sticky: bool,
+) -> Option<(String, u64)> {
+    let enough = |samples: u64, min: u64| samples >= min || (sticky && samples > 0);
     for t in &route.triggers.latency {
         let summary = stats.series(t.window_ms).summary_at(now_ms);
         let (value, samples) = summary.percentile(t.metric);
         if let Some(v) = value
-            && samples >= u64::from(t.min_samples)
+            && enough(samples, u64::from(t.min_samples))
             && v > t.threshold_ms as f64
         {
             let why = format!(
@@ -97,13 +112,13 @@ pub fn degradation(route: &Route, stats: &TargetStats, now_ms: u64) -> Option<(S
                 t.threshold_ms,
                 duration_name(t.window_ms),
             );
-            return Some((why, t.window_ms / u64::from(t.min_samples.max(1))));
+            return Some((why, t.window_ms / PROBES_PER_WINDOW));
         }
     }
     if let Some(t) = &route.triggers.error_rate {
         let summary = stats.series(t.window_ms).summary_at(now_ms);
         if let Some(bp) = summary.error_rate_bp()
-            && summary.requests >= ERROR_RATE_MIN_SAMPLES
+            && enough(summary.requests, ERROR_RATE_MIN_SAMPLES)
             && bp > u64::from(t.threshold_bp)
         {
             let why = format!(
@@ -114,20 +129,22 @@ pub fn degradation(route: &Route, stats: &TargetStats, now_ms: u64) -> Option<(S
                 summary.errors,
                 summary.requests,
             );
-            return Some((why, t.window_ms / ERROR_RATE_MIN_SAMPLES));
+            return Some((why, t.window_ms / PROBES_PER_WINDOW));
         }
     }
     None
 }
 
 /// The standing of one target for `route`; may claim a probe slot (health's half-open probe
-/// or a degraded target's measurement request).
+/// or a degraded target's measurement request). `was_degraded`: the route found it degraded
+/// last time.
 pub fn standing(
     route: &Route,
     name: &str,
     stats: &TargetStats,
     health: &HealthRegistry,
     now_ms: u64,
+    was_degraded: bool,
 ) -> Standing {
     match health.admit(name) {
         Admission::Ejected => return Standing::Ejected,
@@ -137,9 +154,14 @@ pub fn standing(
     if let Some(ms) = stats.rate_limited_for(now_ms) {
         return Standing::RateLimited(ms);
     }
-    match degradation(route, stats, now_ms) {
-        None => Standing::Available { probe: false },
-        Some((_, every)) if stats.claim_probe(now_ms, every.max(50)) => {
+    match degradation(route, stats, now_ms, was_degraded) {
+        None => {
+            if was_degraded {
+                stats.reset_probes();
+            }
+            Standing::Available { probe: false }
+        }
+        Some((_, every)) if stats.claim_probe(now_ms, every.max(100)) => {
             Standing::Available { probe: true }
         }
         Some((why, _)) => Standing::Degraded(why),
@@ -227,6 +249,7 @@ pub fn order(
     decision: &Decision<'_>,
     stats: &StatsRegistry,
     health: &HealthRegistry,
+    observer: &RoutingObserver,
     rng: &mut fastrand::Rng,
 ) -> Vec<Candidate> {
     let route = decision.route();
@@ -234,7 +257,8 @@ pub fn order(
     let candidate = |t: TargetId| {
         let name = snapshot.target_name(t);
         let stats = stats.target(&name);
-        let standing = standing(route, &name, &stats, health, now);
+        let was_degraded = observer.state(&route.name, &name) == Some("degraded");
+        let standing = standing(route, &name, &stats, health, now, was_degraded);
         Candidate {
             target: t,
             name,
@@ -407,6 +431,87 @@ mod tests {
         }
         assert!((850..=1_150).contains(&first[1]), "{first:?}");
         assert_eq!(first[1] + first[2], 10_000, "{first:?}");
+    }
+
+    fn route(triggers: &str) -> Route {
+        use switchyard_dsl::ir::{Model, Provider, ProviderKind};
+        let catalogue = [Provider {
+            name: "p".into(),
+            kind: ProviderKind::Mock,
+            base_url: None,
+            credential: None,
+            models: ["a", "b"]
+                .iter()
+                .map(|m| Model {
+                    name: (*m).into(),
+                    input_micro_usd_per_mtok: 1,
+                    output_micro_usd_per_mtok: 1,
+                    context_window: None,
+                    max_output_tokens: None,
+                })
+                .collect(),
+            rate_limits: Default::default(),
+            timeouts: Default::default(),
+            api_version: None,
+            mock: None,
+        }];
+        let policy = format!("route r {{\n  use p/a\n  failover to p/b when {triggers}\n}}\n");
+        let sources = [switchyard_dsl::Source::new("t.policy", &policy)];
+        let compiled = switchyard_dsl::compile(&sources, &catalogue);
+        let snapshot = compiled.snapshot.expect("compiles");
+        snapshot.routes[0].clone()
+    }
+
+    fn sample(ms: f64, error: bool) -> Sample {
+        Sample {
+            ttft_ms: Some(ms),
+            total_ms: Some(ms),
+            error,
+        }
+    }
+
+    #[test]
+    fn latency_triggers_need_min_samples_and_stick_on_little_data() {
+        let r = route("p95(ttft) > 1s over 10s min_samples 5");
+        let stats = TargetStats::default();
+        let series = stats.series(10_000);
+        for _ in 0..4 {
+            series.record_at(sample(3_000.0, false), 1_000);
+        }
+        assert_eq!(
+            degradation(&r, &stats, 1_000, false),
+            None,
+            "4 < min_samples"
+        );
+        let (why, every) = degradation(&r, &stats, 1_000, true).expect("sticky");
+        assert!(why.starts_with("p95(ttft) 3"), "{why}");
+        assert_eq!(every, 10_000 / PROBES_PER_WINDOW);
+        series.record_at(sample(3_000.0, false), 1_000);
+        assert!(degradation(&r, &stats, 1_200, false).is_some());
+        // Fast samples push the slow ones under the 5% tail.
+        for _ in 0..200 {
+            series.record_at(sample(100.0, false), 1_300);
+        }
+        assert_eq!(degradation(&r, &stats, 1_400, true), None);
+        // An empty window lets even a degraded target back in.
+        assert_eq!(degradation(&r, &stats, 60_000, true), None);
+    }
+
+    #[test]
+    fn error_rate_trigger_counts_failed_attempts() {
+        let r = route("error_rate > 10% over 30s");
+        let stats = TargetStats::default();
+        let series = stats.series(30_000);
+        for i in 0..ERROR_RATE_MIN_SAMPLES {
+            series.record_at(sample(50.0, i % 5 == 0), 10);
+        }
+        let (why, _) = degradation(&r, &stats, 10, false).expect("20% > 10%");
+        assert!(
+            why.starts_with("error_rate 20.0% > 10.0% over 30s (4 of 20 failed)"),
+            "{why}"
+        );
+        let calm = route("error_rate > 25% over 30s");
+        assert_eq!(degradation(&calm, &stats, 10, false), None);
     }
 
     #[test]

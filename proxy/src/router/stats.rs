@@ -325,8 +325,10 @@ pub struct TargetStats {
     /// [`clock_ms`] until which the provider told us to stay away (`Retry-After`,
     /// `x-ratelimit-remaining-* = 0`); 0 = not limited.
     rate_limited_until: AtomicU64,
-    /// [`clock_ms`] before which a degraded target gets no probe request.
+    /// [`clock_ms`] before which a degraded target gets no probe request; 0 = not degraded.
     next_probe_at: AtomicU64,
+    /// The probe interval last claimed with.
+    probe_every: AtomicU64,
 }
 
 impl TargetStats {
@@ -383,14 +385,39 @@ impl TargetStats {
         (until > now_ms).then(|| until - now_ms)
     }
 
-    /// Claims the probe slot of a degraded target: one request per `every_ms`.
+    /// Claims the probe slot of a degraded target: one request per `every_ms`, counted from
+    /// the end of the previous probe ([`TargetStats::probe_done`]), and none in the first
+    /// interval after the target was first found degraded.
     pub fn claim_probe(&self, now_ms: u64, every_ms: u64) -> bool {
         let next = self.next_probe_at.load(Ordering::Relaxed);
+        if next == 0 {
+            let _ = self.next_probe_at.compare_exchange(
+                0,
+                now_ms + every_ms,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return false;
+        }
+        self.probe_every.store(every_ms, Ordering::Relaxed);
         now_ms >= next
             && self
                 .next_probe_at
                 .compare_exchange(next, now_ms + every_ms, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// A probe request finished at `now_ms`: the next one waits a full interval from here,
+    /// so slow probes do not follow each other back to back.
+    pub fn probe_done(&self, now_ms: u64) {
+        let every = self.probe_every.load(Ordering::Relaxed);
+        self.next_probe_at
+            .fetch_max(now_ms + every, Ordering::Relaxed);
+    }
+
+    /// The target is back in rotation: a later degradation starts with a quiet interval.
+    pub fn reset_probes(&self) {
+        self.next_probe_at.store(0, Ordering::Relaxed);
     }
 }
 
@@ -553,9 +580,16 @@ mod tests {
         assert!(Arc::ptr_eq(&t, &r.target("p/m")));
         assert!(Arc::ptr_eq(&t.series(2_000), &t.series(2_000)));
         assert_eq!(t.summaries().len(), 1);
-        assert!(t.claim_probe(1_000, 500));
-        assert!(!t.claim_probe(1_200, 500), "one probe per interval");
+        assert!(!t.claim_probe(1_000, 500), "no probe in the first interval");
+        assert!(!t.claim_probe(1_200, 500));
         assert!(t.claim_probe(1_500, 500));
+        assert!(!t.claim_probe(1_700, 500), "one probe per interval");
+        t.probe_done(2_100);
+        assert!(
+            !t.claim_probe(2_200, 500),
+            "counted from the end of the last probe"
+        );
+        assert!(t.claim_probe(2_600, 500));
         t.rate_limit_until(2_000);
         assert_eq!(t.rate_limited_for(1_500), Some(500));
         assert_eq!(t.rate_limited_for(2_000), None);
