@@ -244,6 +244,29 @@ fn convert(loaded: &Loaded<LLMProvider>, errors: &mut Vec<LoadError>) -> Option<
         None => ir::ProviderTimeouts::default(),
     };
 
+    let health_check = spec.health_check.as_ref().and_then(|h| {
+        let interval = c.duration(
+            Some(&h.interval),
+            path(&["spec", "healthCheck", "interval"]),
+        )?;
+        if interval < 100 {
+            c.error(
+                &path(&["spec", "healthCheck", "interval"]),
+                format!("a health check every {interval}ms is too often"),
+                "use `100ms` or more, e.g. `30s`",
+            );
+            return None;
+        }
+        let timeout = match &h.timeout {
+            Some(t) => c.duration(Some(t), path(&["spec", "healthCheck", "timeout"]))?,
+            None => timeouts.first_token_ms.unwrap_or(10_000),
+        };
+        Some(ir::HealthCheck {
+            interval_ms: interval,
+            timeout_ms: timeout,
+        })
+    });
+
     let mock = match (&spec.mock, kind) {
         (Some(m), ir::ProviderKind::Mock) => Some(mock(&mut c, m)),
         (None, ir::ProviderKind::Mock) => {
@@ -279,6 +302,7 @@ fn convert(loaded: &Loaded<LLMProvider>, errors: &mut Vec<LoadError>) -> Option<
         timeouts,
         api_version: spec.api_version.clone(),
         mock,
+        health_check,
     })
 }
 

@@ -90,6 +90,27 @@ pub struct LLMProviderSpec {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockSpec>,
+    /// Active health checks: the proxy sends a one-token streamed completion to each of this
+    /// provider's models that a route uses, every `interval`, and counts the result like a
+    /// request (time to first token, errors). Ejected or slow targets are then seen to
+    /// recover without client requests as probes. Off unless set; each check costs a few
+    /// tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// Schedule of a provider's active health checks.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckSpec {
+    /// Time between two checks of one model, e.g. `30s`; at least `100ms`.
+    #[schemars(regex(pattern = DURATION))]
+    pub interval: String,
+    /// Time a check may take before it counts as a timeout, e.g. `10s`. Default: the
+    /// provider's `timeouts.firstToken`, else `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION))]
+    pub timeout: Option<String>,
 }
 
 /// The API a provider speaks.

@@ -32,6 +32,7 @@ fn catalogue() -> Vec<Provider> {
             timeouts: Default::default(),
             api_version: None,
             mock: None,
+            health_check: None,
         })
         .collect()
 }

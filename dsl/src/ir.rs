@@ -51,6 +51,19 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// Behaviour of the built-in mock; set only for [`ProviderKind::Mock`].
     pub mock: Option<MockBehaviour>,
+    /// Active health checks; absent = off (and absent from the JSON, so snapshots without
+    /// them keep their hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Active health checks of a provider: a one-token streamed completion to each of its models
+/// that a route uses, every `interval_ms`, so ejected or slow targets are seen to recover
+/// without sending them client requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

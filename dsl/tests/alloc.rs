@@ -31,6 +31,7 @@ fn provider(name: &str, models: &[&str]) -> Provider {
         timeouts: Default::default(),
         api_version: None,
         mock: None,
+        health_check: None,
     }
 }
 

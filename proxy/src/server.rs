@@ -47,8 +47,17 @@ impl Shared {
 
 /// The gateway service logic for `settings` (no listener yet).
 pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
+    let upstream = Arc::new(Upstream::new());
+    if let Err(e) = crate::router::active::spawn(
+        Arc::clone(&shared.config),
+        Arc::new(Providers::new(Arc::clone(&upstream))),
+        Arc::clone(&shared.health),
+        Arc::clone(&shared.stats),
+    ) {
+        tracing::error!(error = %e, "health checks not started");
+    }
     let router = Router {
-        providers: Providers::new(Arc::new(Upstream::new())),
+        providers: Providers::new(upstream),
         health: Arc::clone(&shared.health),
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),

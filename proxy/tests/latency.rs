@@ -268,3 +268,137 @@ async fn fastest_moves_traffic_to_the_measured_fastest_member() {
     assert!(to_b >= 22, "b served {to_b} of the last 30: {last:?}");
     assert!(seen(&a) > 0 && seen(&b) > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn total_deadline_ends_the_request_cleanly() {
+    let policy = "route chat {\n  use a/m\n  failover to b/m\n  timeout total 600ms\n}\n";
+    let (a, b, proxy) = pair(policy).await;
+    // A stream that starts at once but would take 3 s: cut at the deadline with an error
+    // event, never a `[DONE]`, and the upstream connection closed.
+    behave(&a, json!({"tokens_per_second": 5.0}));
+    let start = Instant::now();
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", true)).await;
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(r.status, 200);
+    let events = r.events();
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{}", r.text);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("total deadline"),
+        "{last}"
+    );
+    assert!(closed_by_client(&a, 0).await);
+    // Not streamed, and every candidate too slow: 504 once the deadline passes, not later.
+    behave(&a, json!({"tokens_per_second": 0.0, "latency_ms": 3000}));
+    behave(&b, json!({"latency_ms": 3000}));
+    let start = Instant::now();
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.status, 504, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "upstream_timeout");
+}
+
+fn is_check(r: &switchyard_mock::RecordedRequest) -> bool {
+    r.body["max_tokens"] == 1 && r.body["messages"][0]["content"] == "ping"
+}
+
+fn client_requests(mock: &MockServer) -> usize {
+    mock.state()
+        .requests()
+        .iter()
+        .filter(|r| !is_check(r))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_readmit_an_ejected_target_and_measure_a_slow_one() {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let mut checked = upstream("a", &a, &["m"]);
+    checked.health_check = Some(switchyard_dsl::ir::HealthCheck {
+        interval_ms: 150,
+        timeout_ms: 3_000,
+    });
+    let catalogue = vec![checked, upstream("b", &b, &["m"])];
+    let policy = "route chat {\n  use a/m\n  failover to b/m when status 5xx or p95(ttft) > 300ms over 2s min_samples 3\n}\n";
+    let proxy = start_proxy(snapshot(policy, catalogue), |_| {});
+
+    // Checks run on their own: streamed one-token completions.
+    let start = Instant::now();
+    while !a.state().requests().iter().any(is_check) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "no health check sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.state().requests()[0].body["stream"], true);
+
+    // `a` fails everything: the failing checks alone eject it.
+    let fail: Script =
+        serde_json::from_value(json!({"default": {"kind": "status", "status": 500}})).unwrap();
+    a.state().apply(fail);
+    let start = Instant::now();
+    while target_view(&proxy, "a/m").await["state"] != "ejected" {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a was never ejected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(r.header("x-switchyard-provider"), "b", "{}", r.text);
+    // `a` recovers: the next passing check readmits it long before the 10 s cooldown ends.
+    let clear: Script = serde_json::from_value(json!({"default": {"kind": "none"}})).unwrap();
+    a.state().apply(clear);
+    let start = Instant::now();
+    loop {
+        let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+        if r.header("x-switchyard-provider") == "a" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "a not readmitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // `a` slows down: the checks' time to first token degrades it without client traffic,
+    // and no client request is used as a probe while it is out.
+    behave(&a, json!({"latency_ms": 500}));
+    let start = Instant::now();
+    while target_view(&proxy, "a/m").await["state"] != "degraded" {
+        assert!(start.elapsed() < Duration::from_secs(5), "a never degraded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = client_requests(&a);
+    for _ in 0..10 {
+        let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+        assert_eq!(r.header("x-switchyard-provider"), "b", "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(client_requests(&a), before, "a client request probed a");
+    // Fast again: the checks bring it back once the slow samples leave the window.
+    behave(&a, json!({"latency_ms": 0}));
+    let start = Instant::now();
+    loop {
+        let r = post(&proxy, "/v1/chat/completions", &chat("m", false)).await;
+        if r.header("x-switchyard-provider") == "a" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "a never came back: {}",
+            target_view(&proxy, "a/m").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -14,7 +14,11 @@
 # they are; default target/release),
 # BUDGET=0 (run the proxy without its Budget document), AUTH=0 (no client key: the proxy runs
 # with --allow-anonymous), OUT (results folder). Target `proxy-redis` is the proxy with its
-# budget counters in a redis-server this script starts (Debian's redis-server).
+# budget counters in a redis-server this script starts (Debian's redis-server). Target
+# `proxy-latency` is the proxy with latency and error-rate triggers, a failover target and a
+# hedge that never fires (2 s), so every request checks its window statistics; target
+# `proxy-baseline` runs the plain policy on another build of the proxy, BASELINE_BIN (e.g. a
+# commit before a change), for A/B runs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -138,7 +142,15 @@ EOF
 start_proxy() { # target name, extra proxy args...
   local name=$1
   shift
-  [[ -x "$BIN/switchyard-proxy" ]] || { log "missing $BIN/switchyard-proxy"; exit 1; }
+  local proxy_bin="$BIN/switchyard-proxy"
+  [[ "$name" == proxy-baseline ]] && proxy_bin="${BASELINE_BIN:?set BASELINE_BIN for proxy-baseline}"
+  [[ -x "$proxy_bin" ]] || { log "missing $proxy_bin"; exit 1; }
+  local route="use bench/gpt-4o"
+  if [[ "$name" == proxy-latency ]]; then
+    route="use bench/gpt-4o
+      failover to bench/gpt-4o-mini when status 5xx or p95(ttft) > 2s over 1m or error_rate > 50% over 30s
+      hedge after 2s"
+  fi
   local port admin dir="$TMP/$name-config" auth_args=()
   port=$(free_port)
   admin=$(free_port)
@@ -154,6 +166,8 @@ spec:
   models:
     - name: gpt-4o
       pricing: { inputPerMillion: 2.5, outputPerMillion: 10 }
+    - name: gpt-4o-mini
+      pricing: { inputPerMillion: 0.15, outputPerMillion: 0.6 }
 EOF
   cat > "$dir/routes.yaml" <<EOF
 apiVersion: switchyard.dev/v1alpha1
@@ -163,7 +177,7 @@ metadata:
 spec:
   policy: |
     route all {
-      use bench/gpt-4o
+      $route
     }
 EOF
   if [[ "$BUDGET" == 1 ]]; then
@@ -195,7 +209,7 @@ EOF
   else
     auth_args=(--allow-anonymous)
   fi
-  "$BIN/switchyard-proxy" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+  "$proxy_bin" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
     "${auth_args[@]}" "$@" > "$TMP/$name.log" 2>&1 &
   PIDS+=($!)
   local deadline=$((SECONDS + 20))
@@ -221,8 +235,10 @@ for target in $TARGETS; do
     direct) ;;
     nginx) start_nginx ;;
     proxy) start_proxy proxy ;;
+    proxy-latency) start_proxy proxy-latency ;;
+    proxy-baseline) start_proxy proxy-baseline ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
-    *) log "unknown target $target (direct, nginx, proxy, proxy-redis)"; exit 1 ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-latency, proxy-baseline, proxy-redis)"; exit 1 ;;
   esac
 done
 

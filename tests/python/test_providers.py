@@ -15,9 +15,11 @@ tools gets a deterministic call of the first tool unless it hands back a tool re
 
 import json
 import math
+import time
 
 import anthropic
 import openai
+
 import pytest
 
 try:
@@ -883,6 +885,16 @@ def test_classified_gemini_errors_fail_over_to_anthropic(client, mocks, fault):
     assert "claude" in raw.headers.get("x-switchyard-provider", ""), dict(raw.headers)
     assert len(mocks["gem-busy"].requests()) >= 1
     assert upstream_paths(mocks["claude"]) == ["/v1/messages"]
+    if fault["kind"] == "rate_limit":
+        # The RetryInfo delay keeps gem-busy aside: the next request does not try it...
+        seen = len(mocks["gem-busy"].requests())
+        raw = client.chat.completions.with_raw_response.create(
+            model="gemini-failover", messages=[{"role": "user", "content": PROMPT}]
+        )
+        assert len(mocks["gem-busy"].requests()) == seen
+        assert "rate limited for" in raw.headers.get("x-switchyard-failover", ""), dict(raw.headers)
+        # ...until it has passed.
+        time.sleep(1.2)
 
 
 def test_gemini_invalid_argument_does_not_fail_over(anthropic_client, mocks):

@@ -22,6 +22,7 @@ pub fn provider(name: &str, kind: ProviderKind, models: &[(&str, u64, u64)]) -> 
         timeouts: Default::default(),
         api_version: None,
         mock: None,
+        health_check: None,
     }
 }
 

@@ -151,6 +151,7 @@ mod tests {
             timeouts: ProviderTimeouts::default(),
             api_version: Some("2024-06-01".into()),
             mock: None,
+            health_check: None,
         }
     }
 

@@ -25,6 +25,7 @@ fn provider(name: &str, models: &[(&str, u64, u64)]) -> Provider {
         timeouts: ProviderTimeouts::default(),
         api_version: None,
         mock: None,
+        health_check: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! 502/503/504 with what was tried when every candidate failed. Every attempt feeds the
 //! target's [`stats`]. Nothing is retried once a byte reached the client.
 
+pub mod active;
 pub mod attempt;
 pub mod classify;
 pub mod health;

@@ -136,8 +136,8 @@ pub fn degradation(
 }
 
 /// The standing of one target for `route`; may claim a probe slot (health's half-open probe
-/// or a degraded target's measurement request). `was_degraded`: the route found it degraded
-/// last time.
+/// or a degraded target's measurement request — unless `actively_checked`: its provider's
+/// health checks measure it instead). `was_degraded`: the route found it degraded last time.
 pub fn standing(
     route: &Route,
     name: &str,
@@ -145,6 +145,7 @@ pub fn standing(
     health: &HealthRegistry,
     now_ms: u64,
     was_degraded: bool,
+    actively_checked: bool,
 ) -> Standing {
     match health.admit(name) {
         Admission::Ejected => return Standing::Ejected,
@@ -161,7 +162,7 @@ pub fn standing(
             }
             Standing::Available { probe: false }
         }
-        Some((_, every)) if stats.claim_probe(now_ms, every.max(100)) => {
+        Some((_, every)) if !actively_checked && stats.claim_probe(now_ms, every.max(100)) => {
             Standing::Available { probe: true }
         }
         Some((why, _)) => Standing::Degraded(why),
@@ -258,7 +259,11 @@ pub fn order(
         let name = snapshot.target_name(t);
         let stats = stats.target(&name);
         let was_degraded = observer.state(&route.name, &name) == Some("degraded");
-        let standing = standing(route, &name, &stats, health, now, was_degraded);
+        let checked = snapshot
+            .provider(snapshot.target(t).provider)
+            .health_check
+            .is_some();
+        let standing = standing(route, &name, &stats, health, now, was_degraded, checked);
         Candidate {
             target: t,
             name,
@@ -305,11 +310,16 @@ pub fn order(
         _ => {}
     }
     let (mut out, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.standing.available());
-    // Degraded and rate-limited targets are a last resort; ejected ones only when nothing else
-    // is left (the circuit is open).
-    let (ejected, last_resort): (Vec<_>, Vec<_>) = rest
+    // Degraded and rate-limited targets are a last resort (slow answers before none, then the
+    // rate limit that ends soonest); ejected ones only when nothing else is left (the circuit
+    // is open).
+    let (ejected, mut last_resort): (Vec<_>, Vec<_>) = rest
         .into_iter()
         .partition(|c| c.standing == Standing::Ejected);
+    last_resort.sort_by_key(|c| match c.standing {
+        Standing::RateLimited(ms) => ms,
+        _ => 0,
+    });
     out.extend(last_resort);
     if out.is_empty() {
         out = ejected;
@@ -454,6 +464,7 @@ mod tests {
             timeouts: Default::default(),
             api_version: None,
             mock: None,
+            health_check: None,
         }];
         let policy = format!("route r {{\n  use p/a\n  failover to p/b when {triggers}\n}}\n");
         let sources = [switchyard_dsl::Source::new("t.policy", &policy)];

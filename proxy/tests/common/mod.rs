@@ -52,6 +52,7 @@ pub fn provider(
         timeouts: ProviderTimeouts::default(),
         api_version: None,
         mock: None,
+        health_check: None,
     }
 }
 
