@@ -216,3 +216,54 @@ fn provider_names_are_unique_across_namespaces() {
         ]
     );
 }
+
+#[test]
+fn health_checks_convert_and_refuse_silly_intervals() {
+    let with = |health: &str| {
+        format!(
+            "\
+apiVersion: switchyard.dev/v1alpha1
+kind: LLMProvider
+metadata:
+  name: p
+spec:
+  type: openai
+  models:
+    - name: m
+      pricing: {{ inputPerMillion: 1, outputPerMillion: 2 }}
+  timeouts: {{ firstToken: 3s }}
+  healthCheck: {health}
+"
+        )
+    };
+    let providers =
+        catalogue(&load_str("p.yaml", &with("{ interval: 30s }")).expect("loads")).expect("valid");
+    assert_eq!(
+        providers[0].health_check,
+        Some(ir::HealthCheck {
+            interval_ms: 30_000,
+            timeout_ms: 3_000
+        }),
+        "the timeout defaults to the first-token timeout"
+    );
+    let text = with("{ interval: 1m, timeout: 500ms }");
+    let providers = catalogue(&load_str("p.yaml", &text).expect("loads")).expect("valid");
+    assert_eq!(
+        providers[0].health_check,
+        Some(ir::HealthCheck {
+            interval_ms: 60_000,
+            timeout_ms: 500
+        })
+    );
+    assert_eq!(
+        errors(&with("{ interval: 10ms }")),
+        [
+            "p.yaml:11:18: a health check every 10ms is too often\n  = help: use `100ms` or more, e.g. `30s`"
+        ]
+    );
+    let providers = catalogue(&load_str("p.yaml", GOOD).expect("loads")).expect("valid");
+    assert!(
+        providers.iter().all(|p| p.health_check.is_none()),
+        "off unless set"
+    );
+}
