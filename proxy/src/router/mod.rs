@@ -273,16 +273,17 @@ impl Router {
             .timeouts
             .total_ms
             .map(|ms| ctx.started + Duration::from_millis(ms));
-        let order: Vec<Candidate> = match ctx.downgrade {
+        let (order, passed_over) = match ctx.downgrade {
             // An exhausted budget's downgrade target replaces the route's candidates.
             Some(t) => {
                 let name = job.snapshot.target_name(t);
-                vec![Candidate {
+                let only = Candidate {
                     target: t,
                     stats: self.stats.target(&name),
                     name,
                     standing: Standing::Available { probe: false },
-                }]
+                };
+                (vec![only], Vec::new())
             }
             None => {
                 let mut rng = fastrand::Rng::new();
@@ -296,12 +297,7 @@ impl Router {
                 )
             }
         };
-        for c in &order {
-            self.observer.observe(&route.name, &c.name, &c.standing);
-            if let Some(why) = c.standing.reason() {
-                ctx.rerouted.push(format!("{}: {why}", c.name));
-            }
-        }
+        ctx.rerouted = passed_over;
         // A request the provider keeps (`store: true`) is never sent twice.
         let may_hedge = route.hedge.is_some() && !job.body.stores();
         let mut failures: Vec<Failure> = Vec::new();

@@ -244,7 +244,9 @@ pub fn rank_fastest(
     }
 }
 
-/// The order in which a request tries its candidates.
+/// The order in which a request tries its candidates, and the targets passed over for
+/// others (`name: why`, for the `x-switchyard-failover` header): those out of rotation that
+/// the decision would have tried before one that is in.
 pub fn order(
     snapshot: &Snapshot,
     decision: &Decision<'_>,
@@ -252,7 +254,7 @@ pub fn order(
     health: &HealthRegistry,
     observer: &RoutingObserver,
     rng: &mut fastrand::Rng,
-) -> Vec<Candidate> {
+) -> (Vec<Candidate>, Vec<String>) {
     let route = decision.route();
     let now = clock_ms();
     let candidate = |t: TargetId| {
@@ -272,6 +274,18 @@ pub fn order(
         }
     };
     let mut all: Vec<Candidate> = decision.candidates().map(candidate).collect();
+    for c in &all {
+        observer.observe(&route.name, &c.name, &c.standing);
+    }
+    let passed_over: Vec<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(k, c)| {
+            !c.standing.available() && all[k + 1..].iter().any(|l| l.standing.available())
+        })
+        .filter_map(|(_, c)| Some(format!("{}: {}", c.name, c.standing.reason()?)))
+        .collect();
+    let mut passed_over = passed_over;
     match &route.selection {
         Selection::Split(arms) if all.first().is_some_and(|c| !c.standing.available()) => {
             // The drawn arm is out: draw again among the arms that are in, by weight.
@@ -288,6 +302,15 @@ pub fn order(
             if let Some(t) = redraw_split(arms, ok, rng.f64())
                 && let Some(c) = others.into_iter().find(|c| c.target == t)
             {
+                let drawn = &all[0];
+                let why = format!(
+                    "{}: {}",
+                    drawn.name,
+                    drawn.standing.reason().unwrap_or_default()
+                );
+                if !passed_over.contains(&why) {
+                    passed_over.insert(0, why);
+                }
                 all.retain(|x| x.target != t);
                 all.insert(0, c);
             }
@@ -324,7 +347,7 @@ pub fn order(
     if out.is_empty() {
         out = ejected;
     }
-    out
+    (out, passed_over)
 }
 
 /// How long to wait for the first candidate's first token before hedging, if the route
