@@ -42,6 +42,10 @@ pub struct RequestCtx {
     pub downgrade: Option<switchyard_dsl::ir::TargetId>,
     /// `provider/model (budget NAME)` for the `x-switchyard-downgraded` header.
     pub downgraded: Option<String>,
+    /// `hit`, `miss` or `bypass` on a route with `cache for`, for `x-switchyard-cache`.
+    pub cache: Option<&'static str>,
+    /// A cache miss's capture buffer, filled by the attempt that answers.
+    pub cache_fill: Option<crate::cache::Fill>,
 }
 
 /// The quota service and this request's reservation.
@@ -71,6 +75,8 @@ impl RequestCtx {
             quota: None,
             downgrade: None,
             downgraded: None,
+            cache: None,
+            cache_fill: None,
         }
     }
 }

@@ -1,0 +1,128 @@
+//! Capturing a miss's answer for the cache while it goes to the client: the attempt code
+//! calls [`tee`] on a stream and [`capture`] on a whole body; only the last attempt's bytes
+//! are kept, and an answer larger than [`MAX_ENTRY_BYTES`] is dropped, not truncated.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+
+use crate::ctx::RequestCtx;
+use crate::providers::{AttemptError, ResponseSource};
+
+/// The largest answer the cache captures.
+pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Default)]
+struct Capture {
+    buf: BytesMut,
+    overflow: bool,
+}
+
+/// The capture buffer of one request (held in [`RequestCtx::cache_fill`]).
+#[derive(Debug, Clone, Default)]
+pub struct Fill(Arc<Mutex<Capture>>);
+
+impl Fill {
+    fn with<T>(&self, f: impl FnOnce(&mut Capture) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Starts over (a new attempt).
+    fn reset(&self) {
+        self.with(|c| *c = Capture::default());
+    }
+
+    fn push(&self, chunk: &[u8]) {
+        self.with(|c| {
+            if c.overflow {
+                return;
+            }
+            if c.buf.len() + chunk.len() > MAX_ENTRY_BYTES {
+                c.overflow = true;
+                c.buf = BytesMut::new();
+            } else {
+                c.buf.extend_from_slice(chunk);
+            }
+        });
+    }
+
+    /// The captured bytes; `None` when the answer was too large to keep.
+    pub fn take(&self) -> Option<Bytes> {
+        self.with(|c| (!c.overflow).then(|| std::mem::take(&mut c.buf).freeze()))
+    }
+}
+
+/// Attempt hook for a stream about to be relayed: the source, copying every chunk into the
+/// request's capture buffer when the request is a cache miss.
+pub fn tee(ctx: &RequestCtx, source: Box<dyn ResponseSource>) -> Box<dyn ResponseSource> {
+    match &ctx.cache_fill {
+        Some(fill) => {
+            fill.reset();
+            Box::new(Tee {
+                inner: source,
+                fill: fill.clone(),
+            })
+        }
+        None => source,
+    }
+}
+
+/// Attempt hook for a whole, checked 2xx body about to be sent.
+pub fn capture(ctx: &RequestCtx, body: &Bytes) {
+    if let Some(fill) = &ctx.cache_fill {
+        fill.reset();
+        fill.push(body);
+    }
+}
+
+/// A [`ResponseSource`] that copies what it yields into a [`Fill`].
+struct Tee {
+    inner: Box<dyn ResponseSource>,
+    fill: Fill,
+}
+
+#[async_trait]
+impl ResponseSource for Tee {
+    fn status(&self) -> u16 {
+        self.inner.status()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.inner.header(name)
+    }
+
+    fn passthrough(&self) -> bool {
+        self.inner.passthrough()
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        let chunk = self.inner.next_chunk().await?;
+        if let Some(c) = &chunk {
+            self.fill.push(c);
+        }
+        Ok(chunk)
+    }
+
+    async fn finish(self: Box<Self>) {
+        self.inner.finish().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_attempt_and_drops_oversized_answers() {
+        let f = Fill::default();
+        f.push(b"first attempt");
+        f.reset();
+        f.push(b"data: x\n\n");
+        assert_eq!(f.take().as_deref(), Some(&b"data: x\n\n"[..]));
+        f.reset();
+        f.push(&vec![b'a'; MAX_ENTRY_BYTES]);
+        f.push(b"b");
+        assert_eq!(f.take(), None);
+    }
+}
