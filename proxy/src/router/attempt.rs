@@ -180,6 +180,7 @@ pub async fn run(
                 std::sync::Arc::clone(&q.reservation),
             ));
         }
+        source = crate::cache::tee(ctx, source);
         let first = within(
             Some(first_deadline),
             "before the first token",
@@ -252,6 +253,9 @@ pub async fn run(
             }
             Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
         }
+    }
+    if !native {
+        crate::cache::capture(ctx, &body);
     }
     let body = if crate::api::anthropic::is_client(ctx) && !native {
         crate::api::anthropic::response_body(status, &body, plan.model)
