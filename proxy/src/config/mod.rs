@@ -159,8 +159,8 @@ impl ConfigHandle {
 
 /// What a policy may say that this proxy does not act on yet, per route.
 ///
-/// The language compiles latency and error-rate triggers, hedging, `cache for` and `fastest`
-/// ranking, but the data plane ignores them today; a policy author must hear that from the
+/// The language compiles latency and error-rate triggers, hedging and `fastest` ranking, but
+/// the data plane ignores them today; a policy author must hear that from the
 /// proxy rather than discover it in production.
 pub fn unenforced(snapshot: &Snapshot) -> Vec<String> {
     let mut found = Vec::new();
@@ -174,9 +174,6 @@ pub fn unenforced(snapshot: &Snapshot) -> Vec<String> {
         }
         if route.hedge.is_some() {
             parts.push("`hedge after`");
-        }
-        if route.cache_ttl_ms.is_some() {
-            parts.push("`cache for`");
         }
         if matches!(route.selection, Selection::Fastest { .. }) {
             parts.push("`fastest of` ranking (list order is used)");
