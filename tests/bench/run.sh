@@ -14,7 +14,9 @@
 # they are; default target/release),
 # BUDGET=0 (run the proxy without its Budget document), AUTH=0 (no client key: the proxy runs
 # with --allow-anonymous), OUT (results folder). Target `proxy-redis` is the proxy with its
-# budget counters in a redis-server this script starts (Debian's redis-server).
+# budget counters in a redis-server this script starts (Debian's redis-server). Target
+# `proxy-cache` is the proxy with `cache for 10m` on its route and the load generator sending
+# `x-switchyard-cache: allow`: after the first request every one is a cache hit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -164,6 +166,7 @@ spec:
   policy: |
     route all {
       use bench/gpt-4o
+      $([[ "$name" == proxy-cache ]] && echo "cache for 10m")
     }
 EOF
   if [[ "$BUDGET" == 1 ]]; then
@@ -222,7 +225,8 @@ for target in $TARGETS; do
     nginx) start_nginx ;;
     proxy) start_proxy proxy ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
-    *) log "unknown target $target (direct, nginx, proxy, proxy-redis)"; exit 1 ;;
+    proxy-cache) start_proxy proxy-cache ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-redis, proxy-cache)"; exit 1 ;;
   esac
 done
 
@@ -230,6 +234,7 @@ done
 run() { # scenario, target, loadgen args...
   local scenario=$1 target=$2
   shift 2
+  [[ "$target" == proxy-cache ]] && set -- "$@" --header "x-switchyard-cache: allow"
   log "$scenario → $target"
   "$BIN/loadgen" --url "${URL[$target]}" --duration "$DURATION" --warmup "$WARMUP" \
     --threads "$LOADGEN_THREADS" --label "$target" --json --header "authorization: Bearer $BENCH_KEY" "$@" \
