@@ -336,3 +336,33 @@ async fn anthropic_messages_clients_bypass_the_cache() {
     }
     assert_eq!(calls(&a), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_from_a_budget_downgrade_are_not_stored() {
+    let a = mock("a").await;
+    let policy = format!(
+        "{POLICY}\nbudget one {{\n  for all\n  limit 1 requests per day\n  on exhausted downgrade to a/small\n}}\n"
+    );
+    let proxy = start_proxy(
+        snapshot(&policy, vec![upstream("a", &a, &["m", "small"])]),
+        |_| {},
+    );
+    assert_eq!(
+        cache_header(&send(&proxy, &req("first", false), &[]).await),
+        "miss"
+    );
+    for _ in 0..2 {
+        let r = send(&proxy, &req("second", false), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-switchyard-model"), "small");
+        assert_eq!(cache_header(&r), "miss");
+    }
+    assert_eq!(calls(&a), 3);
+    // The route's own answer, stored before the budget ran out, is still a hit.
+    assert_eq!(
+        cache_header(&send(&proxy, &req("first", false), &[]).await),
+        "hit"
+    );
+    let metrics = get(&proxy.admin_url, "/metrics").await.text;
+    assert!(metrics.contains(r#"switchyard_cache_stores_total{result="downgraded"} 2"#));
+}

@@ -17,6 +17,9 @@ pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
 struct Capture {
     buf: BytesMut,
     overflow: bool,
+    /// Bumped by every reset: a tee of an earlier attempt (one still running beside a later
+    /// one) stops writing, so two attempts' bytes never mix; at worst nothing is stored.
+    generation: u64,
 }
 
 /// The capture buffer of one request (held in [`RequestCtx::cache_fill`]).
@@ -28,14 +31,22 @@ impl Fill {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Starts over (a new attempt).
-    fn reset(&self) {
-        self.with(|c| *c = Capture::default());
+    /// Starts over (a new attempt); returns the new generation.
+    fn reset(&self) -> u64 {
+        self.with(|c| {
+            let generation = c.generation + 1;
+            *c = Capture {
+                generation,
+                ..Capture::default()
+            };
+            generation
+        })
     }
 
-    fn push(&self, chunk: &[u8]) {
+    /// Appends `chunk` when `generation` is still the current attempt's.
+    fn push(&self, generation: u64, chunk: &[u8]) {
         self.with(|c| {
-            if c.overflow {
+            if c.overflow || c.generation != generation {
                 return;
             }
             if c.buf.len() + chunk.len() > MAX_ENTRY_BYTES {
@@ -57,13 +68,11 @@ impl Fill {
 /// request's capture buffer when the request is a cache miss.
 pub fn tee(ctx: &RequestCtx, source: Box<dyn ResponseSource>) -> Box<dyn ResponseSource> {
     match &ctx.cache_fill {
-        Some(fill) => {
-            fill.reset();
-            Box::new(Tee {
-                inner: source,
-                fill: fill.clone(),
-            })
-        }
+        Some(fill) => Box::new(Tee {
+            inner: source,
+            generation: fill.reset(),
+            fill: fill.clone(),
+        }),
         None => source,
     }
 }
@@ -71,8 +80,8 @@ pub fn tee(ctx: &RequestCtx, source: Box<dyn ResponseSource>) -> Box<dyn Respons
 /// Attempt hook for a whole, checked 2xx body about to be sent.
 pub fn capture(ctx: &RequestCtx, body: &Bytes) {
     if let Some(fill) = &ctx.cache_fill {
-        fill.reset();
-        fill.push(body);
+        let generation = fill.reset();
+        fill.push(generation, body);
     }
 }
 
@@ -80,6 +89,7 @@ pub fn capture(ctx: &RequestCtx, body: &Bytes) {
 struct Tee {
     inner: Box<dyn ResponseSource>,
     fill: Fill,
+    generation: u64,
 }
 
 #[async_trait]
@@ -99,7 +109,7 @@ impl ResponseSource for Tee {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
         let chunk = self.inner.next_chunk().await?;
         if let Some(c) = &chunk {
-            self.fill.push(c);
+            self.fill.push(self.generation, c);
         }
         Ok(chunk)
     }
@@ -116,13 +126,16 @@ mod tests {
     #[test]
     fn keeps_the_last_attempt_and_drops_oversized_answers() {
         let f = Fill::default();
-        f.push(b"first attempt");
-        f.reset();
-        f.push(b"data: x\n\n");
+        let first = f.reset();
+        f.push(first, b"first attempt");
+        let second = f.reset();
+        f.push(second, b"data: x\n\n");
+        // The earlier attempt, still running beside the later one, writes nothing more.
+        f.push(first, b"data: late\n\n");
         assert_eq!(f.take().as_deref(), Some(&b"data: x\n\n"[..]));
-        f.reset();
-        f.push(&vec![b'a'; MAX_ENTRY_BYTES]);
-        f.push(b"b");
+        let third = f.reset();
+        f.push(third, &vec![b'a'; MAX_ENTRY_BYTES]);
+        f.push(third, b"b");
         assert_eq!(f.take(), None);
     }
 }

@@ -8,6 +8,7 @@
 //!    │       hit  → replayed as JSON or SSE, no upstream call, `hit`
 //!    ▼       miss → `miss`, the attempt tees the answer into ctx.cache_fill (fill.rs)
 //!  finish ── 2xx, no stream error, stream ended with [DONE], every choice finished
+//!            not from a budget's downgrade target
 //!            → assembled into one chat.completion (entry.rs) and stored for the TTL
 //! ```
 //!
@@ -324,6 +325,11 @@ impl ResponseCache {
     fn entry(&self, ctx: &RequestCtx, fill: &Fill) -> Result<Entry, &'static str> {
         if !(200..300).contains(&ctx.status) || ctx.stream_error || ctx.error.is_some() {
             return Err("failed");
+        }
+        if ctx.downgrade.is_some() {
+            // A budget's downgrade target answered, not the route: other clients must not
+            // get this answer for the route's.
+            return Err("downgraded");
         }
         let raw = fill.take().ok_or("too_large")?;
         let completion = if ctx.stream {
