@@ -320,21 +320,81 @@ async fn hits_cost_no_tokens_and_are_counted_in_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn anthropic_messages_clients_bypass_the_cache() {
+async fn anthropic_messages_clients_are_served_from_the_cache() {
     let (a, proxy) = setup(POLICY).await;
-    let body = json!({
-        "model": "x",
-        "max_tokens": 50,
-        "temperature": 0,
-        "messages": [{"role": "user", "content": "hello"}],
-    });
-    for _ in 0..2 {
+    let body = |stream: bool| {
+        json!({
+            "model": "x",
+            "max_tokens": 50,
+            "temperature": 0,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "hello from an Anthropic SDK"}],
+        })
+    };
+    let first = post(&proxy, "/v1/messages", &body(false)).await;
+    assert_eq!(
+        (first.status, cache_header(&first)),
+        (200, "miss"),
+        "{}",
+        first.text
+    );
+    let second = post(&proxy, "/v1/messages", &body(false)).await;
+    assert_eq!(cache_header(&second), "hit");
+    assert_eq!(second.json()["type"], "message");
+    assert_eq!(second.json()["content"], first.json()["content"]);
+    assert_eq!(second.json()["usage"], first.json()["usage"]);
+    // A streaming Messages client gets Anthropic events from the same entry.
+    let streamed = post(&proxy, "/v1/messages", &body(true)).await;
+    assert_eq!(cache_header(&streamed), "hit");
+    let text: String = streamed
+        .events()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter(|v| v["type"] == "content_block_delta")
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, first.json()["content"][0]["text"].as_str().unwrap());
+    assert!(
+        streamed.text.contains("event: message_stop"),
+        "{}",
+        streamed.text
+    );
+    assert_eq!(calls(&a), 1);
+    // An OpenAI client with the same conversation does not share the Messages entry.
+    let openai = send(&proxy, &req("hello from an Anthropic SDK", false), &[]).await;
+    assert_eq!(cache_header(&openai), "miss");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_passed_through_natively_are_not_stored() {
+    let a = mock("a").await;
+    let target = provider(
+        "a",
+        switchyard_dsl::ir::ProviderKind::Anthropic,
+        Some(format!("{}/v1", a.url())),
+        &["m"],
+    );
+    // A budget on: streams go through the meter, which the capture must see past.
+    let policy =
+        format!("{POLICY}\nbudget all {{\n  for all\n  limit 1000000 tokens per day\n}}\n");
+    let proxy = start_proxy(snapshot(&policy, vec![target]), |_| {});
+    for stream in [false, false, true, true] {
+        let body = json!({"model": "x", "max_tokens": 50, "temperature": 0, "stream": stream,
+            "messages": [{"role": "user", "content": "native"}]});
         let r = post(&proxy, "/v1/messages", &body).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(cache_header(&r), "bypass");
-        assert_eq!(r.json()["type"], "message");
+        assert_eq!((r.status, cache_header(&r)), (200, "miss"), "{}", r.text);
     }
-    assert_eq!(calls(&a), 2);
+    assert_eq!(calls(&a), 4);
+    // The same target answering an OpenAI client is translated, hence stored.
+    for expected in ["miss", "hit"] {
+        let r = send(&proxy, &req("native", false), &[]).await;
+        assert_eq!((r.status, cache_header(&r)), (200, expected), "{}", r.text);
+    }
+    let metrics = get(&proxy.admin_url, "/metrics").await.text;
+    assert!(
+        metrics.contains(r#"switchyard_cache_stores_total{result="native"} 4"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

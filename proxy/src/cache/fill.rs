@@ -1,5 +1,6 @@
 //! Capturing a miss's answer for the cache while it goes to the client: the attempt code
-//! calls [`tee`] on a stream and [`capture`] on a whole body; only the last attempt's bytes
+//! calls [`tee`] on a stream (outside the budget meter, so it sees what the client sees) and
+//! [`capture`] on a whole body; only the last attempt's bytes
 //! are kept, and an answer larger than [`MAX_ENTRY_BYTES`] is dropped, not truncated.
 
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,8 @@ pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug, Default)]
 struct Capture {
     buf: BytesMut,
-    overflow: bool,
+    /// Why nothing is kept: `too_large` or `native` (a metric label).
+    unusable: Option<&'static str>,
     /// Bumped by every reset: a tee of an earlier attempt (one still running beside a later
     /// one) stops writing, so two attempts' bytes never mix; at worst nothing is stored.
     generation: u64,
@@ -43,14 +45,20 @@ impl Fill {
         })
     }
 
+    /// Starts over with nothing to keep (an answer that cannot be stored).
+    fn discard(&self) {
+        self.reset();
+        self.with(|c| c.unusable = Some("native"));
+    }
+
     /// Appends `chunk` when `generation` is still the current attempt's.
     fn push(&self, generation: u64, chunk: &[u8]) {
         self.with(|c| {
-            if c.overflow || c.generation != generation {
+            if c.unusable.is_some() || c.generation != generation {
                 return;
             }
             if c.buf.len() + chunk.len() > MAX_ENTRY_BYTES {
-                c.overflow = true;
+                c.unusable = Some("too_large");
                 c.buf = BytesMut::new();
             } else {
                 c.buf.extend_from_slice(chunk);
@@ -58,16 +66,28 @@ impl Fill {
         });
     }
 
-    /// The captured bytes; `None` when the answer was too large to keep.
-    pub fn take(&self) -> Option<Bytes> {
-        self.with(|c| (!c.overflow).then(|| std::mem::take(&mut c.buf).freeze()))
+    /// The captured bytes, or why there are none (`too_large`, `native`).
+    pub fn take(&self) -> Result<Bytes, &'static str> {
+        self.with(|c| match c.unusable {
+            Some(why) => Err(why),
+            None => Ok(std::mem::take(&mut c.buf).freeze()),
+        })
     }
 }
 
 /// Attempt hook for a stream about to be relayed: the source, copying every chunk into the
-/// request's capture buffer when the request is a cache miss.
-pub fn tee(ctx: &RequestCtx, source: Box<dyn ResponseSource>) -> Box<dyn ResponseSource> {
+/// request's capture buffer when the request is a cache miss. A stream `passthrough` in the
+/// client's own API (Anthropic to an Anthropic client) is not OpenAI-shaped and is not kept.
+pub fn tee(
+    ctx: &RequestCtx,
+    source: Box<dyn ResponseSource>,
+    passthrough: bool,
+) -> Box<dyn ResponseSource> {
     match &ctx.cache_fill {
+        Some(fill) if passthrough => {
+            fill.discard();
+            source
+        }
         Some(fill) => Box::new(Tee {
             inner: source,
             generation: fill.reset(),
@@ -77,11 +97,15 @@ pub fn tee(ctx: &RequestCtx, source: Box<dyn ResponseSource>) -> Box<dyn Respons
     }
 }
 
-/// Attempt hook for a whole, checked 2xx body about to be sent.
-pub fn capture(ctx: &RequestCtx, body: &Bytes) {
-    if let Some(fill) = &ctx.cache_fill {
-        let generation = fill.reset();
-        fill.push(generation, body);
+/// Attempt hook for a whole, checked 2xx body about to be sent; `passthrough` as for [`tee`].
+pub fn capture(ctx: &RequestCtx, body: &Bytes, passthrough: bool) {
+    match &ctx.cache_fill {
+        Some(fill) if passthrough => fill.discard(),
+        Some(fill) => {
+            let generation = fill.reset();
+            fill.push(generation, body);
+        }
+        None => {}
     }
 }
 
@@ -132,10 +156,12 @@ mod tests {
         f.push(second, b"data: x\n\n");
         // The earlier attempt, still running beside the later one, writes nothing more.
         f.push(first, b"data: late\n\n");
-        assert_eq!(f.take().as_deref(), Some(&b"data: x\n\n"[..]));
+        assert_eq!(f.take().as_deref(), Ok(&b"data: x\n\n"[..]));
         let third = f.reset();
         f.push(third, &vec![b'a'; MAX_ENTRY_BYTES]);
         f.push(third, b"b");
-        assert_eq!(f.take(), None);
+        assert_eq!(f.take(), Err("too_large"));
+        f.discard();
+        assert_eq!(f.take(), Err("native"));
     }
 }

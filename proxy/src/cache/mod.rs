@@ -12,9 +12,11 @@
 //!            → assembled into one chat.completion (entry.rs) and stored for the TTL
 //! ```
 //!
-//! Not cacheable: `cache-control: no-store`, Anthropic Messages and embeddings requests,
-//! `n` > 1, `logprobs`, and a temperature other than 0 unless the request says
-//! `x-switchyard-cache: allow`. The memory store (moka, bounded in bytes) is the default;
+//! Not cacheable: `cache-control: no-store`, embeddings, `n` > 1, `logprobs`, and a
+//! temperature other than 0 unless the request says `x-switchyard-cache: allow`. Anthropic
+//! Messages clients are keyed on their OpenAI translation and served from the OpenAI-shaped
+//! entry through the Messages translators; an answer passed through natively (an Anthropic
+//! target) is not stored. The memory store (moka, bounded in bytes) is the default;
 //! `--cache-redis-url` shares entries between replicas. A store that fails is a miss.
 
 pub mod entry;
@@ -193,13 +195,19 @@ impl ResponseCache {
             .get(ALLOW_HEADER)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("allow"));
-        let key = (endpoint == Endpoint::ChatCompletions && !d.iter().any(|x| x == "no-store"))
-            .then(|| serde_json::from_slice::<serde_json::Value>(openai_body).ok())
-            .flatten()
-            .filter(|v| key::cacheable(v, allow).is_ok())
-            .and_then(|v| match v {
-                serde_json::Value::Object(m) => Some(key::key("chat", &route.name, &m)),
-                _ => None,
+        // Messages requests are keyed apart: their OpenAI translation could equal a chat
+        // request that asks for something slightly different.
+        let label = match endpoint {
+            Endpoint::ChatCompletions => Some("chat"),
+            Endpoint::Messages => Some("messages"),
+            Endpoint::Embeddings => None,
+        };
+        let key = label
+            .filter(|_| !d.iter().any(|x| x == "no-store"))
+            .and_then(|label| {
+                let v = serde_json::from_slice::<serde_json::Value>(openai_body).ok()?;
+                key::cacheable(&v, allow).ok()?;
+                Some(key::key(label, &route.name, v.as_object()?))
             });
         Some(Plan {
             route: route.name.clone(),
@@ -286,16 +294,26 @@ impl ResponseCache {
                 .saved_micro_usd
                 .inc_by(price.cost(u.input, u.output));
         }
+        let anthropic = crate::api::anthropic::is_client(ctx);
         let sent = if plan.stream {
             let completion = serde_json::from_str(entry.completion.get()).unwrap_or_default();
-            let body = entry::replay(&completion, plan.include_usage);
+            let mut body = entry::replay(&completion, plan.include_usage || anthropic);
+            if anthropic {
+                let mut events = crate::translate::anthropic_openai::Stream::new(&entry.model);
+                body = Bytes::from(events.push(&body));
+            }
             let h = respond::header(200, "text/event-stream", None, ctx);
             ctx.status = 200;
             ctx.ttft = Some(ctx.started.elapsed());
             session.write_response_header(h, false).await.is_ok()
                 && session.write_response_body(Some(body), true).await.is_ok()
         } else {
-            let body = Bytes::from(entry.completion.get().to_owned());
+            let openai = entry.completion.get().as_bytes();
+            let body = if anthropic {
+                crate::api::anthropic::response_body(200, openai, &entry.model)
+            } else {
+                Bytes::copy_from_slice(openai)
+            };
             let h = respond::header(200, "application/json", Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             respond::send(session, ctx, h, body, None).await
@@ -331,7 +349,7 @@ impl ResponseCache {
             // get this answer for the route's.
             return Err("downgraded");
         }
-        let raw = fill.take().ok_or("too_large")?;
+        let raw = fill.take()?;
         let completion = if ctx.stream {
             entry::assemble(&raw)
         } else {

@@ -180,7 +180,7 @@ pub async fn run(
                 std::sync::Arc::clone(&q.reservation),
             ));
         }
-        source = crate::cache::tee(ctx, source);
+        source = crate::cache::tee(ctx, source, native);
         let first = within(
             Some(first_deadline),
             "before the first token",
@@ -254,9 +254,7 @@ pub async fn run(
             Err(_) => return failed(AttemptError::Protocol("malformed JSON response".into())),
         }
     }
-    if !native {
-        crate::cache::capture(ctx, &body);
-    }
+    crate::cache::capture(ctx, &body, native);
     let body = if crate::api::anthropic::is_client(ctx) && !native {
         crate::api::anthropic::response_body(status, &body, plan.model)
     } else {
