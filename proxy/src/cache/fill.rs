@@ -1,6 +1,6 @@
 //! Capturing a miss's answer for the cache while it goes to the client: the attempt code
-//! calls [`tee`] on a stream (outside the budget meter, so it sees what the client sees) and
-//! [`capture`] on a whole body; only the last attempt's bytes
+//! calls [`tee`] on a stream once its first chunk is in (outside the budget meter, so it
+//! sees what the client sees) and [`capture`] on a whole body; only the last attempt's bytes
 //! are kept, and an answer larger than [`MAX_ENTRY_BYTES`] is dropped, not truncated.
 
 use std::sync::{Arc, Mutex};
@@ -75,12 +75,14 @@ impl Fill {
     }
 }
 
-/// Attempt hook for a stream about to be relayed: the source, copying every chunk into the
-/// request's capture buffer when the request is a cache miss. A stream `passthrough` in the
-/// client's own API (Anthropic to an Anthropic client) is not OpenAI-shaped and is not kept.
+/// Attempt hook for a stream about to be relayed, its `first` chunk already read: the
+/// source, copying `first` and every later chunk into the request's capture buffer when the
+/// request is a cache miss. A stream `passthrough` in the client's own API (Anthropic to an
+/// Anthropic client) is not OpenAI-shaped and is not kept.
 pub fn tee(
     ctx: &RequestCtx,
     source: Box<dyn ResponseSource>,
+    first: &Bytes,
     passthrough: bool,
 ) -> Box<dyn ResponseSource> {
     match &ctx.cache_fill {
@@ -88,11 +90,15 @@ pub fn tee(
             fill.discard();
             source
         }
-        Some(fill) => Box::new(Tee {
-            inner: source,
-            generation: fill.reset(),
-            fill: fill.clone(),
-        }),
+        Some(fill) => {
+            let generation = fill.reset();
+            fill.push(generation, first);
+            Box::new(Tee {
+                inner: source,
+                generation,
+                fill: fill.clone(),
+            })
+        }
         None => source,
     }
 }

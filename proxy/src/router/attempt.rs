@@ -180,7 +180,6 @@ pub async fn run(
                 std::sync::Arc::clone(&q.reservation),
             ));
         }
-        source = crate::cache::tee(ctx, source, native);
         let first = within(
             Some(first_deadline),
             "before the first token",
@@ -198,6 +197,7 @@ pub async fn run(
                 return failed(e);
             }
         };
+        source = crate::cache::tee(ctx, source, &first, native);
         let h = respond::header(200, &content_type, None, ctx);
         ctx.status = 200;
         if session.write_response_header(h, false).await.is_err() {
