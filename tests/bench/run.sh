@@ -16,7 +16,8 @@
 # with --allow-anonymous), OUT (results folder). Target `proxy-redis` is the proxy with its
 # budget counters in a redis-server this script starts (Debian's redis-server). Target
 # `proxy-cache` is the proxy with `cache for 10m` on its route and the load generator sending
-# `x-switchyard-cache: allow`: after the first request every one is a cache hit.
+# `x-switchyard-cache: allow`: after the first request every one is a cache hit;
+# `proxy-cache-redis` is the same with the cache in a redis-server this script starts.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -166,7 +167,7 @@ spec:
   policy: |
     route all {
       use bench/gpt-4o
-      $([[ "$name" == proxy-cache ]] && echo "cache for 10m")
+      $([[ "$name" == proxy-cache* ]] && echo "cache for 10m")
     }
 EOF
   if [[ "$BUDGET" == 1 ]]; then
@@ -226,7 +227,10 @@ for target in $TARGETS; do
     proxy) start_proxy proxy ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
     proxy-cache) start_proxy proxy-cache ;;
-    *) log "unknown target $target (direct, nginx, proxy, proxy-redis, proxy-cache)"; exit 1 ;;
+    proxy-cache-redis)
+      [[ -n "${REDIS_PORT:-}" ]] || start_redis
+      start_proxy proxy-cache-redis --cache-redis-url "redis://127.0.0.1:$REDIS_PORT/1" ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-redis, proxy-cache, proxy-cache-redis)"; exit 1 ;;
   esac
 done
 
@@ -234,7 +238,7 @@ done
 run() { # scenario, target, loadgen args...
   local scenario=$1 target=$2
   shift 2
-  [[ "$target" == proxy-cache ]] && set -- "$@" --header "x-switchyard-cache: allow"
+  [[ "$target" == proxy-cache* ]] && set -- "$@" --header "x-switchyard-cache: allow"
   log "$scenario → $target"
   "$BIN/loadgen" --url "${URL[$target]}" --duration "$DURATION" --warmup "$WARMUP" \
     --threads "$LOADGEN_THREADS" --label "$target" --json --header "authorization: Bearer $BENCH_KEY" "$@" \
