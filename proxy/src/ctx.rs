@@ -47,6 +47,10 @@ pub struct RequestCtx {
     pub rerouted: Vec<String>,
     /// Who won a hedge, for the `x-switchyard-hedged` header.
     pub hedged: Option<String>,
+    /// `hit`, `miss` or `bypass` on a route with `cache for`, for `x-switchyard-cache`.
+    pub cache: Option<&'static str>,
+    /// A cache miss's capture buffer, filled by the attempt that answers.
+    pub cache_fill: Option<crate::cache::Fill>,
 }
 
 /// The quota service and this request's reservation.
@@ -78,6 +82,8 @@ impl RequestCtx {
             downgraded: None,
             rerouted: Vec::new(),
             hedged: None,
+            cache: None,
+            cache_fill: None,
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod ctx;
 pub mod metrics;

@@ -91,7 +91,21 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         // `Settings::validate` checks the URL first; this is a last resort.
         Err(e) => tracing::error!(error = %e, "budgets are counted in memory"),
     }
+    gateway.cache = Arc::new(response_cache(settings, shared));
     gateway
+}
+
+/// The response cache: in Redis with `--cache-redis-url`, else in memory.
+fn response_cache(settings: &Settings, shared: &Shared) -> crate::cache::ResponseCache {
+    let registry = shared.metrics.registry();
+    if let Some(url) = &settings.cache_redis_url {
+        match crate::cache::ResponseCache::redis(url, registry) {
+            Ok(c) => return c,
+            // `Settings::validate` checks the URL first; this is a last resort.
+            Err(e) => tracing::error!(error = %e, "the response cache is kept in memory"),
+        }
+    }
+    crate::cache::ResponseCache::memory(settings.cache_max_bytes, registry)
 }
 
 /// A pingora server with the proxy service on `settings.listen` and the admin service on

@@ -56,6 +56,8 @@ pub struct Gateway {
     pub quota: Arc<crate::quota::Quota>,
     /// Whether requests without a known client key are served (as anonymous).
     pub allow_anonymous: bool,
+    /// Answers of routes with `cache for`.
+    pub cache: Arc<crate::cache::ResponseCache>,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -142,6 +144,7 @@ impl Gateway {
             created,
             quota: Arc::new(crate::quota::Quota::default()),
             allow_anonymous: true,
+            cache: Arc::new(crate::cache::ResponseCache::default()),
         }
     }
 
@@ -281,6 +284,13 @@ impl Gateway {
         };
         let decision = decide(&cfg.snapshot, &features, self.draw.next())
             .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let cache_plan = self.cache.plan(
+            decision.route(),
+            endpoint,
+            &session.req_header().headers,
+            &bytes,
+            &body,
+        );
         let admitted = self
             .quota
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
@@ -305,9 +315,16 @@ impl Gateway {
             endpoint,
             native: native.as_ref(),
         };
-        self.router.serve(session, ctx, job).await;
+        // A hit calls no upstream and is settled as one that no upstream answered: only
+        // request counts stay charged.
+        let hit = (self.cache)
+            .answer(session, ctx, cache_plan.as_ref(), &cfg.snapshot)
+            .await;
+        if !hit {
+            self.router.serve(session, ctx, job).await;
+        }
         if let Some(q) = ctx.quota.take() {
-            let served = (200..300).contains(&ctx.status).then(|| {
+            let served = (!hit && (200..300).contains(&ctx.status)).then(|| {
                 crate::quota::Price::by_name(
                     &cfg.snapshot,
                     ctx.provider.as_deref().unwrap_or(""),
@@ -318,6 +335,7 @@ impl Gateway {
                 .settle(&q.reservation, ctx.usage, served, ctx.endpoint)
                 .await;
         }
+        self.cache.finish(ctx, cache_plan.as_ref()).await;
         Ok(())
     }
 
@@ -346,6 +364,7 @@ impl Gateway {
             attempts = ctx.attempts,
             stream = ctx.stream,
             stream_error = ctx.stream_error,
+            cache = ctx.cache,
             duration_ms = duration.as_secs_f64() * 1e3,
             ttft_ms = ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
             input_tokens = ctx.usage.map(|u| u.input),

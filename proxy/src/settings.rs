@@ -120,6 +120,23 @@ pub struct Settings {
         env = "SWITCHYARD_DEFAULT_MAX_TOKENS"
     )]
     pub default_max_tokens: u64,
+
+    /// Byte bound of the in-memory response cache (routes with `cache for`); the least
+    /// useful entries are evicted past it.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = crate::cache::DEFAULT_MAX_BYTES,
+        env = "SWITCHYARD_CACHE_MAX_BYTES"
+    )]
+    pub cache_max_bytes: u64,
+
+    /// Keep the response cache in Redis (`redis://host:port/db`), shared by every replica,
+    /// instead of in this process. Separate from `--redis-url` because cache entries are
+    /// large and evictable (a Redis with `maxmemory-policy allkeys-lru` suits them) while
+    /// budget counters must never be evicted. Redis trouble makes lookups misses.
+    #[arg(long, value_name = "URL", env = "SWITCHYARD_CACHE_REDIS_URL")]
+    pub cache_redis_url: Option<String>,
 }
 
 impl Settings {
@@ -169,6 +186,11 @@ impl Settings {
         {
             return bad("--redis-url is not a valid redis:// URL".into());
         }
+        if let Some(url) = &self.cache_redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return bad("--cache-redis-url is not a valid redis:// URL".into());
+        }
         if self.max_body_bytes == 0 {
             return bad("--max-body-bytes must be at least 1".into());
         }
@@ -194,6 +216,8 @@ impl Settings {
             redis_url: None,
             redis_failure: crate::quota::FailureMode::FailOpen,
             default_max_tokens: 4096,
+            cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
+            cache_redis_url: None,
         }
     }
 }

@@ -19,6 +19,9 @@
 # hedge that never fires (2 s), so every request checks its window statistics; target
 # `proxy-baseline` runs the plain policy on another build of the proxy, BASELINE_BIN (e.g. a
 # commit before a change), for A/B runs.
+# Target `proxy-cache` is the proxy with `cache for 10m` on its route and the load generator sending
+# `x-switchyard-cache: allow`: after the first request every one is a cache hit;
+# `proxy-cache-redis` is the same with the cache in a redis-server this script starts.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -178,6 +181,7 @@ spec:
   policy: |
     route all {
       $route
+      $([[ "$name" == proxy-cache* ]] && echo "cache for 10m")
     }
 EOF
   if [[ "$BUDGET" == 1 ]]; then
@@ -238,7 +242,11 @@ for target in $TARGETS; do
     proxy-latency) start_proxy proxy-latency ;;
     proxy-baseline) start_proxy proxy-baseline ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
-    *) log "unknown target $target (direct, nginx, proxy, proxy-latency, proxy-baseline, proxy-redis)"; exit 1 ;;
+    proxy-cache) start_proxy proxy-cache ;;
+    proxy-cache-redis)
+      [[ -n "${REDIS_PORT:-}" ]] || start_redis
+      start_proxy proxy-cache-redis --cache-redis-url "redis://127.0.0.1:$REDIS_PORT/1" ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-latency, proxy-baseline, proxy-redis, proxy-cache, proxy-cache-redis)"; exit 1 ;;
   esac
 done
 
@@ -246,6 +254,7 @@ done
 run() { # scenario, target, loadgen args...
   local scenario=$1 target=$2
   shift 2
+  [[ "$target" == proxy-cache* ]] && set -- "$@" --header "x-switchyard-cache: allow"
   log "$scenario → $target"
   "$BIN/loadgen" --url "${URL[$target]}" --duration "$DURATION" --warmup "$WARMUP" \
     --threads "$LOADGEN_THREADS" --label "$target" --json --header "authorization: Bearer $BENCH_KEY" "$@" \

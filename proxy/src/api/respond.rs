@@ -40,6 +40,9 @@ pub fn header(
     if let Some(d) = &ctx.downgraded {
         let _ = h.insert_header("x-switchyard-downgraded", d.as_str());
     }
+    if let Some(c) = ctx.cache {
+        let _ = h.insert_header("x-switchyard-cache", c);
+    }
     if ctx.attempts > 0 {
         let _ = h.insert_header("x-switchyard-attempts", ctx.attempts.to_string());
     }

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use switchyard_crds::LoadErrors;
-use switchyard_dsl::Snapshot;
 
 pub use watch::{DEBOUNCE, POLL_INTERVAL, spawn_watcher};
 
@@ -137,7 +136,6 @@ impl fmt::Debug for ConfigHandle {
 
 impl ConfigHandle {
     pub fn new(initial: ActiveConfig) -> Self {
-        warn_unenforced(&initial.snapshot);
         Self {
             inner: ArcSwap::from_pointee(initial),
         }
@@ -151,27 +149,7 @@ impl ConfigHandle {
 
     /// Replaces the configuration atomically; requests in flight keep the one they loaded.
     pub fn swap(&self, next: ActiveConfig) {
-        warn_unenforced(&next.snapshot);
         self.inner.store(Arc::new(next));
-    }
-}
-
-/// What a policy may say that this proxy does not act on yet, per route.
-///
-/// The language compiles `cache for`, but the data plane does not cache yet; a policy author
-/// must hear that from the proxy rather than discover it in production.
-pub fn unenforced(snapshot: &Snapshot) -> Vec<String> {
-    snapshot
-        .routes
-        .iter()
-        .filter(|r| r.cache_ttl_ms.is_some())
-        .map(|r| format!("route `{}`: `cache for`", r.name))
-        .collect()
-}
-
-fn warn_unenforced(snapshot: &Snapshot) {
-    for what in unenforced(snapshot) {
-        tracing::warn!(%what, "policy feature compiled but not enforced by this proxy version");
     }
 }
 
@@ -258,19 +236,5 @@ mod tests {
         assert!(!format!("{state:?}").contains("sk-secret"));
         assert_eq!(key.expose(), "sk-secret-value");
         assert_eq!(state.describe(), "resolved");
-    }
-
-    #[test]
-    fn compiled_but_unenforced_features_are_named_per_route() {
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        let mut multi = load_dir(&examples.join("multi-provider"), 1).expect("example loads");
-        // Latency triggers, hedging and `fastest of` are enforced: nothing to warn about.
-        assert_eq!(unenforced(&multi.snapshot), Vec::<String>::new());
-        multi.snapshot.routes[0].cache_ttl_ms = Some(60_000);
-        let first = multi.snapshot.routes[0].name.clone();
-        assert_eq!(
-            unenforced(&multi.snapshot),
-            [format!("route `{first}`: `cache for`")]
-        );
     }
 }

@@ -397,6 +397,7 @@ pub async fn commit(
                     .output_seen
                     .store(estimate, std::sync::atomic::Ordering::Relaxed);
             }
+            crate::cache::capture(ctx, &body, native);
             let body = if crate::api::anthropic::is_client(ctx) && !native {
                 crate::api::anthropic::response_body(status, &body, plan.model)
             } else {
@@ -469,6 +470,7 @@ async fn relay(
     total: Instant,
     content_type: &str,
 ) -> Outcome {
+    let source = crate::cache::tee(ctx, source, &first, native);
     let h = respond::header(200, content_type, None, ctx);
     ctx.status = 200;
     if session.write_response_header(h, false).await.is_err() {

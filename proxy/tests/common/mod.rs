@@ -2,6 +2,8 @@
 //! in process (pingora on free loopback ports), and starts `switchyard-mock` upstreams.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
