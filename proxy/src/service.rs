@@ -323,6 +323,9 @@ impl Gateway {
         if !hit {
             self.router.serve(session, ctx, job).await;
         }
+        // Stored before anything else is awaited: the client already has the answer and may
+        // ask again at once.
+        self.cache.finish(ctx, cache_plan.as_ref()).await;
         if let Some(q) = ctx.quota.take() {
             let served = (!hit && (200..300).contains(&ctx.status)).then(|| {
                 crate::quota::Price::by_name(
@@ -335,7 +338,6 @@ impl Gateway {
                 .settle(&q.reservation, ctx.usage, served, ctx.endpoint)
                 .await;
         }
-        self.cache.finish(ctx, cache_plan.as_ref()).await;
         Ok(())
     }
 

@@ -32,6 +32,20 @@ fn calls(m: &switchyard_mock::MockServer) -> usize {
     m.state().requests().len()
 }
 
+/// Waits until `proxy` has stored `n` answers: a store happens after the answer reached the
+/// client, so a client can be faster than the `SET`.
+async fn stored(proxy: &Proxy, n: usize) {
+    let line = format!("switchyard_cache_stores_total{{result=\"stored\"}} {n}");
+    let start = std::time::Instant::now();
+    while !get(&proxy.admin_url, "/metrics").await.text.contains(&line) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{line} never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_proxies_share_one_redis() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,6 +55,7 @@ async fn two_proxies_share_one_redis() {
     let first = post(&one, "/v1/chat/completions", &req("shared", false)).await;
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(first.header("x-switchyard-cache"), "miss");
+    stored(&one, 1).await;
     let second = post(&two, "/v1/chat/completions", &req("shared", false)).await;
     assert_eq!(
         second.header("x-switchyard-cache"),
@@ -53,6 +68,7 @@ async fn two_proxies_share_one_redis() {
     // A stream stored by the second proxy is a hit on the first, replayed as SSE.
     let streamed = post(&two, "/v1/chat/completions", &req("streamed", true)).await;
     assert_eq!(streamed.header("x-switchyard-cache"), "miss");
+    stored(&two, 1).await;
     let replayed = post(&one, "/v1/chat/completions", &req("streamed", true)).await;
     assert_eq!(replayed.header("x-switchyard-cache"), "hit");
     assert_eq!(replayed.events().last().map(String::as_str), Some("[DONE]"));
