@@ -277,15 +277,17 @@ pub fn order(
     for c in &all {
         observer.observe(&route.name, &c.name, &c.standing);
     }
-    let passed_over: Vec<String> = all
+    // The order the decision alone would have tried, to tell who was passed over.
+    let decided: Vec<(TargetId, Option<String>)> = all
         .iter()
-        .enumerate()
-        .filter(|(k, c)| {
-            !c.standing.available() && all[k + 1..].iter().any(|l| l.standing.available())
+        .map(|c| {
+            (
+                c.target,
+                c.standing.reason().map(|r| format!("{}: {r}", c.name)),
+            )
         })
-        .filter_map(|(_, c)| Some(format!("{}: {}", c.name, c.standing.reason()?)))
         .collect();
-    let mut passed_over = passed_over;
+    let mut drawn_arm = None;
     match &route.selection {
         Selection::Split(arms) if all.first().is_some_and(|c| !c.standing.available()) => {
             // The drawn arm is out: draw again among the arms that are in, by weight.
@@ -302,15 +304,7 @@ pub fn order(
             if let Some(t) = redraw_split(arms, ok, rng.f64())
                 && let Some(c) = others.into_iter().find(|c| c.target == t)
             {
-                let drawn = &all[0];
-                let why = format!(
-                    "{}: {}",
-                    drawn.name,
-                    drawn.standing.reason().unwrap_or_default()
-                );
-                if !passed_over.contains(&why) {
-                    passed_over.insert(0, why);
-                }
+                drawn_arm = Some(all[0].target);
                 all.retain(|x| x.target != t);
                 all.insert(0, c);
             }
@@ -347,6 +341,25 @@ pub fn order(
     if out.is_empty() {
         out = ejected;
     }
+    let position = |t: TargetId| out.iter().position(|c| c.target == t);
+    let passed_over = decided
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (t, why))| {
+            let why = why.as_ref()?;
+            let overtaken = match position(*t) {
+                // Left out altogether (an open circuit) while others are tried.
+                None => !out.is_empty(),
+                Some(p) => {
+                    Some(*t) == drawn_arm
+                        || decided[k + 1..]
+                            .iter()
+                            .any(|(later, _)| position(*later).is_some_and(|q| q < p))
+                }
+            };
+            overtaken.then(|| why.clone())
+        })
+        .collect();
     (out, passed_over)
 }
 
