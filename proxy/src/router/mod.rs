@@ -55,29 +55,34 @@ pub struct Router {
 }
 
 /// How a hedged first attempt ended.
-enum Race {
+enum Race<'p> {
     /// The first attempt finished (opened or failed) before the hedge delay: no hedge sent.
     Unhedged(Result<Opened, OpenFailure>),
-    /// The hedge was sent. `winner`: 0 = the first candidate, 1 = the hedge; the other was
-    /// cancelled (its connection dropped) after waiting `loser_waited`.
+    /// The hedge (`hedge_plan`) was sent. `winner`: 0 = the first candidate, 1 = the hedge;
+    /// the other was cancelled (its connection dropped) after waiting `loser_waited`.
     Won {
         winner: usize,
         opened: Opened,
         loser_waited: Option<Duration>,
         failures: Vec<(usize, OpenFailure)>,
+        hedge_plan: AttemptPlan<'p>,
     },
     /// Both failed.
-    BothFailed(Vec<(usize, OpenFailure)>),
+    BothFailed {
+        failures: Vec<(usize, OpenFailure)>,
+        hedge_plan: AttemptPlan<'p>,
+    },
 }
 
-/// Runs `a`; when it has no first token after `delay`, runs `b` too. The first to produce
-/// a token wins; dropping the other's future closes its upstream connection.
-async fn race(
+/// Runs `a`; when it has no first token after `delay`, plans the hedge (only then: a plan
+/// copies the body) and runs it too. The first to produce a token wins; dropping the other's
+/// future closes its upstream connection.
+async fn race<'p>(
     providers: &Providers,
-    a: &AttemptPlan<'_>,
-    b: &AttemptPlan<'_>,
+    a: &AttemptPlan<'p>,
+    plan_hedge: impl FnOnce() -> AttemptPlan<'p>,
     delay: Duration,
-) -> Race {
+) -> Race<'p> {
     let first = attempt::open(providers, a);
     tokio::pin!(first);
     tokio::select! {
@@ -86,35 +91,54 @@ async fn race(
     }
     let hedge_started = Instant::now();
     let started = hedge_started - delay;
-    let hedge = attempt::open(providers, b);
-    tokio::pin!(hedge);
+    let hedge_plan = plan_hedge();
     let mut failures: Vec<(usize, OpenFailure)> = Vec::new();
-    let (mut first_done, mut hedge_done) = (false, false);
-    while !(first_done && hedge_done) {
-        tokio::select! {
-            r = &mut first, if !first_done => match r {
-                Ok(opened) => {
-                    let loser_waited = (!hedge_done).then(|| hedge_started.elapsed());
-                    return Race::Won { winner: 0, opened, loser_waited, failures };
-                }
-                Err(f) => {
-                    first_done = true;
-                    failures.push((0, f));
-                }
-            },
-            r = &mut hedge, if !hedge_done => match r {
-                Ok(opened) => {
-                    let loser_waited = (!first_done).then(|| started.elapsed());
-                    return Race::Won { winner: 1, opened, loser_waited, failures };
-                }
-                Err(f) => {
-                    hedge_done = true;
-                    failures.push((1, f));
-                }
-            },
+    let won = {
+        let hedge = attempt::open(providers, &hedge_plan);
+        tokio::pin!(hedge);
+        let (mut first_done, mut hedge_done) = (false, false);
+        loop {
+            if first_done && hedge_done {
+                break None;
+            }
+            tokio::select! {
+                r = &mut first, if !first_done => match r {
+                    Ok(opened) => {
+                        let loser_waited = (!hedge_done).then(|| hedge_started.elapsed());
+                        break Some((0, opened, loser_waited));
+                    }
+                    Err(f) => {
+                        first_done = true;
+                        failures.push((0, f));
+                    }
+                },
+                r = &mut hedge, if !hedge_done => match r {
+                    Ok(opened) => {
+                        let loser_waited = (!first_done).then(|| started.elapsed());
+                        break Some((1, opened, loser_waited));
+                    }
+                    Err(f) => {
+                        hedge_done = true;
+                        failures.push((1, f));
+                    }
+                },
+            }
         }
+        // The loser's future is dropped here: its connection closes.
+    };
+    match won {
+        Some((winner, opened, loser_waited)) => Race::Won {
+            winner,
+            opened,
+            loser_waited,
+            failures,
+            hedge_plan,
+        },
+        None => Race::BothFailed {
+            failures,
+            hedge_plan,
+        },
     }
-    Race::BothFailed(failures)
 }
 
 /// What a failed attempt tells the statistics: a timeout is a (lower bound) latency sample
@@ -322,14 +346,15 @@ impl Router {
                 let opened = match hedge {
                     None => attempt::open(&self.providers, &plan).await,
                     Some((next, delay)) => {
-                        let hedge_plan = self.plan(&job, next, total_deadline);
-                        match race(&self.providers, &plan, &hedge_plan, delay).await {
+                        let plan_hedge = || self.plan(&job, next, total_deadline);
+                        match race(&self.providers, &plan, plan_hedge, delay).await {
                             Race::Unhedged(r) => r,
                             Race::Won {
                                 winner,
                                 opened,
                                 loser_waited,
                                 failures: lost,
+                                hedge_plan,
                             } => {
                                 ctx.attempts += 1;
                                 let pair = [(c, &plan), (next, &hedge_plan)];
@@ -378,7 +403,10 @@ impl Router {
                                     }
                                 }
                             }
-                            Race::BothFailed(lost) => {
+                            Race::BothFailed {
+                                failures: lost,
+                                hedge_plan,
+                            } => {
                                 ctx.attempts += 1;
                                 self.observer.hedge(&route.name, "neither");
                                 let pair = [(c, &plan), (next, &hedge_plan)];
