@@ -27,6 +27,7 @@ pub mod ctx;
 pub mod metrics;
 pub mod providers;
 pub mod quota;
+pub mod redis_link;
 pub mod router;
 pub mod server;
 pub mod service;

@@ -2,21 +2,13 @@
 //! (atomic on the server, so replicas never race between check and charge), settlement as
 //! `INCRBY` of the difference, and window-aligned keys that expire after their window.
 //!
-//! Every call is bounded by [`TIMEOUT`]; after a failure Redis is skipped for
-//! [`BACKOFF`] and then tried again (the connection manager reconnects in the background).
+//! Every call goes through a [`RedisLink`]: bounded in time, skipped for a while after a
+//! failure.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::store::{CounterOp, Reserved};
-
-/// Longest a request waits for Redis.
-pub const TIMEOUT: Duration = Duration::from_millis(100);
-/// How long Redis is skipped after a failure.
-pub const BACKOFF: Duration = Duration::from_millis(500);
+use crate::redis_link::{LinkError, RedisLink};
 
 const RESERVE: &str = r"
 local n = #KEYS
@@ -49,22 +41,17 @@ return 1
 /// Why Redis did not answer; never contains a key.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisError {
-    #[error("redis is unreachable ({0})")]
-    Unreachable(String),
-    #[error("redis timed out")]
-    Timeout,
-    #[error("redis is being skipped after a recent failure")]
-    BackingOff,
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("unexpected redis reply")]
     Reply,
 }
 
 /// A shared counter store in Redis.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: RedisLink,
     reserve: Script,
     adjust: Script,
-    down_since: Mutex<Option<Instant>>,
     prefix: String,
 }
 
@@ -75,31 +62,12 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects lazily to `url`; the connection's tasks run on a small runtime of their own.
+    /// Connects lazily to `url`.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let client =
-            redis::Client::open(url).map_err(|e| RedisError::Unreachable(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("switchyard-redis")
-            .enable_all()
-            .build()
-            .map_err(|e| RedisError::Unreachable(e.to_string()))?;
-        // The runtime lives as long as the process: dropping one inside async code panics.
-        let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
-        let _guard = runtime.enter();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(BACKOFF);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| RedisError::Unreachable(e.to_string()))?;
         Ok(Self {
-            conn,
+            link: RedisLink::new(url, "quota store", "switchyard-redis")?,
             reserve: Script::new(RESERVE),
             adjust: Script::new(ADJUST),
-            down_since: Mutex::new(None),
             prefix: "switchyard:quota:".into(),
         })
     }
@@ -108,40 +76,12 @@ impl RedisStore {
         format!("{}{k}", self.prefix)
     }
 
-    fn check_backoff(&self) -> Result<(), RedisError> {
-        let down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        match *down {
-            Some(t) if t.elapsed() < BACKOFF => Err(RedisError::BackingOff),
-            _ => Ok(()),
-        }
-    }
-
-    fn record<T>(&self, r: Result<T, RedisError>) -> Result<T, RedisError> {
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        match &r {
-            Ok(_) => {
-                if down.take().is_some() {
-                    tracing::info!("quota store: redis is reachable again");
-                }
-            }
-            Err(RedisError::BackingOff) => {}
-            Err(e) => {
-                if down.is_none() {
-                    tracing::warn!(error = %e, "quota store: redis failed");
-                }
-                *down = Some(Instant::now());
-            }
-        }
-        r
-    }
-
     async fn call(
         &self,
         script: &Script,
         keys: Vec<String>,
         args: Vec<i64>,
     ) -> Result<Value, RedisError> {
-        self.check_backoff()?;
         let mut inv = script.prepare_invoke();
         for k in &keys {
             inv.key(self.key(k));
@@ -149,13 +89,11 @@ impl RedisStore {
         for a in &args {
             inv.arg(*a);
         }
-        let mut conn = self.conn.clone();
-        let r = match tokio::time::timeout(TIMEOUT, inv.invoke_async::<Value>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(RedisError::Unreachable(e.category().to_string())),
-            Err(_) => Err(RedisError::Timeout),
-        };
-        self.record(r)
+        let v = self
+            .link
+            .run(|mut conn| async move { inv.invoke_async::<Value>(&mut conn).await })
+            .await?;
+        Ok(v)
     }
 
     pub async fn reserve(&self, ops: &[CounterOp]) -> Result<Reserved, RedisError> {
@@ -194,12 +132,11 @@ impl RedisStore {
     }
 
     /// The counter keys (without the prefix) that start with `budget|`, across every
-    /// replica: a bounded `SCAN`, at most [`TIMEOUT`] and 10,000 keys.
+    /// replica: a bounded `SCAN`, at most [`TIMEOUT`](crate::redis_link::TIMEOUT) and 10,000
+    /// keys.
     pub async fn keys_of(&self, budget: &str) -> Result<Vec<String>, RedisError> {
-        self.check_backoff()?;
         let pattern = format!("{}{}|*", self.prefix, glob_escape(budget));
-        let mut conn = self.conn.clone();
-        let scan = async {
+        let scan = |mut conn: redis::aio::ConnectionManager| async move {
             let mut out = Vec::new();
             let mut cursor: u64 = 0;
             loop {
@@ -221,32 +158,22 @@ impl RedisStore {
                 cursor = next;
             }
         };
-        let r = match tokio::time::timeout(TIMEOUT, scan).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(RedisError::Unreachable(e.category().to_string())),
-            Err(_) => Err(RedisError::Timeout),
-        };
-        self.record(r)
+        Ok(self.link.run(scan).await?)
     }
 
     pub async fn get(&self, keys: &[String]) -> Result<Vec<i64>, RedisError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.check_backoff()?;
         let mut cmd = redis::cmd("MGET");
         for k in keys {
             cmd.arg(self.key(k));
         }
-        let mut conn = self.conn.clone();
-        let r = match tokio::time::timeout(TIMEOUT, cmd.query_async::<Vec<Option<i64>>>(&mut conn))
-            .await
-        {
-            Ok(Ok(v)) => Ok(v.into_iter().map(|x| x.unwrap_or(0)).collect()),
-            Ok(Err(e)) => Err(RedisError::Unreachable(e.category().to_string())),
-            Err(_) => Err(RedisError::Timeout),
-        };
-        self.record(r)
+        let values = self
+            .link
+            .run(|mut conn| async move { cmd.query_async::<Vec<Option<i64>>>(&mut conn).await })
+            .await?;
+        Ok(values.into_iter().map(|x| x.unwrap_or(0)).collect())
     }
 }
 
