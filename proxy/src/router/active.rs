@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use switchyard_dsl::ir::{HealthCheck, Provider, TargetId};
+use switchyard_dsl::ir::{HealthCheck, TargetId, Timeouts};
 
-use super::classify::{Failure, MAX_RATE_LIMIT_WAIT};
+use super::attempt::{self, AttemptPlan, OpenFailure};
+use super::classify::Failure;
 use super::health::HealthRegistry;
-use super::stats::{InFlight, Sample, StatsRegistry, clock_ms};
+use super::note_failure;
+use super::stats::{Sample, StatsRegistry, clock_ms};
 use crate::api::Endpoint;
-use crate::config::{ConfigHandle, CredentialState};
-use crate::providers::{AttemptError, AttemptRequest, Providers, ResponseSource};
+use crate::config::ConfigHandle;
+use crate::providers::Providers;
 
 /// How often the schedule is looked at (and configuration changes picked up).
 const TICK: Duration = Duration::from_millis(50);
@@ -34,116 +36,40 @@ fn check_body(model: &str) -> Bytes {
     )
 }
 
-/// What the registries need to hear about one check.
-#[derive(Debug)]
-pub struct CheckResult {
-    pub sample: Option<Sample>,
-    /// `Some(true)` success, `Some(false)` a failure that counts against health.
-    pub healthy: Option<bool>,
-    pub rate_limited_for: Option<Duration>,
-    pub detail: String,
+/// The route-level deadlines of a check: its whole timeout for the first token.
+fn check_timeouts(hc: HealthCheck) -> Timeouts {
+    Timeouts {
+        first_token_ms: Some(hc.timeout_ms),
+        ..Timeouts::default()
+    }
 }
 
-async fn read_to_end(source: &mut dyn ResponseSource) -> Result<(), AttemptError> {
-    while source.next_chunk().await?.is_some() {}
-    Ok(())
-}
-
-/// Runs one check of `model` on `provider`.
-pub async fn check(
-    providers: &Providers,
-    provider: &Provider,
-    credential: Option<&CredentialState>,
-    model: &str,
-    hc: HealthCheck,
-) -> CheckResult {
-    let started = Instant::now();
-    let timeout = Duration::from_millis(hc.timeout_ms);
-    let failed = |e: AttemptError| {
-        let f = Failure::from_attempt(&e);
-        let waited = started.elapsed().as_secs_f64() * 1e3;
-        let timed_out = matches!(e, AttemptError::Timeout(_));
-        CheckResult {
-            sample: Some(Sample {
-                ttft_ms: timed_out.then_some(waited),
-                total_ms: timed_out.then_some(waited),
-                error: true,
-            }),
-            healthy: Some(false),
-            rate_limited_for: None,
-            detail: f.detail,
-        }
+/// Runs one check — an ordinary attempt, read to its end — and tells the registries what it
+/// found, as a client request's attempt would.
+async fn check(providers: &Providers, plan: &AttemptPlan<'_>, name: &str, health: &HealthRegistry) {
+    let failed = |f: OpenFailure| {
+        tracing::warn!(target = %name, detail = %f.failure.detail, "health check failed");
+        note_failure(health, name, &plan.stats, &f);
     };
-    let adapter = match providers.adapter(provider.kind) {
-        Ok(a) => a,
-        Err(e) => return failed(e),
+    let opened = match attempt::open(providers, plan).await {
+        Ok(o) => o,
+        Err(f) => return failed(f),
     };
-    let req = AttemptRequest {
-        endpoint: Endpoint::ChatCompletions,
-        provider,
-        credential,
-        model,
-        body: check_body(model),
-        native: None,
-        stream: true,
-        connect_timeout: timeout,
-        read_timeout: timeout,
-    };
-    let first = tokio::time::timeout(timeout, async {
-        let mut source = adapter.open(&req).await?;
-        if !(200..300).contains(&source.status()) {
-            return Ok(Err(source));
+    let (started, ttft) = (opened.started, opened.ttft);
+    if let Some(d) = opened.rate_limited_for {
+        plan.stats
+            .rate_limit_until(clock_ms() + d.as_millis() as u64);
+    }
+    match opened.drain().await {
+        Ok(()) => {
+            plan.stats.record(Sample::ok(ttft, started.elapsed()));
+            health.success(name);
         }
-        let first = source.next_chunk().await?;
-        Ok(Ok((source, first)))
-    })
-    .await
-    .unwrap_or(Err(AttemptError::Timeout("health check")));
-    let (mut source, ttft) = match first {
-        Err(e) => return failed(e),
-        Ok(Err(mut source)) => {
-            let status = source.status();
-            let retry_after = source.header("retry-after").map(str::to_owned);
-            let mut body = Vec::new();
-            let _ = tokio::time::timeout(timeout, async {
-                while let Ok(Some(c)) = source.next_chunk().await {
-                    body.extend_from_slice(&c);
-                    if body.len() > 64 * 1024 {
-                        break;
-                    }
-                }
-            })
-            .await;
-            source.finish().await;
-            let f = Failure::from_response(status, &body, retry_after.as_deref());
-            let counts = f.counts_against_health();
-            return CheckResult {
-                sample: counts.then_some(Sample {
-                    error: true,
-                    ..Sample::default()
-                }),
-                healthy: counts.then_some(false),
-                rate_limited_for: f.retry_after.map(|d| d.min(MAX_RATE_LIMIT_WAIT)),
-                detail: f.detail,
-            };
-        }
-        Ok(Ok((source, Some(_)))) => (source, started.elapsed()),
-        Ok(Ok((source, None))) => {
-            source.finish().await;
-            return failed(AttemptError::Protocol("empty stream".into()));
-        }
-    };
-    let rest = tokio::time::timeout(timeout, read_to_end(source.as_mut())).await;
-    source.finish().await;
-    match rest {
-        Ok(Ok(())) => CheckResult {
-            sample: Some(Sample::ok(ttft, started.elapsed())),
-            healthy: Some(true),
-            rate_limited_for: None,
-            detail: "ok".into(),
-        },
-        Ok(Err(e)) => failed(e),
-        Err(_) => failed(AttemptError::Timeout("health check")),
+        Err(e) => failed(OpenFailure {
+            failure: Failure::from_attempt(&e),
+            response: None,
+            waited: started.elapsed(),
+        }),
     }
 }
 
@@ -224,25 +150,20 @@ async fn schedule(
             let credential = cfg.credentials.get(target.provider.0 as usize).cloned();
             let model = target.model.clone();
             tokio::spawn(async move {
-                let target_stats = stats.target(&name);
-                let result = {
-                    let _in_flight = InFlight::new(&target_stats);
-                    check(&providers, &provider, credential.as_ref(), &model, hc).await
+                let timeouts = check_timeouts(hc);
+                let plan = AttemptPlan {
+                    endpoint: Endpoint::ChatCompletions,
+                    timeouts: &timeouts,
+                    provider: &provider,
+                    credential: credential.as_ref(),
+                    model: &model,
+                    body: check_body(&model),
+                    stream: true,
+                    total_deadline: Some(Instant::now() + Duration::from_millis(hc.timeout_ms)),
+                    native: None,
+                    stats: stats.target(&name),
                 };
-                if let Some(s) = result.sample {
-                    target_stats.record(s);
-                }
-                match result.healthy {
-                    Some(true) => health.success(&name),
-                    Some(false) => {
-                        tracing::warn!(target = %name, detail = %result.detail, "health check failed");
-                        health.failure(&name);
-                    }
-                    None => {}
-                }
-                if let Some(d) = result.rate_limited_for {
-                    target_stats.rate_limit_until(clock_ms() + d.as_millis() as u64);
-                }
+                check(&providers, &plan, &name, &health).await;
                 if let Ok(mut r) = running.lock() {
                     r.remove(&name);
                 }

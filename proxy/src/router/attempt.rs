@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
-use switchyard_dsl::ir::{Provider, Route};
+use switchyard_dsl::ir::{Provider, Timeouts};
 
 use super::classify::Failure;
 use super::stats::{InFlight, TargetStats};
@@ -77,6 +77,28 @@ enum OpenedBody {
     Stream(Bytes),
     /// A whole, checked answer and its usage.
     Whole { body: Bytes, usage: Option<Usage> },
+}
+
+impl Opened {
+    /// Reads the rest of the answer and sends it nowhere (an active health check's); the
+    /// connection goes back to the pool when the body ended properly.
+    pub async fn drain(self) -> Result<(), AttemptError> {
+        let Opened {
+            mut source,
+            body,
+            total_deadline,
+            ..
+        } = self;
+        if let OpenedBody::Stream(_) = body {
+            let (_, complete) = read_body(source.as_mut(), MAX_ERROR_BODY, total_deadline).await?;
+            if !complete {
+                source.finish().await;
+                return Err(AttemptError::Protocol("answer too long".into()));
+            }
+        }
+        source.finish().await;
+        Ok(())
+    }
 }
 
 /// A failed opening: what happened, the error response to pass through if any, and how
@@ -174,7 +196,8 @@ pub fn rate_limit_exhausted(header: impl Fn(&str) -> Option<String>) -> Option<D
 #[derive(Debug)]
 pub struct AttemptPlan<'a> {
     pub endpoint: Endpoint,
-    pub route: &'a Route,
+    /// The route's deadlines (they override the provider's).
+    pub timeouts: &'a Timeouts,
     pub provider: &'a Provider,
     pub credential: Option<&'a CredentialState>,
     pub model: &'a str,
@@ -230,7 +253,7 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
         waited: started.elapsed(),
     };
     let adapter = providers.adapter(plan.provider.kind).map_err(failed)?;
-    let (route_t, prov_t) = (&plan.route.timeouts, &plan.provider.timeouts);
+    let (route_t, prov_t) = (plan.timeouts, &plan.provider.timeouts);
     let connect = route_t
         .connect_ms
         .or(prov_t.connect_ms)

@@ -25,7 +25,7 @@ use self::classify::{Failure, MAX_RATE_LIMIT_WAIT, backoff};
 use self::health::HealthRegistry;
 use self::observe::RoutingObserver;
 use self::select::{Candidate, Standing};
-use self::stats::{Sample, StatsRegistry, clock_ms};
+use self::stats::{Sample, StatsRegistry, TargetStats, clock_ms};
 use crate::api::request::RequestBody;
 use crate::api::{ApiError, Endpoint, respond};
 use crate::cfg::{CredentialState, Metrics};
@@ -201,6 +201,28 @@ fn exhausted(failures: &[Failure], tried: &[String], deadline_hit: bool) -> ApiE
     e
 }
 
+/// Health and statistics of target `name` after an attempt that failed before reaching a
+/// client (or an active health check that failed).
+pub(crate) fn note_failure(
+    health: &HealthRegistry,
+    name: &str,
+    stats: &TargetStats,
+    f: &OpenFailure,
+) {
+    if f.failure.counts_against_health() {
+        health.failure(name);
+    }
+    if let Some(s) = failure_sample(f) {
+        stats.record(s);
+    }
+    if f.failure.class == ErrorClass::RateLimited
+        && let Some(wait) = f.failure.retry_after
+    {
+        let wait = wait.min(MAX_RATE_LIMIT_WAIT).as_millis() as u64;
+        stats.rate_limit_until(clock_ms() + wait);
+    }
+}
+
 impl Router {
     fn plan<'a>(
         &self,
@@ -212,7 +234,7 @@ impl Router {
         let provider = job.snapshot.provider(target.provider);
         AttemptPlan {
             endpoint: job.endpoint,
-            route: job.decision.route(),
+            timeouts: &job.decision.route().timeouts,
             provider,
             credential: job.credentials.get(target.provider.0 as usize),
             model: &target.model,
@@ -234,18 +256,7 @@ impl Router {
     /// Health and statistics after an attempt that failed before reaching the client.
     fn note_failure(&self, c: &Candidate, f: &OpenFailure) {
         Self::attempt_over(c);
-        if f.failure.counts_against_health() {
-            self.health.failure(&c.name);
-        }
-        if let Some(s) = failure_sample(f) {
-            c.stats.record(s);
-        }
-        if f.failure.class == ErrorClass::RateLimited
-            && let Some(wait) = f.failure.retry_after
-        {
-            let wait = wait.min(MAX_RATE_LIMIT_WAIT).as_millis() as u64;
-            c.stats.rate_limit_until(clock_ms() + wait);
-        }
+        note_failure(&self.health, &c.name, &c.stats, f);
     }
 
     /// Sends an opened attempt to the client and records how it went.
