@@ -269,8 +269,13 @@ impl Router {
         plan: &AttemptPlan<'_>,
         opened: Opened,
     ) -> Result<(), OpenFailure> {
-        ctx.provider = Some(plan.provider.name.clone());
-        ctx.model = Some(plan.model.to_owned());
+        // Already set when the attempt began, unless a hedge answered instead.
+        if ctx.provider.as_deref() != Some(plan.provider.name.as_str())
+            || ctx.model.as_deref() != Some(plan.model)
+        {
+            ctx.provider = Some(plan.provider.name.clone());
+            ctx.model = Some(plan.model.to_owned());
+        }
         if let Some(d) = opened.rate_limited_for {
             c.stats.rate_limit_until(clock_ms() + d.as_millis() as u64);
         }

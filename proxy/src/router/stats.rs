@@ -242,10 +242,6 @@ impl Series {
         }
     }
 
-    pub fn window_ms(&self) -> u64 {
-        self.window_ms
-    }
-
     /// Adds one attempt's sample at `now_ms` ([`clock_ms`] outside tests).
     pub fn record_at(&self, sample: Sample, now_ms: u64) {
         let epoch = now_ms / self.slot_ms;
@@ -456,11 +452,6 @@ impl StatsRegistry {
             return Arc::default();
         };
         Arc::clone(m.entry(name.to_owned()).or_default())
-    }
-
-    /// The target's statistics if it was ever measured.
-    pub fn get(&self, name: &str) -> Option<Arc<TargetStats>> {
-        self.targets.read().ok()?.get(name).cloned()
     }
 }
 
