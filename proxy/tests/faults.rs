@@ -23,19 +23,6 @@ route chat {{
     )
 }
 
-async fn pair(
-    policy: &str,
-) -> (
-    switchyard_mock::MockServer,
-    switchyard_mock::MockServer,
-    Proxy,
-) {
-    let (a, b) = (mock("a").await, mock("b").await);
-    let catalogue = vec![upstream("a", &a, &["m"]), upstream("b", &b, &["m"])];
-    let proxy = start_proxy(snapshot(policy, catalogue), |_| {});
-    (a, b, proxy)
-}
-
 fn served_by(a: &Answer, provider: &str, attempts: &str) {
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.header("x-switchyard-provider"), provider, "{}", a.text);

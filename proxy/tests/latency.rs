@@ -13,19 +13,6 @@ use common::*;
 use serde_json::{Value, json};
 use switchyard_mock::{MockServer, Script};
 
-async fn pair(policy: &str) -> (MockServer, MockServer, Proxy) {
-    let (a, b) = (mock("a").await, mock("b").await);
-    let catalogue = vec![upstream("a", &a, &["m"]), upstream("b", &b, &["m"])];
-    let proxy = start_proxy(snapshot(policy, catalogue), |_| {});
-    (a, b, proxy)
-}
-
-/// Changes how a mock answers healthy requests from now on.
-fn behave(mock: &MockServer, behaviour: Value) {
-    let s: Script = serde_json::from_value(json!({ "behaviour": behaviour })).unwrap();
-    mock.state().apply(s);
-}
-
 fn seen(mock: &MockServer) -> usize {
     mock.state().requests().len()
 }

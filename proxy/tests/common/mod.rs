@@ -98,6 +98,20 @@ pub async fn mock(name: &str) -> MockServer {
     MockServer::start(config).await.unwrap()
 }
 
+/// Two mock upstreams `a` and `b`, each serving model `m`, behind a gateway on `policy`.
+pub async fn pair(policy: &str) -> (MockServer, MockServer, Proxy) {
+    let (a, b) = (mock("a").await, mock("b").await);
+    let catalogue = vec![upstream("a", &a, &["m"]), upstream("b", &b, &["m"])];
+    let proxy = start_proxy(snapshot(policy, catalogue), |_| {});
+    (a, b, proxy)
+}
+
+/// Changes how a mock answers healthy requests from now on (latency, TTFT, pace).
+pub fn behave(mock: &MockServer, behaviour: serde_json::Value) {
+    let s: Script = serde_json::from_value(serde_json::json!({ "behaviour": behaviour })).unwrap();
+    mock.state().apply(s);
+}
+
 /// Queues faults (JSON fault specs) on a mock.
 pub fn script(mock: &MockServer, faults: serde_json::Value) {
     let s: Script = serde_json::from_value(serde_json::json!({ "faults": faults })).unwrap();
