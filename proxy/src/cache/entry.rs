@@ -161,27 +161,16 @@ impl Choice {
 
 /// The `data:` payloads of a whole SSE body, `None` when it does not end on an event
 /// boundary.
-fn events(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut data: Option<Vec<u8>> = None;
-    let mut rest = raw;
-    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-        let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
-        rest = &rest[nl + 1..];
-        if line.is_empty() {
-            out.extend(data.take());
-        } else if let Some(d) = line.strip_prefix(b"data:") {
-            let d = d.strip_prefix(b" ").unwrap_or(d);
-            match data.as_mut() {
-                Some(acc) => {
-                    acc.push(b'\n');
-                    acc.extend_from_slice(d);
-                }
-                None => data = Some(d.to_vec()),
-            }
-        }
-    }
-    (rest.is_empty() && data.is_none()).then_some(out)
+fn events(raw: &[u8]) -> Option<Vec<String>> {
+    let mut parser = crate::translate::sse::Parser::default();
+    let events = parser.push(raw);
+    (!parser.has_partial()).then(|| {
+        events
+            .into_iter()
+            .filter(|e| !e.data.is_empty())
+            .map(|e| e.data)
+            .collect()
+    })
 }
 
 /// Assembles a finished OpenAI SSE stream into a `chat.completion`: only a stream that ended
@@ -196,11 +185,11 @@ pub fn assemble(raw: &[u8]) -> Result<Value, Incomplete> {
         if done {
             break;
         }
-        if data == b"[DONE]" {
+        if data == "[DONE]" {
             done = true;
             continue;
         }
-        let chunk: Value = serde_json::from_slice(&data).map_err(|_| Incomplete::Malformed)?;
+        let chunk: Value = serde_json::from_str(&data).map_err(|_| Incomplete::Malformed)?;
         if chunk.get("error").is_some_and(|e| !e.is_null()) {
             return Err(Incomplete::Error);
         }
