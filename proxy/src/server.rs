@@ -67,7 +67,11 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     let mut gateway = Gateway::new(
         Arc::clone(&shared.config),
         router,
-        settings.max_body_bytes,
+        crate::body::BodyLimits {
+            max_bytes: settings.max_body_bytes,
+            timeout: settings.limits.body_timeout,
+            budget: crate::body::BodyBudget::new(settings.limits.max_buffered_body_bytes),
+        },
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
@@ -128,10 +132,10 @@ pub fn build_with_quota(
     server.bootstrap();
     let gateway = gateway(settings, shared);
     let quota = Arc::clone(&gateway.quota);
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "switchyard proxy",
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = pingora::services::listening::Service::new(
+        "switchyard proxy".to_string(),
+        crate::listener::Guarded::new(proxy, &settings.limits, shared.metrics.registry()),
     );
     proxy.add_tcp(&settings.listen.to_string());
     server.add_service(proxy);

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use http::Method;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
@@ -48,7 +47,8 @@ impl Draw {
 pub struct Gateway {
     pub config: Arc<ConfigHandle>,
     pub router: Router,
-    pub max_body_bytes: usize,
+    /// Bounds on request bodies: size, arrival time, bytes held across requests.
+    pub body: crate::body::BodyLimits,
     pub draw: Draw,
     /// Unix seconds reported as `created` in `/v1/models`.
     pub created: u64,
@@ -94,43 +94,11 @@ impl RequestFeatures for Features<'_> {
     }
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        session.set_keepalive(None);
-        return Err(ApiError::too_large(limit));
-    }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > limit {
-                    session.set_keepalive(None);
-                    return Err(ApiError::too_large(limit));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Err(_) => {
-                return Err(ApiError::malformed_json(
-                    "the request body could not be read",
-                ));
-            }
-        }
-    }
-}
-
 impl Gateway {
     pub fn new(
         config: Arc<ConfigHandle>,
         router: Router,
-        max_body_bytes: usize,
+        body: crate::body::BodyLimits,
         draw: Draw,
     ) -> Self {
         let created = SystemTime::now()
@@ -139,7 +107,7 @@ impl Gateway {
         Self {
             config,
             router,
-            max_body_bytes,
+            body,
             draw,
             created,
             quota: Arc::new(crate::quota::Quota::default()),
@@ -262,7 +230,8 @@ impl Gateway {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => crate::api::anthropic::LABEL,
         };
-        let mut bytes = read_body(session, self.max_body_bytes).await?;
+        // The hold keeps the body's bytes counted until the request is done with them.
+        let (mut bytes, _held) = crate::body::read(session, &self.body).await?;
         // A Messages body is routed as its OpenAI translation; the original goes to
         // Anthropic targets as is.
         let native = (endpoint == Endpoint::Messages).then(|| bytes.clone());

@@ -137,6 +137,10 @@ pub struct Settings {
     /// budget counters must never be evicted. Redis trouble makes lookups misses.
     #[arg(long, value_name = "URL", env = "SWITCHYARD_CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,
+
+    /// Deadlines and caps of the client listener.
+    #[command(flatten)]
+    pub limits: crate::listener::ConnectionLimits,
 }
 
 impl Settings {
@@ -218,6 +222,7 @@ impl Settings {
             default_max_tokens: 4096,
             cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
             cache_redis_url: None,
+            limits: crate::listener::ConnectionLimits::default(),
         }
     }
 }
