@@ -242,7 +242,7 @@ impl Gateway {
         if endpoint == Endpoint::Embeddings {
             body.stream = false;
         }
-        ctx.requested_model = Some(body.model.to_string());
+        ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
         ctx.stream = body.stream;
         let cfg = self.config.current();
         let identity = ctx.identity.clone();
@@ -325,7 +325,7 @@ impl Gateway {
         tracing::info!(
             target: "switchyard::access",
             method = %req.method,
-            path = req.uri.path(),
+            path = %crate::api::bounded(req.uri.path()),
             endpoint = ctx.endpoint,
             requested_model = ctx.requested_model.as_deref(),
             route,

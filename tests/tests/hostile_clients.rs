@@ -353,3 +353,37 @@ fn malformed_http_gets_an_openai_shaped_400() {
         assert_eq!(v["error"]["code"], "invalid_http_request", "{v}");
     }
 }
+
+#[test]
+fn client_values_are_echoed_bounded_in_errors_and_the_access_log() {
+    let mock = MockProcess::named("echo");
+    let dir = config(&mock);
+    let proxy = ProxyProcess::spawn(dir.path());
+    let marker = "Z".repeat(100_000);
+    for body in [
+        json!({"model": "gpt-4o", "stream": marker, "messages": []}),
+        json!({"model": marker, "messages": []}),
+    ] {
+        let answer =
+            http::post_json(proxy.listen_addr(), "/v1/chat/completions", &body).expect("an answer");
+        assert!(
+            answer.status == 400 || answer.status == 404,
+            "{}",
+            answer.status
+        );
+        assert!(
+            answer.body.len() < 2_000,
+            "{} bytes echoed",
+            answer.body.len()
+        );
+    }
+    // The access log line is written after the answer: give it a moment.
+    let start = Instant::now();
+    while proxy.log().matches("\"request\"").count() < 2 && start.elapsed() < CLOSE_WITHIN {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = proxy.log();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4_000, "a log line of {longest} bytes");
+    assert!(!log.contains(&marker[..1_000]));
+}
