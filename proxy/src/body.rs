@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
+use prometheus::{IntGauge, Registry};
 
 use crate::api::ApiError;
 
@@ -19,6 +20,8 @@ use crate::api::ApiError;
 pub struct BodyBudget {
     limit: usize,
     held: AtomicUsize,
+    /// `switchyard_request_body_bytes_held`.
+    gauge: IntGauge,
 }
 
 /// Bytes of one request's body counted against the [`BodyBudget`]; given back when dropped.
@@ -29,10 +32,20 @@ pub struct BodyHold {
 }
 
 impl BodyBudget {
-    pub fn new(limit: usize) -> Arc<Self> {
+    /// A budget of `limit` bytes; registers `switchyard_request_body_bytes_held` in
+    /// `registry`.
+    pub fn new(limit: usize, registry: &Registry) -> Arc<Self> {
+        let gauge = IntGauge::new(
+            "switchyard_request_body_bytes_held",
+            "Bytes of request bodies held in memory (bounded by --max-buffered-body-bytes).",
+        )
+        .expect("static metric definition is valid");
+        // Registering twice (a second server in one test process) keeps the first.
+        let _ = registry.register(Box::new(gauge.clone()));
         Arc::new(Self {
             limit,
             held: AtomicUsize::new(0),
+            gauge,
         })
     }
 
@@ -62,6 +75,7 @@ impl BodyHold {
             .is_ok();
         if grown {
             self.bytes += more;
+            budget.gauge.add(more as i64);
         }
         grown
     }
@@ -70,6 +84,7 @@ impl BodyHold {
 impl Drop for BodyHold {
     fn drop(&mut self) {
         self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.gauge.sub(self.bytes as i64);
     }
 }
 
@@ -192,7 +207,7 @@ mod tests {
 
     #[test]
     fn holds_are_bounded_and_given_back() {
-        let budget = BodyBudget::new(100);
+        let budget = BodyBudget::new(100, &Registry::new());
         let mut a = budget.hold();
         assert!(a.grow(60));
         let mut b = budget.hold();

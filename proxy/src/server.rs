@@ -70,7 +70,10 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         crate::body::BodyLimits {
             max_bytes: settings.max_body_bytes,
             timeout: settings.limits.body_timeout,
-            budget: crate::body::BodyBudget::new(settings.limits.max_buffered_body_bytes),
+            budget: crate::body::BodyBudget::new(
+                settings.limits.max_buffered_body_bytes,
+                shared.metrics.registry(),
+            ),
         },
         draw,
     );

@@ -179,22 +179,16 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     let dir = config(&mock);
     let proxy = ProxyProcess::spawn_with(dir.path(), &args(&["--max-connections", "4"]));
     let idle: Vec<TcpStream> = (0..4).map(|_| connect(proxy.listen_addr())).collect();
-    wait_for_open_connections(&proxy, 4);
+    wait_for_metric(&proxy, "switchyard_connections_open 4\n");
 
+    let refused_before = refused_total(&proxy);
     let refused = http::get(proxy.listen_addr(), "/v1/models").expect("an answer");
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.json().expect("JSON")["error"]["code"], "overloaded");
     let health = http::get(proxy.admin_addr(), "/healthz").expect("admin answers");
     assert_eq!(health.status, 200);
-    let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
-    assert!(
-        metrics
-            .text()
-            .contains("switchyard_connections_refused_total 1"),
-        "{}",
-        metrics.text()
-    );
+    assert_eq!(refused_total(&proxy), refused_before + 1);
 
     drop(idle);
     let start = Instant::now();
@@ -212,18 +206,28 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     }
 }
 
-/// Waits until the proxy counts `n` open client connections.
-fn wait_for_open_connections(proxy: &ProxyProcess, n: usize) {
-    let want = format!("switchyard_connections_open {n}\n");
+/// `switchyard_connections_refused_total` now.
+fn refused_total(proxy: &ProxyProcess) -> u64 {
+    let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
+    metrics
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the refused-connections counter")
+}
+
+/// Waits until the proxy's metrics contain the line `want`.
+fn wait_for_metric(proxy: &ProxyProcess, want: &str) {
     let start = Instant::now();
     loop {
         let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
-        if metrics.text().contains(&want) {
+        if metrics.text().contains(want) {
             return;
         }
         assert!(
             start.elapsed() < CLOSE_WITHIN,
-            "the proxy never counted {n} open connections:\n{}",
+            "the metrics never showed {want:?}:\n{}",
             metrics.text()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -256,23 +260,28 @@ fn request_bodies_held_at_once_are_capped() {
     slow.write_all(&big[..1000]).expect("write a first part");
 
     // 800 kB are held for the first request: 300 kB more do not fit under 1 MB.
+    wait_for_metric(&proxy, "switchyard_request_body_bytes_held 800000\n");
     let second = chat_body(300_000);
-    let start = Instant::now();
-    let refused = loop {
-        let answer = http::request(
+    let post_second = || {
+        http::request(
             addr,
             "POST",
             "/v1/chat/completions",
             &[("content-type", "application/json")],
             &second,
         )
-        .expect("an answer");
-        // The first request's header may still be on its way to the handler.
-        if answer.status == 503 || start.elapsed() > CLOSE_WITHIN {
-            break answer;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        .expect("an answer")
     };
+    // Refused on its declared length, before any of its body is read.
+    let mut stream = connect(addr);
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        second.len()
+    )
+    .expect("write the header");
+    let refused = read_answer(&stream);
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.json().expect("JSON")["error"]["code"], "overloaded");
@@ -280,20 +289,10 @@ fn request_bodies_held_at_once_are_capped() {
     slow.write_all(&big[1000..]).expect("write the rest");
     let first = read_answer(&slow);
     assert_eq!(first.status, 200, "{}", first.text());
-    let again = http::request(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("content-type", "application/json")],
-        &second,
-    )
-    .expect("an answer");
-    assert_eq!(
-        again.status,
-        200,
-        "held bytes were not given back: {}",
-        again.text()
-    );
+    // The first request's bytes are given back once its handler is done.
+    wait_for_metric(&proxy, "switchyard_request_body_bytes_held 0\n");
+    let again = post_second();
+    assert_eq!(again.status, 200, "{}", again.text());
 }
 
 #[test]
