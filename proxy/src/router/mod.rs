@@ -9,6 +9,7 @@ pub mod attempt;
 pub mod classify;
 pub mod failover;
 pub mod health;
+pub mod hedge;
 pub mod observe;
 pub mod select;
 pub mod stats;
@@ -25,6 +26,7 @@ use self::attempt::{AttemptPlan, OpenFailure, Opened, Outcome};
 use self::classify::MAX_RATE_LIMIT_WAIT;
 use self::failover::{Exhausted, Step};
 use self::health::HealthRegistry;
+use self::hedge::{HedgeEnd, Race, Won};
 use self::observe::RoutingObserver;
 use self::select::{Candidate, Standing};
 use self::stats::{Sample, StatsRegistry, TargetStats, clock_ms};
@@ -76,91 +78,6 @@ pub struct Router {
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
     pub metrics: Arc<Metrics>,
-}
-
-/// How a hedged first attempt ended.
-enum Race<'p> {
-    /// The first attempt finished (opened or failed) before the hedge delay: no hedge sent.
-    Unhedged(Result<Opened, OpenFailure>),
-    /// The hedge was sent with this plan.
-    Hedged(AttemptPlan<'p>, HedgeEnd),
-}
-
-/// The end of a race in which the hedge was sent: attempt 0 is the first candidate's,
-/// attempt 1 the hedge's.
-struct HedgeEnd {
-    /// The attempts that failed, in the order they did.
-    failures: Vec<(usize, OpenFailure)>,
-    /// The attempt that produced a token first, if any.
-    won: Option<Won>,
-}
-
-/// The winner of a race; the other attempt was cancelled (its connection dropped) after
-/// waiting `loser_waited`, unless it had failed already.
-struct Won {
-    winner: usize,
-    opened: Opened,
-    loser_waited: Option<Duration>,
-}
-
-/// Runs `a`; when it has no first token after `delay`, plans the hedge (only then: a plan
-/// copies the body) and runs it too. The first to produce a token wins; dropping the other's
-/// future closes its upstream connection.
-async fn race<'p>(
-    providers: &Providers,
-    a: &AttemptPlan<'p>,
-    plan_hedge: impl FnOnce() -> AttemptPlan<'p>,
-    delay: Duration,
-) -> Race<'p> {
-    let first = attempt::open(providers, a);
-    tokio::pin!(first);
-    tokio::select! {
-        r = &mut first => return Race::Unhedged(r),
-        () = tokio::time::sleep(delay) => {}
-    }
-    let hedge_started = Instant::now();
-    let started = hedge_started - delay;
-    let hedge_plan = plan_hedge();
-    let mut failures: Vec<(usize, OpenFailure)> = Vec::new();
-    let won = {
-        let hedge = attempt::open(providers, &hedge_plan);
-        tokio::pin!(hedge);
-        let (mut first_done, mut hedge_done) = (false, false);
-        loop {
-            if first_done && hedge_done {
-                break None;
-            }
-            tokio::select! {
-                r = &mut first, if !first_done => match r {
-                    Ok(opened) => {
-                        let loser_waited = (!hedge_done).then(|| hedge_started.elapsed());
-                        break Some((0, opened, loser_waited));
-                    }
-                    Err(f) => {
-                        first_done = true;
-                        failures.push((0, f));
-                    }
-                },
-                r = &mut hedge, if !hedge_done => match r {
-                    Ok(opened) => {
-                        let loser_waited = (!first_done).then(|| started.elapsed());
-                        break Some((1, opened, loser_waited));
-                    }
-                    Err(f) => {
-                        hedge_done = true;
-                        failures.push((1, f));
-                    }
-                },
-            }
-        }
-        // The loser's future is dropped here: its connection closes.
-    };
-    let won = won.map(|(winner, opened, loser_waited)| Won {
-        winner,
-        opened,
-        loser_waited,
-    });
-    Race::Hedged(hedge_plan, HedgeEnd { failures, won })
 }
 
 /// What a failed attempt tells the statistics: a timeout is a (lower bound) latency sample
@@ -369,11 +286,19 @@ impl Router {
             let opened = match turn.hedge.filter(|_| n == 1) {
                 None => attempt::open(&self.providers, &plan).await,
                 Some((next, delay)) => {
-                    let plan_hedge = || self.plan(job, next, turn.total_deadline);
-                    match race(&self.providers, &plan, plan_hedge, delay).await {
+                    // Planned only when the hedge is sent: a plan copies the body.
+                    let hedge_plan = std::sync::OnceLock::new();
+                    let start_hedge = || {
+                        let p =
+                            hedge_plan.get_or_init(|| self.plan(job, next, turn.total_deadline));
+                        attempt::open(&self.providers, p)
+                    };
+                    let first = attempt::open(&self.providers, &plan);
+                    match hedge::race(first, start_hedge, delay).await {
                         Race::Unhedged(r) => r,
-                        Race::Hedged(hedge_plan, end) => {
-                            let pair = [(c, &plan), (next, &hedge_plan)];
+                        Race::Hedged(end) => {
+                            let hedge_plan = hedge_plan.get().expect("planned when it started");
+                            let pair = [(c, &plan), (next, hedge_plan)];
                             return self
                                 .hedge_over(session, ctx, route, pair, delay, end, exhausted)
                                 .await;
@@ -447,7 +372,7 @@ impl Router {
         route: &Route,
         pair: [(&Candidate, &AttemptPlan<'_>); 2],
         delay: Duration,
-        end: HedgeEnd,
+        end: HedgeEnd<Opened, OpenFailure>,
         exhausted: &mut Exhausted,
     ) -> Moved {
         ctx.attempts += 1;
