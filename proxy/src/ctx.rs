@@ -14,8 +14,10 @@ pub struct Usage {
 #[derive(Debug)]
 pub struct RequestCtx {
     pub started: Instant,
-    /// `chat`, `embeddings`, `models`, or `-` for errors before routing.
+    /// `chat`, `embeddings`, `messages`, `models`, or `-` for errors before routing.
     pub endpoint: &'static str,
+    /// The API the client spoke: the shape of everything it gets back.
+    pub client: crate::api::ClientApi,
     pub route: Option<String>,
     pub provider: Option<String>,
     /// The upstream model that served (or was last tried).
@@ -65,6 +67,7 @@ impl RequestCtx {
         Self {
             started: Instant::now(),
             endpoint: "-",
+            client: crate::api::ClientApi::OpenAi,
             route: None,
             provider: None,
             model: None,

@@ -155,8 +155,9 @@ impl Gateway {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
-        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-            // Anthropic clients get every error, auth included, in Anthropic's shape.
+        // Anthropic clients get every error, auth included, in Anthropic's shape.
+        ctx.client = crate::api::ClientApi::from_path(&path);
+        if ctx.client == crate::api::ClientApi::AnthropicMessages {
             ctx.endpoint = crate::api::anthropic::LABEL;
         }
         if path.starts_with("/v1/")

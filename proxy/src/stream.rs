@@ -159,6 +159,18 @@ pub enum Relay<'a> {
     Anthropic,
 }
 
+impl<'a> Relay<'a> {
+    /// How a stream reaches a client of `client`'s API: as received when the upstream
+    /// spoke it (`native`), else translated from OpenAI chunks.
+    pub fn to(client: crate::api::ClientApi, native: bool, model: &'a str) -> Self {
+        match (client, native) {
+            (crate::api::ClientApi::AnthropicMessages, true) => Self::Anthropic,
+            (crate::api::ClientApi::AnthropicMessages, false) => Self::ToAnthropic(model),
+            (crate::api::ClientApi::OpenAi, _) => Self::OpenAi,
+        }
+    }
+}
+
 /// Relays `source` (already committed with `first` as its first chunk) until its end.
 pub async fn relay(
     session: &mut Session,

@@ -2,12 +2,15 @@
 //! `/v1/models` listing.
 
 pub mod anthropic;
+pub mod client;
 pub mod models;
 pub mod request;
 pub mod respond;
 
 use bytes::Bytes;
 use serde_json::json;
+
+pub use client::ClientApi;
 
 /// Which client endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

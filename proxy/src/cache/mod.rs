@@ -294,26 +294,22 @@ impl ResponseCache {
                 .saved_micro_usd
                 .inc_by(price.cost(u.input, u.output));
         }
-        let anthropic = crate::api::anthropic::is_client(ctx);
+        let client = ctx.client;
         let sent = if plan.stream {
             let completion = serde_json::from_str(entry.completion.get()).unwrap_or_default();
-            let mut body = entry::replay(&completion, plan.include_usage || anthropic);
-            if anthropic {
-                let mut events = crate::translate::anthropic_openai::Stream::new(&entry.model);
-                body = Bytes::from(events.push(&body));
-            }
+            let chunks = entry::replay(
+                &completion,
+                plan.include_usage || client.replay_needs_usage(),
+            );
+            let body = client.replayed_stream(chunks, &entry.model);
             let h = respond::header(200, "text/event-stream", None, ctx);
             ctx.status = 200;
             ctx.ttft = Some(ctx.started.elapsed());
             session.write_response_header(h, false).await.is_ok()
                 && session.write_response_body(Some(body), true).await.is_ok()
         } else {
-            let openai = entry.completion.get().as_bytes();
-            let body = if anthropic {
-                crate::api::anthropic::response_body(200, openai, &entry.model)
-            } else {
-                Bytes::copy_from_slice(openai)
-            };
+            let openai = Bytes::copy_from_slice(entry.completion.get().as_bytes());
+            let body = client.whole_answer(200, openai, false, &entry.model);
             let h = respond::header(200, "application/json", Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             respond::send(session, ctx, h, body, None).await

@@ -421,11 +421,7 @@ pub async fn commit(
                     .store(estimate, std::sync::atomic::Ordering::Relaxed);
             }
             crate::cache::capture(ctx, &body, native);
-            let body = if crate::api::anthropic::is_client(ctx) && !native {
-                crate::api::anthropic::response_body(status, &body, plan.model)
-            } else {
-                body
-            };
+            let body = ctx.client.whole_answer(status, body, native, plan.model);
             let h = respond::header(status, &content_type, Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             if !respond::send(session, ctx, h, body, None).await {
@@ -503,11 +499,7 @@ async fn relay(
     }
     ctx.ttft = Some(ctx.started.elapsed());
     metrics.stream_started();
-    let mode = match (native, crate::api::anthropic::is_client(ctx)) {
-        (true, _) => stream::Relay::Anthropic,
-        (false, true) => stream::Relay::ToAnthropic(plan.model),
-        (false, false) => stream::Relay::OpenAi,
-    };
+    let mode = stream::Relay::to(ctx.client, native, plan.model);
     let end = stream::relay(session, source, first, Some(total), mode).await;
     metrics.stream_finished();
     ctx.usage = end.usage;

@@ -444,10 +444,7 @@ impl Router {
         let Some(mut r) = f.response else {
             return;
         };
-        if crate::api::anthropic::is_client(ctx) {
-            r.body = crate::api::anthropic::response_body(r.status, &r.body, "");
-            r.content_type = "application/json".into();
-        }
+        (r.body, r.content_type) = ctx.client.relayed_error(r.status, r.body, r.content_type);
         let h = respond::header(r.status, &r.content_type, Some(r.body.len()), ctx);
         ctx.error = Some(f.failure.detail.clone());
         respond::send(session, ctx, h, r.body, r.retry_after.as_deref()).await;
