@@ -310,7 +310,7 @@ pub fn error_body(class: ErrorClass, message: &str) -> Value {
 /// An OpenAI error body (`{"error":{...}}`) rewritten in Anthropic's shape.
 pub fn error_from_openai(status: u16, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let class = crate::router::classify::classify(status, body);
+    let class = super::classify::openai(status, body);
     let msg = super::error_message(&v).unwrap_or("upstream error");
     error_body(class, msg)
 }
@@ -402,7 +402,7 @@ impl Stream {
             };
             if v["error"].is_object() {
                 let msg = super::error_message(&v).unwrap_or("upstream error");
-                let class = crate::router::classify::classify(500, ev.data.as_bytes());
+                let class = super::classify::openai(500, ev.data.as_bytes());
                 push_event(&mut out, "error", &error_body(class, msg));
                 self.ended = true;
                 continue;
