@@ -12,6 +12,7 @@ pub mod health;
 pub mod hedge;
 pub mod observe;
 pub mod select;
+pub mod standing;
 pub mod stats;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use self::failover::{Exhausted, Step};
 use self::health::HealthRegistry;
 use self::hedge::{HedgeEnd, Race, Won};
 use self::observe::RoutingObserver;
-use self::select::{Candidate, Standing};
+use self::select::Candidate;
+use self::standing::Standing;
 use self::stats::{Sample, StatsRegistry, TargetStats, clock_ms};
 use crate::api::request::RequestBody;
 use crate::api::{Endpoint, respond};
