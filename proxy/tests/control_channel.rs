@@ -813,7 +813,10 @@ async fn a_proxy_with_the_wrong_ca_or_name_refuses_the_operator() {
         &operator.url,
         &h,
         true,
-        &["--control-tls-server-name", "switchyard-operator.elsewhere.svc"],
+        &[
+            "--control-tls-server-name",
+            "switchyard-operator.elsewhere.svc",
+        ],
     );
     wait_handshake_failures(&operator, failures + 2).await;
     wait_ready(&misnamed, 503).await;
@@ -957,13 +960,19 @@ async fn a_capture_of_the_tls_channel_never_shows_the_provider_key() {
     assert!(bytes.len() > 2_000, "captured only {} bytes", bytes.len());
     assert_eq!(bytes[0], 0x16, "the first record is a TLS handshake");
     assert!(!contains(&bytes, KEY), "the provider key crossed in clear");
-    assert!(!contains(&bytes, TOKEN), "the bearer token crossed in clear");
+    assert!(
+        !contains(&bytes, TOKEN),
+        "the bearer token crossed in clear"
+    );
     assert!(!contains(&bytes, "event: snapshot"));
     assert!(!contains(&bytes, "/v1/snapshots/stream"));
 
     let (plain, credential) = captured_channel(false, KEY, &upstream).await;
     assert_eq!(credential, "resolved");
-    assert!(contains(&plain, KEY), "the capture cannot see a plaintext key");
+    assert!(
+        contains(&plain, KEY),
+        "the capture cannot see a plaintext key"
+    );
     assert!(contains(&plain, TOKEN));
     upstream.shutdown();
 }
