@@ -11,7 +11,9 @@
 //!
 //! Until the first snapshot arrives (and with nothing persisted) the handle holds
 //! [`ActiveConfig::empty`] (version 0): no routes, and `/readyz` answers 503.
-//! Keys travel in the envelope and in the persisted file only; they are never logged.
+//! Keys travel in the envelope and in the persisted file only; they are never logged. The
+//! channel runs over TLS (`https://`, the operator verified against `--control-ca-file`, see
+//! `tls.rs`); plain `http://` is refused unless `--control-plane-insecure` allows it.
 
 mod client;
 mod persist;
