@@ -15,7 +15,8 @@
 //! [`AdminAccess`] guards the port: with `--admin-token-file`, `/admin/*` needs
 //! `Authorization: Bearer TOKEN` (401 otherwise; the probes and `/metrics` stay open), and a
 //! port bound to loopback answers only `Host: 127.0.0.1`, `localhost` or `[::1]` (421
-//! otherwise), so a web page cannot read it through DNS rebinding.
+//! otherwise), so a web page cannot read it through DNS rebinding. A request without any host
+//! (an HTTP/1.0 tool) is answered: browsers always send one.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
