@@ -144,6 +144,7 @@ pub fn build_with_quota(
     server.add_service(proxy);
     server.add_service(crate::admin::admin_service(
         &settings.admin_listen.to_string(),
+        crate::admin::AdminAccess::from_settings(settings)?,
         Arc::clone(&shared.config),
         Arc::clone(&shared.metrics),
         Arc::new(TargetsView {
@@ -178,15 +179,7 @@ pub fn announce_when_bound(label: &'static str, addr: SocketAddr) {
 /// mode), starts the watcher or the control-channel client, builds the server and runs it
 /// until SIGINT/SIGTERM.
 pub fn run(settings: &Settings) -> Result<()> {
-    let remote = settings
-        .control_plane
-        .as_ref()
-        .map(|url| crate::config::remote::RemoteSettings {
-            url: url.clone(),
-            token_file: settings.control_token_file.clone(),
-            state_dir: settings.state_dir.clone(),
-            pod: settings.pod(),
-        });
+    let remote = crate::config::remote::RemoteSettings::from_settings(settings);
     let active = match (&remote, &settings.config) {
         (Some(remote), _) => crate::config::remote::initial(remote),
         (None, Some(dir)) => {
