@@ -69,6 +69,12 @@ pub fn secret_entries(secret: &Secret) -> Vec<(String, Result<ClientKey, String>
 
 /// Parses one entry (the Secret value of key id `id`).
 pub fn entry(id: &str, value: &[u8]) -> Result<ClientKey, String> {
+    // A deep flow collection would make the YAML scanner crawl: refuse it before parsing.
+    if let Some((line, column)) = crate::load::limits::too_deep(&String::from_utf8_lossy(value)) {
+        return Err(format!(
+            "not a valid entry (line {line}, column {column}): nested too deeply"
+        ));
+    }
     // The YAML error could quote the value (the key): report only its position.
     let doc: EntryDoc = yaml_serde::from_slice(value).map_err(|e| match e.location() {
         Some(l) => format!(

@@ -6,7 +6,7 @@ use yaml_serde::Value;
 
 use super::error::{LoadError, LoadErrorKind};
 use super::locate::Seg;
-use super::{Config, Loaded, Loader, Origin, RawDoc, fields};
+use super::{Config, Loaded, Loader, Origin, RawDoc, fields, limits};
 use crate::{API_VERSION, Budget, LLMProvider, RoutePolicy};
 
 /// The kinds a config folder may hold, with their `apiVersion`.
@@ -76,6 +76,20 @@ pub(super) fn load(loader: &mut Loader, file: &str, doc: RawDoc) {
         text_offset: doc.offset,
         text: doc.text,
     };
+    if let Some((line, column)) = limits::too_deep(&origin.text) {
+        let error = LoadError::new(
+            LoadErrorKind::Yaml,
+            file,
+            Some(origin.text_offset + line),
+            Some(column),
+            format!(
+                "YAML nested too deeply: more than {} levels",
+                limits::MAX_YAML_DEPTH
+            ),
+        )
+        .with_help("Kubernetes objects nest far less; look for unbalanced `[` or `{`");
+        return loader.errors.push(error);
+    }
     let value: Value = match yaml_serde::from_str(&origin.text) {
         Ok(v) => v,
         Err(e) => {

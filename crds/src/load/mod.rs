@@ -7,10 +7,12 @@
 mod document;
 mod error;
 mod fields;
+pub mod limits;
 pub(crate) mod locate;
 pub(crate) mod policy;
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -28,6 +30,9 @@ pub struct Config {
     pub budgets: Vec<Loaded<Budget>>,
     /// `kind: Secret` documents (`apiVersion: v1`) that provider credentials may refer to.
     pub secrets: Vec<Loaded<Secret>>,
+    /// Warnings: entries of a folder that were not read because they are not regular files
+    /// (a FIFO, a device, a socket, or a symlink to one).
+    pub skipped: Vec<LoadError>,
 }
 
 /// One object and the document it came from.
@@ -154,7 +159,11 @@ impl Config {
 /// Loads every document of the given files and folders. Folders are walked recursively for
 /// `*.yaml` and `*.yml` files in sorted order, skipping names that start with `.` (which also
 /// skips the `..data` links of a mounted ConfigMap); files named explicitly are read whatever
-/// their extension. Returns every problem found, not just the first.
+/// their extension. Symlinks are followed; what is not a regular file in the end is skipped
+/// with a warning in [`Config::skipped`] (an error when named explicitly). A file over
+/// [`limits::MAX_FILE_BYTES`], files over [`limits::MAX_TOTAL_BYTES`] together, or a document
+/// nested deeper than [`limits::MAX_YAML_DEPTH`] is an error. Returns every problem found, not
+/// just the first.
 pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Config, LoadErrors> {
     into_result(load_paths_partial(paths))
 }
@@ -192,6 +201,8 @@ struct Loader {
     config: Config,
     errors: Vec<LoadError>,
     seen: HashMap<ObjectKey, String>,
+    /// Bytes read so far, against [`limits::MAX_TOTAL_BYTES`].
+    total: u64,
 }
 
 impl Loader {
@@ -214,8 +225,23 @@ impl Loader {
                 }
                 self.add_path(&child, false);
             }
+        } else if !meta.is_file() {
+            let what = special_kind(&meta);
+            let error = LoadError::new(
+                LoadErrorKind::Io,
+                &file,
+                None,
+                None,
+                format!("not a regular file ({what}); not read"),
+            )
+            .with_help("a config folder holds YAML files (or symlinks to them); remove it");
+            if explicit {
+                self.errors.push(error);
+            } else if is_yaml(path) {
+                self.config.skipped.push(error);
+            }
         } else if explicit || is_yaml(path) {
-            match std::fs::read(path) {
+            match self.read(path, &meta) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => self.add_text(&file, &text),
                     Err(_) => self.errors.push(LoadError::new(
@@ -226,9 +252,47 @@ impl Loader {
                         "the file is not UTF-8 text",
                     )),
                 },
-                Err(e) => self.io_error(&file, &e),
+                Err(ReadError::Io(e)) => self.io_error(&file, &e),
+                Err(ReadError::TooLarge(message)) => self.errors.push(
+                    LoadError::new(LoadErrorKind::Io, &file, None, None, message).with_help(
+                        "split it into several files, or keep large data out of the config folder",
+                    ),
+                ),
             }
         }
+    }
+
+    /// Reads a regular file, at most [`limits::MAX_FILE_BYTES`] of it and within what is left
+    /// of [`limits::MAX_TOTAL_BYTES`], even if it grows while being read.
+    fn read(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Vec<u8>, ReadError> {
+        let left = limits::MAX_TOTAL_BYTES.saturating_sub(self.total);
+        let cap = limits::MAX_FILE_BYTES.min(left);
+        let too_large = |size: u64| {
+            if size > limits::MAX_FILE_BYTES {
+                format!(
+                    "the file is larger than {} MiB",
+                    limits::MAX_FILE_BYTES >> 20
+                )
+            } else {
+                format!(
+                    "the files read together are larger than {} MiB",
+                    limits::MAX_TOTAL_BYTES >> 20
+                )
+            }
+        };
+        if meta.len() > cap {
+            return Err(ReadError::TooLarge(too_large(meta.len())));
+        }
+        let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(ReadError::Io)?;
+        if bytes.len() as u64 > cap {
+            return Err(ReadError::TooLarge(too_large(bytes.len() as u64)));
+        }
+        self.total += bytes.len() as u64;
+        Ok(bytes)
     }
 
     fn io_error(&mut self, file: &str, e: &std::io::Error) {
@@ -242,6 +306,21 @@ impl Loader {
     }
 
     fn add_text(&mut self, file: &str, text: &str) {
+        if text.len() as u64 > limits::MAX_FILE_BYTES {
+            return self.errors.push(
+                LoadError::new(
+                    LoadErrorKind::Io,
+                    file,
+                    None,
+                    None,
+                    format!(
+                        "the text is larger than {} MiB",
+                        limits::MAX_FILE_BYTES >> 20
+                    ),
+                )
+                .with_help("split it into several files"),
+            );
+        }
         for doc in split_documents(text) {
             document::load(self, file, doc);
         }
@@ -275,6 +354,32 @@ impl Loader {
         self.seen.insert(key, here);
         true
     }
+}
+
+/// Why a file was not read.
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge(String),
+}
+
+/// What a non-regular file is, for the warning.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "a special file"
 }
 
 fn is_yaml(path: &Path) -> bool {
