@@ -192,7 +192,10 @@ error: unknown provider `opnai`
         let out = render(&d, &[src]);
         let lines: Vec<&str> = out.lines().collect();
         let excerpt = lines[3].trim_start_matches("1 | ");
-        assert!(excerpt.starts_with("...") && excerpt.ends_with("..."), "{out}");
+        assert!(
+            excerpt.starts_with("...") && excerpt.ends_with("..."),
+            "{out}"
+        );
         assert!(excerpt.len() <= MAX_EXCERPT_CHARS + 6, "{out}");
         let caret_line = lines[4].trim_start_matches("  | ");
         let at = excerpt.find("needle").expect("the span is shown");

@@ -53,7 +53,10 @@ fn shapes(n: usize) -> Vec<(&'static str, String)> {
     groups.push_str(&")".repeat(n));
     vec![
         ("not", format!("{}{leaf}", "not ".repeat(n))),
-        ("parentheses", format!("{}{leaf}{}", "(".repeat(n), ")".repeat(n))),
+        (
+            "parentheses",
+            format!("{}{leaf}{}", "(".repeat(n), ")".repeat(n)),
+        ),
         (
             "not and parentheses",
             format!("{}{leaf}{}", "not (".repeat(n / 2), ")".repeat(n / 2)),
@@ -136,7 +139,11 @@ fn every_construct_far_past_the_limit_is_a_located_error_on_a_small_stack() {
             "{name}: {out}"
         );
         assert!(out.contains("= help: "), "{name}: {out}");
-        assert_eq!(out.matches("error: condition nested").count(), 1, "{name}: {out}");
+        assert_eq!(
+            out.matches("error: condition nested").count(),
+            1,
+            "{name}: {out}"
+        );
     }
 }
 
@@ -159,7 +166,10 @@ fn one_level_past_the_limit_of_parentheses() {
 #[test]
 fn a_policy_over_the_size_limit() {
     let line = "# padding padding padding padding padding padding padding padding padding\n";
-    let text = format!("route a {{\n  use openai/gpt-4o\n}}\n{}", line.repeat(MAX_POLICY_BYTES / line.len() + 1));
+    let text = format!(
+        "route a {{\n  use openai/gpt-4o\n}}\n{}",
+        line.repeat(MAX_POLICY_BYTES / line.len() + 1)
+    );
     assert!(text.len() > MAX_POLICY_BYTES);
     insta::assert_snapshot!(render_all(&errors(&text), &[Source::new("big.sy", text)]));
 }

@@ -129,12 +129,21 @@ mod tests {
     fn deep_flow_block_and_compact_nesting_is_found_where_it_passes_the_limit() {
         let flow = format!("a: {}", "[".repeat(100_000));
         assert_eq!(too_deep(&flow), Some((1, 4 + MAX_YAML_DEPTH as u32 - 1)));
-        let at_limit = format!("a: {}1{}", "[".repeat(MAX_YAML_DEPTH - 1), "]".repeat(MAX_YAML_DEPTH - 1));
+        let at_limit = format!(
+            "a: {}1{}",
+            "[".repeat(MAX_YAML_DEPTH - 1),
+            "]".repeat(MAX_YAML_DEPTH - 1)
+        );
         assert_eq!(too_deep(&at_limit), None);
         let compact = format!("{}x\n", "- ".repeat(1000));
         assert!(too_deep(&compact).is_some());
-        let block: String = (0..100).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
-        assert_eq!(too_deep(&block).map(|(l, _)| l), Some(MAX_YAML_DEPTH as u32 + 1));
+        let block: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(
+            too_deep(&block).map(|(l, _)| l),
+            Some(MAX_YAML_DEPTH as u32 + 1)
+        );
         let mixed = format!("a:\n  - b: {}\n", "{c: ".repeat(100));
         assert!(too_deep(&mixed).is_some());
     }

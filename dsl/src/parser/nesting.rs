@@ -18,8 +18,7 @@ use crate::source::Span;
 /// nesting) ends there. Budget statements have no conditions, and other words (`route`, `on`,
 /// ...) may be subjects, so they end nothing.
 const STATEMENT_WORDS: &[&str] = &[
-    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge",
-    "cache",
+    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge", "cache",
 ];
 
 /// One level of parentheses (the outermost level is the condition itself).
@@ -107,7 +106,9 @@ fn too_deep(id: SourceId, span: Span) -> Diagnostic {
     Diagnostic::error(
         id,
         span,
-        format!("condition nested too deeply: more than {MAX_NESTING} levels of `not` and parentheses"),
+        format!(
+            "condition nested too deeply: more than {MAX_NESTING} levels of `not` and parentheses"
+        ),
     )
     .with_label(format!("level {} starts here", MAX_NESTING + 1))
     .with_help(format!(
@@ -126,7 +127,10 @@ mod tests {
     }
 
     fn nots(n: usize) -> String {
-        format!("route a {{\n  when {}model == \"x\"\n  use p/m\n}}\n", "not ".repeat(n))
+        format!(
+            "route a {{\n  when {}model == \"x\"\n  use p/m\n}}\n",
+            "not ".repeat(n)
+        )
     }
 
     fn parens(n: usize) -> String {
