@@ -69,10 +69,13 @@ pub fn secret_entries(secret: &Secret) -> Vec<(String, Result<ClientKey, String>
 
 /// Parses one entry (the Secret value of key id `id`).
 pub fn entry(id: &str, value: &[u8]) -> Result<ClientKey, String> {
-    // A deep flow collection would make the YAML scanner crawl: refuse it before parsing.
-    if let Some((line, column)) = crate::load::limits::too_deep(&String::from_utf8_lossy(value)) {
+    // A deep or huge YAML value would make the parser crawl: refuse it before parsing.
+    if let Err(e) = crate::load::limits::check(&String::from_utf8_lossy(value)) {
         return Err(format!(
-            "not a valid entry (line {line}, column {column}): nested too deeply"
+            "not a valid entry (line {}, column {}): {}",
+            e.line,
+            e.column,
+            e.message()
         ));
     }
     // The YAML error could quote the value (the key): report only its position.

@@ -76,18 +76,20 @@ pub(super) fn load(loader: &mut Loader, file: &str, doc: RawDoc) {
         text_offset: doc.offset,
         text: doc.text,
     };
-    if let Some((line, column)) = limits::too_deep(&origin.text) {
+    if let Err(excess) = limits::check(&origin.text) {
+        let help = if excess.too_many {
+            "split it into several documents (`---`) or files"
+        } else {
+            "Kubernetes objects nest far less; look for unbalanced `[` or `{`"
+        };
         let error = LoadError::new(
             LoadErrorKind::Yaml,
             file,
-            Some(origin.text_offset + line),
-            Some(column),
-            format!(
-                "YAML nested too deeply: more than {} levels",
-                limits::MAX_YAML_DEPTH
-            ),
+            Some(origin.text_offset + excess.line),
+            Some(excess.column),
+            excess.message(),
         )
-        .with_help("Kubernetes objects nest far less; look for unbalanced `[` or `{`");
+        .with_help(help);
         return loader.errors.push(error);
     }
     let value: Value = match yaml_serde::from_str(&origin.text) {
