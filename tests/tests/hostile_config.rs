@@ -1,7 +1,7 @@
 //! Hostile configuration input, end to end: deeply nested policies and YAML through the CLI and
 //! the proxy (at start and on reload), client-key edits in `--config` mode, an emptied routes
-//! file, and special files in the config folder. Each gets a bounded, located answer; the proxy
-//! never crashes and keeps serving its last good configuration.
+//! file, and special files and symlink loops in the config folder. Each gets a bounded,
+//! located answer; the proxy never crashes and keeps serving its last good configuration.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -370,6 +370,9 @@ fn special_files_in_the_config_folder_are_skipped() {
         .expect("mkfifo runs");
     assert!(status.success());
     symlink("/dev/zero", dir.join("zero.yaml")).expect("symlink to /dev/zero");
+    // Two symlink loops: walked naively, the folder has 2^40 paths.
+    symlink(".", dir.join("loop1")).expect("symlink loop");
+    symlink(".", dir.join("loop2")).expect("symlink loop");
     // ConfigMap volumes: files are symlinks (through `..data`) to regular files; they load.
     std::fs::create_dir(dir.join("..2026_12_02")).expect("create the data folder");
     std::fs::write(

@@ -160,7 +160,8 @@ impl Config {
 /// `*.yaml` and `*.yml` files in sorted order, skipping names that start with `.` (which also
 /// skips the `..data` links of a mounted ConfigMap); files named explicitly are read whatever
 /// their extension. Symlinks are followed; what is not a regular file in the end is skipped
-/// with a warning in [`Config::skipped`] (an error when named explicitly). A file over
+/// with a warning in [`Config::skipped`] (an error when named explicitly), and so is a folder
+/// reached a second time (a symlink loop). A file over
 /// [`limits::MAX_FILE_BYTES`], files over [`limits::MAX_TOTAL_BYTES`] together, or a document
 /// nested deeper than [`limits::MAX_YAML_DEPTH`] is an error. Returns every problem found, not
 /// just the first.
@@ -203,6 +204,8 @@ struct Loader {
     seen: HashMap<ObjectKey, String>,
     /// Bytes read so far, against [`limits::MAX_TOTAL_BYTES`].
     total: u64,
+    /// Canonical paths of the folders read so far.
+    folders: std::collections::HashSet<PathBuf>,
 }
 
 impl Loader {
@@ -213,6 +216,24 @@ impl Loader {
             Err(e) => return self.io_error(&file, &e),
         };
         if meta.is_dir() {
+            // A symlink back to a folder already read (`loop -> .`) would be walked again
+            // and again; two of them make the walk exponential.
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            if !self.folders.insert(real) {
+                if !explicit {
+                    self.config.skipped.push(
+                        LoadError::new(
+                            LoadErrorKind::Io,
+                            &file,
+                            None,
+                            None,
+                            "a folder already read (a symlink loop?); not read again",
+                        )
+                        .with_help("remove the symlink"),
+                    );
+                }
+                return;
+            }
             let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
                 Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
                 Err(e) => return self.io_error(&file, &e),
@@ -436,6 +457,68 @@ mod tests {
             got,
             [("a: 1\n", 0), ("b: 2\n", 2), ("\nc: 3\n", 4), ("", 7)]
         );
+    }
+
+    const SECRET: &str =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n";
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_and_symlink_loops_are_skipped_with_warnings() -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), SECRET)?;
+        symlink("/dev/zero", d.join("zero.yaml"))?;
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo.yaml"))
+            .status()?;
+        assert!(made.success());
+        symlink(".", d.join("loop1"))?;
+        symlink(".", d.join("loop2"))?;
+        let config = load_paths(&[d]).expect("the regular file loads");
+        assert_eq!(config.secrets.len(), 1);
+        let mut skipped: Vec<&str> = config.skipped.iter().map(|e| e.message.as_str()).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                "a folder already read (a symlink loop?); not read again",
+                "a folder already read (a symlink loop?); not read again",
+                "not a regular file (a FIFO); not read",
+                "not a regular file (a device); not read",
+            ]
+        );
+        // Named explicitly, a special file is an error.
+        let errors = load_paths(&[d.join("fifo.yaml")]).expect_err("refused");
+        assert!(errors.0[0].message.contains("FIFO"), "{errors}");
+        Ok(())
+    }
+
+    #[test]
+    fn files_over_the_size_limits_are_errors() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let padding = "#".repeat(1023) + "\n";
+        let big = padding.repeat(limits::MAX_FILE_BYTES as usize / 1024 + 1);
+        std::fs::write(d.join("big.yaml"), &big)?;
+        let errors = load_paths(&[d]).expect_err("too large");
+        assert_eq!(errors.0[0].message, "the file is larger than 4 MiB");
+        std::fs::remove_file(d.join("big.yaml"))?;
+        // Under the limit each, over it together.
+        let file = padding.repeat(limits::MAX_FILE_BYTES as usize / 1024 - 1);
+        let files = limits::MAX_TOTAL_BYTES / file.len() as u64 + 1;
+        for i in 0..files {
+            std::fs::write(d.join(format!("f{i:02}.yaml")), &file)?;
+        }
+        let errors = load_paths(&[d]).expect_err("too large together");
+        assert_eq!(errors.len(), 1, "{errors}");
+        assert_eq!(
+            errors.0[0].message,
+            "the files read together are larger than 32 MiB"
+        );
+        assert!(load_str("big.yaml", &big).is_err());
+        Ok(())
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! is a few `stat` calls per tick. A content hash every few seconds catches same-size edits
 //! on filesystems with coarse mtimes.
 
+use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Read as _;
@@ -232,6 +233,16 @@ type Visit<'a> = dyn FnMut(&Path, Result<&std::fs::Metadata, std::io::ErrorKind>
 /// names that start with `.`, only `*.yaml` / `*.yml`, only regular files after following
 /// symlinks (a FIFO would block the watcher, a link to `/dev/zero` never ends).
 fn walk(dir: &Path, visit: &mut Visit<'_>) {
+    walk_from(dir, visit, &mut HashSet::new());
+}
+
+/// [`walk`], reading each real folder once (`seen` holds canonical paths), as the loader does:
+/// a symlink loop would otherwise be walked until path resolution fails, exponentially often.
+fn walk_from(dir: &Path, visit: &mut Visit<'_>, seen: &mut HashSet<PathBuf>) {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !seen.insert(real) {
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => return visit(dir, Err(e.kind())),
@@ -246,7 +257,7 @@ fn walk(dir: &Path, visit: &mut Visit<'_>) {
             continue;
         }
         match std::fs::metadata(&child) {
-            Ok(meta) if meta.is_dir() => walk(&child, visit),
+            Ok(meta) if meta.is_dir() => walk_from(&child, visit, seen),
             Ok(meta) if meta.is_file() && is_yaml(&child) => visit(&child, Ok(&meta)),
             Ok(_) => {}
             Err(e) => visit(&child, Err(e.kind())),
@@ -350,6 +361,22 @@ mod tests {
         // Neither hash blocks on the FIFO nor reads /dev/zero.
         assert_eq!(content_hash(d), content_hash(d));
         assert_eq!(fingerprint(d), fingerprint(d));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_walked_once() -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "a: 1\n")?;
+        for name in ["loop1", "loop2", "loop3"] {
+            symlink(".", d.join(name))?;
+        }
+        let mut seen = 0;
+        walk(d, &mut |_, _| seen += 1);
+        assert_eq!(seen, 1);
         Ok(())
     }
 
