@@ -171,6 +171,7 @@ pub fn admin_service<H: TargetHealth>(
     health: Arc<H>,
     quota: Option<Arc<crate::quota::Quota>>,
 ) -> impl pingora::services::Service + 'static {
+    let app_metrics = metrics.listener("admin");
     let app = AdminApp {
         config,
         metrics,
@@ -178,6 +179,11 @@ pub fn admin_service<H: TargetHealth>(
         quota,
         access,
     };
+    let app = crate::listener::Guarded::new(
+        app,
+        &crate::listener::ConnectionLimits::admin(),
+        app_metrics,
+    );
     let mut service =
         pingora::services::listening::Service::new("switchyard admin".to_string(), app);
     service.add_tcp(addr);

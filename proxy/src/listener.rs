@@ -27,7 +27,7 @@ use pingora::protocols::{
     TimingDigest, UniqueID, UniqueIDType,
 };
 use pingora::server::ShutdownWatch;
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -79,6 +79,15 @@ impl Default for ConnectionLimits {
 }
 
 impl ConnectionLimits {
+    /// The admin listener's: probes and scrapes are few and quick, so a small cap keeps a
+    /// flood on the admin port from taking the descriptors the client listener needs.
+    pub fn admin() -> Self {
+        Self {
+            max_connections: 256,
+            ..Self::default()
+        }
+    }
+
     /// `--max-connections`, lowered to three quarters of the open-file limit when that is
     /// smaller (read from `/proc/self/limits`; unknown elsewhere).
     pub fn effective_max_connections(&self) -> usize {
@@ -130,6 +139,13 @@ impl Drop for Slot {
     }
 }
 
+/// A listener's connection gauge and refusal counter.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    pub open: IntGauge,
+    pub refused: IntCounter,
+}
+
 /// A pingora app with the listener's limits around it.
 #[derive(Debug)]
 pub struct Guarded<A> {
@@ -141,22 +157,12 @@ pub struct Guarded<A> {
 }
 
 impl<A> Guarded<A> {
-    /// Wraps `inner`; registers `switchyard_connections_open` and
-    /// `switchyard_connections_refused_total` in `registry`.
-    pub fn new(inner: A, limits: &ConnectionLimits, registry: &Registry) -> Self {
-        let gauge = IntGauge::new(
-            "switchyard_connections_open",
-            "Client connections open on the proxy listener.",
-        )
-        .expect("static metric definition is valid");
-        let refused = IntCounter::new(
-            "switchyard_connections_refused_total",
-            "Client connections refused because --max-connections were open.",
-        )
-        .expect("static metric definition is valid");
-        // Registering twice (a second server in one test process) keeps the first.
-        let _ = registry.register(Box::new(gauge.clone()));
-        let _ = registry.register(Box::new(refused.clone()));
+    /// Wraps `inner`, counting its connections in `metrics`.
+    pub fn new(inner: A, limits: &ConnectionLimits, metrics: ListenerMetrics) -> Self {
+        let ListenerMetrics {
+            open: gauge,
+            refused,
+        } = metrics;
         Self {
             inner: Arc::new(inner),
             header_timeout: limits.header_timeout,

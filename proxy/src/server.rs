@@ -138,7 +138,7 @@ pub fn build_with_quota(
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let mut proxy = pingora::services::listening::Service::new(
         "switchyard proxy".to_string(),
-        crate::listener::Guarded::new(proxy, &settings.limits, shared.metrics.registry()),
+        crate::listener::Guarded::new(proxy, &settings.limits, shared.metrics.listener("client")),
     );
     proxy.add_tcp(&settings.listen.to_string());
     server.add_service(proxy);

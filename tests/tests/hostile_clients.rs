@@ -179,7 +179,10 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     let dir = config(&mock);
     let proxy = ProxyProcess::spawn_with(dir.path(), &args(&["--max-connections", "4"]));
     let idle: Vec<TcpStream> = (0..4).map(|_| connect(proxy.listen_addr())).collect();
-    wait_for_metric(&proxy, "switchyard_connections_open 4\n");
+    wait_for_metric(
+        &proxy,
+        "switchyard_connections_open{listener=\"client\"} 4\n",
+    );
 
     let refused_before = refused_total(&proxy);
     let refused = http::get(proxy.listen_addr(), "/v1/models").expect("an answer");
@@ -212,7 +215,7 @@ fn refused_total(proxy: &ProxyProcess) -> u64 {
     metrics
         .text()
         .lines()
-        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total "))
+        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total{listener=\"client\"} "))
         .and_then(|v| v.trim().parse().ok())
         .expect("the refused-connections counter")
 }
