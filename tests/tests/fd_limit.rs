@@ -56,12 +56,14 @@ fn idle_clients_cannot_exhaust_descriptors_under_a_low_ulimit() {
 
     let idle: Vec<TcpStream> = (0..IDLE_CLIENTS)
         .filter_map(|_| {
-            TcpStream::connect_timeout(&proxy.listen_addr(), Duration::from_secs(2)).ok()
+            TcpStream::connect_timeout(&proxy.listen_addr(), Duration::from_secs(5)).ok()
         })
         .collect();
+    // More than the proxy's cap (three quarters of 256) must have reached it.
     assert!(
-        idle.len() > SOFT_LIMIT as usize,
-        "the test could not open its clients"
+        idle.len() > SOFT_LIMIT as usize * 3 / 4,
+        "the test could open only {} clients",
+        idle.len()
     );
 
     let health = http::get(proxy.admin_addr(), "/healthz").expect("the admin port answers");
