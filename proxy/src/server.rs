@@ -179,7 +179,7 @@ pub fn announce_when_bound(label: &'static str, addr: SocketAddr) {
 /// mode), starts the watcher or the control-channel client, builds the server and runs it
 /// until SIGINT/SIGTERM.
 pub fn run(settings: &Settings) -> Result<()> {
-    let remote = crate::config::remote::RemoteSettings::from_settings(settings);
+    let remote = settings.remote();
     let active = match (&remote, &settings.config) {
         (Some(remote), _) => crate::config::remote::initial(remote),
         (None, Some(dir)) => {

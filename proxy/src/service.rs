@@ -156,8 +156,8 @@ impl Gateway {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
         // Anthropic clients get every error, auth included, in Anthropic's shape.
-        ctx.client = crate::api::ClientApi::from_path(&path);
-        if ctx.client == crate::api::ClientApi::AnthropicMessages {
+        ctx.client = crate::api::client::ClientApi::from_path(&path);
+        if ctx.client == crate::api::client::ClientApi::AnthropicMessages {
             ctx.endpoint = crate::api::anthropic::LABEL;
         }
         if path.starts_with("/v1/")
@@ -266,37 +266,46 @@ impl Gateway {
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
             .await
             .inspect_err(|_| ctx.route = Some(decision.route().name.clone()))?;
-        if let Some(a) = &admitted {
-            if let Some((t, budget)) = &a.downgrade {
-                ctx.downgrade = Some(*t);
-                let name = cfg.snapshot.target_name(*t);
-                ctx.downgraded = Some(format!("{name} (budget {budget})"));
-            }
-            ctx.quota = Some(crate::ctx::QuotaHold {
-                quota: Arc::clone(&self.quota),
-                reservation: Arc::clone(&a.reservation),
-            });
+        if let Some((t, budget)) = admitted.as_ref().and_then(|a| a.downgrade.as_ref()) {
+            ctx.downgrade = Some(*t);
+            let name = cfg.snapshot.target_name(*t);
+            ctx.downgraded = Some(format!("{name} (budget {budget})"));
         }
-        let job = crate::router::Job {
-            snapshot: &cfg.snapshot,
-            credentials: &cfg.credentials,
-            decision,
-            body: &body,
-            endpoint,
-            native: native.as_ref(),
-        };
+        let quota_hold = admitted.as_ref().map(|a| crate::quota::Hold {
+            quota: Arc::clone(&self.quota),
+            reservation: Arc::clone(&a.reservation),
+        });
         // A hit calls no upstream and is settled as one that no upstream answered: only
         // request counts stay charged.
-        let hit = (self.cache)
+        let lookup = (self.cache)
             .answer(session, ctx, cache_plan.as_ref(), &cfg.snapshot)
             .await;
+        let hit = matches!(lookup, crate::cache::Lookup::Answered);
+        let cache_fill = match lookup {
+            crate::cache::Lookup::Miss(fill) => Some(fill),
+            _ => None,
+        };
         if !hit {
+            let job = crate::router::Job {
+                snapshot: &cfg.snapshot,
+                credentials: &cfg.credentials,
+                decision,
+                body: &body,
+                endpoint,
+                native: native.as_ref(),
+                holds: crate::router::attempt::Holds {
+                    quota: quota_hold.as_ref(),
+                    cache_fill: cache_fill.as_ref(),
+                },
+            };
             self.router.serve(session, ctx, job).await;
         }
         // Stored before anything else is awaited: the client already has the answer and may
         // ask again at once.
-        self.cache.finish(ctx, cache_plan.as_ref()).await;
-        if let Some(q) = ctx.quota.take() {
+        self.cache
+            .finish(ctx, cache_plan.as_ref(), cache_fill)
+            .await;
+        if let Some(q) = quota_hold {
             let served = (!hit && (200..300).contains(&ctx.status)).then(|| {
                 crate::quota::Price::by_name(
                     &cfg.snapshot,

@@ -189,6 +189,20 @@ impl Settings {
             .unwrap_or_else(|| "switchyard-proxy".to_string())
     }
 
+    /// The control-plane settings of `--control-plane` mode (`None` with `--config`).
+    pub fn remote(&self) -> Option<crate::config::remote::RemoteSettings> {
+        let url = self.control_plane.clone()?;
+        Some(crate::config::remote::RemoteSettings {
+            url,
+            token_file: self.control_token_file.clone(),
+            state_dir: self.state_dir.clone(),
+            pod: self.pod(),
+            ca_file: self.control_ca_file.clone(),
+            tls_server_name: self.control_tls_server_name.clone(),
+            allow_plaintext: self.control_plane_insecure,
+        })
+    }
+
     /// Checks what clap cannot: non-zero ports, a usable body limit, distinct addresses.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Settings(m));
@@ -201,7 +215,7 @@ impl Settings {
                 self.listen
             ));
         }
-        if let Some(remote) = crate::config::remote::RemoteSettings::from_settings(self)
+        if let Some(remote) = self.remote()
             && let Err(e) = crate::config::remote::check(&remote)
         {
             return bad(format!("--control-plane: {e}"));

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::ApiError;
-use crate::ctx::Usage;
+use super::Usage;
 use crate::translate::anthropic_openai;
 
 /// `RequestCtx::endpoint` of a Messages request.

@@ -10,7 +10,12 @@ pub mod respond;
 use bytes::Bytes;
 use serde_json::json;
 
-pub use client::ClientApi;
+/// Token counts from the upstream's `usage` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
 
 /// Which client endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!    ▼       key = sha256(endpoint, route, canonical body − EXCLUDED)   (key.rs)
 //!  answer ── `cache-control: no-cache` skips the lookup (refresh)
 //!    │       hit  → replayed as JSON or SSE, no upstream call, `hit`
-//!    ▼       miss → `miss`, the attempt tees the answer into ctx.cache_fill (fill.rs)
+//!    ▼       miss → `miss`, the attempt tees the answer into the miss's Fill (fill.rs)
 //!  finish ── 2xx, no stream error, stream ended with [DONE], every choice finished
 //!            not from a budget's downgrade target
 //!            → assembled into one chat.completion (entry.rs) and stored for the TTL
@@ -131,6 +131,17 @@ pub struct Plan {
     include_usage: bool,
 }
 
+/// What a cache lookup did.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The client has its answer from the cache: no upstream is called.
+    Answered,
+    /// A miss: the answer is to be captured in this buffer (and stored by `finish`).
+    Miss(Fill),
+    /// No lookup (the route does not cache, or the request may not be cached).
+    Skipped,
+}
+
 /// The shared response cache.
 pub struct ResponseCache {
     store: Store,
@@ -232,33 +243,31 @@ impl ResponseCache {
         }
     }
 
-    /// Answers from the cache when it can (`true`: the client has its answer and no upstream
-    /// is to be called); otherwise marks the request `miss` or `bypass` and, for a miss,
-    /// arms the capture of the answer.
+    /// Answers from the cache when it can; otherwise marks the request `miss` or `bypass`
+    /// and, for a miss, hands out the buffer the answer is to be captured in.
     pub async fn answer(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         plan: Option<&Plan>,
         snapshot: &Snapshot,
-    ) -> bool {
+    ) -> Lookup {
         let Some(plan) = plan else {
-            return false;
+            return Lookup::Skipped;
         };
         let Some(key) = &plan.key else {
             self.count(ctx, plan, "bypass");
-            return false;
+            return Lookup::Skipped;
         };
         if !plan.refresh
             && let Some(entry) = self.get(key).await
         {
             self.count(ctx, plan, "hit");
             self.serve_hit(session, ctx, plan, &entry, snapshot).await;
-            return true;
+            return Lookup::Answered;
         }
         self.count(ctx, plan, "miss");
-        ctx.cache_fill = Some(Fill::default());
-        false
+        Lookup::Miss(Fill::default())
     }
 
     fn count(&self, ctx: &mut RequestCtx, plan: &Plan, result: &'static str) {
@@ -321,8 +330,8 @@ impl ResponseCache {
 
     /// After a miss was served: stores the answer when it is complete and well-formed, never
     /// a failed, partial or oversized one.
-    pub async fn finish(&self, ctx: &mut RequestCtx, plan: Option<&Plan>) {
-        let (Some(plan), Some(fill)) = (plan, ctx.cache_fill.take()) else {
+    pub async fn finish(&self, ctx: &RequestCtx, plan: Option<&Plan>, fill: Option<Fill>) {
+        let (Some(plan), Some(fill)) = (plan, fill) else {
             return;
         };
         let Some(key) = &plan.key else {

@@ -61,22 +61,6 @@ pub struct RemoteSettings {
     pub allow_plaintext: bool,
 }
 
-impl RemoteSettings {
-    /// The control-plane settings of `--control-plane` mode (`None` with `--config`).
-    pub fn from_settings(settings: &crate::settings::Settings) -> Option<Self> {
-        let url = settings.control_plane.clone()?;
-        Some(Self {
-            url,
-            token_file: settings.control_token_file.clone(),
-            state_dir: settings.state_dir.clone(),
-            pod: settings.pod(),
-            ca_file: settings.control_ca_file.clone(),
-            tls_server_name: settings.control_tls_server_name.clone(),
-            allow_plaintext: settings.control_plane_insecure,
-        })
-    }
-}
-
 impl std::fmt::Debug for RemoteSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteSettings")

@@ -48,6 +48,8 @@ pub struct Job<'a> {
     pub endpoint: Endpoint,
     /// The client's own body when its API is not OpenAI's (an Anthropic Messages body).
     pub native: Option<&'a Bytes>,
+    /// The request's budget reservation and cache capture buffer.
+    pub holds: attempt::Holds<'a>,
 }
 
 /// One candidate's turn in [`Router::serve`].
@@ -142,6 +144,7 @@ impl Router {
             total_deadline,
             native: job.native.cloned(),
             stats: Arc::clone(&c.stats),
+            holds: job.holds,
         }
     }
 
