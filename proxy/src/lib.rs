@@ -23,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod ctx;
 pub mod listener;
@@ -37,12 +38,6 @@ pub mod settings;
 pub mod stream;
 pub mod translate;
 pub mod upstream;
-
-/// The configuration and metrics interfaces the request path calls.
-pub mod cfg {
-    pub use crate::config::{ActiveConfig, ApiKey, ConfigHandle, CredentialState, load_dir};
-    pub use crate::metrics::Metrics;
-}
 
 /// Errors that stop the proxy from starting.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
-use crate::cfg::{ActiveConfig, ConfigHandle, Metrics};
+use crate::config::{ActiveConfig, ConfigHandle};
+use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::router::Router;
 use crate::router::health::HealthRegistry;
@@ -183,7 +184,8 @@ pub fn run(settings: &Settings) -> Result<()> {
     let active = match (&remote, &settings.config) {
         (Some(remote), _) => crate::config::remote::initial(remote),
         (None, Some(dir)) => {
-            let active = crate::cfg::load_dir(dir, 1).map_err(|e| Error::Config(e.to_string()))?;
+            let active =
+                crate::config::load_dir(dir, 1).map_err(|e| Error::Config(e.to_string()))?;
             tracing::info!(
                 version = active.version,
                 hash = %active.snapshot.hash,

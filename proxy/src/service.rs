@@ -3,7 +3,6 @@
 //! line and the request metrics.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use http::Method;
@@ -16,8 +15,9 @@ use switchyard_dsl::{RequestFeatures, decide};
 use crate::api::request::RequestBody;
 use crate::api::{ApiError, Endpoint, models, respond};
 use crate::auth::Identity;
-use crate::cfg::{ConfigHandle, Metrics};
+use crate::config::ConfigHandle;
 use crate::ctx::RequestCtx;
+use crate::metrics::Metrics;
 use crate::router::Router;
 
 /// Where split draws come from.
@@ -101,9 +101,7 @@ impl Gateway {
         body: crate::body::BodyLimits,
         draw: Draw,
     ) -> Self {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let created = crate::clock::unix_secs();
         Self {
             config,
             router,
@@ -128,7 +126,7 @@ impl Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let cfg = self.config.current();
-        let now = crate::quota::now_secs();
+        let now = crate::clock::unix_secs();
         match crate::auth::authenticate(&cfg.keys, key, peer, now) {
             Ok(identity) => {
                 ctx.identity = Some(identity);

@@ -259,7 +259,7 @@ async fn redis_store_overhead_is_bounded() {
     let redis = Redis::start(dir.path(), free_port());
     let store = RedisStore::new(&redis.url()).unwrap();
     let memory = MemoryStore::default();
-    let now = switchyard_proxy::quota::now_secs();
+    let now = switchyard_proxy::clock::unix_secs();
     let ops: Vec<CounterOp> = ["requests", "total_tokens", "micro_usd"]
         .iter()
         .map(|m| CounterOp {

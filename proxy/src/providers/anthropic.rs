@@ -92,7 +92,7 @@ impl ProviderAdapter for Anthropic {
                 Err(e) => return canned(ErrorClass::BadRequest, e.to_string()),
             },
         };
-        let mut opts = ClientOptions::from_request(&openai, translated::unix_now());
+        let mut opts = ClientOptions::from_request(&openai, crate::clock::unix_secs());
         opts.model = req.model.to_owned();
         let (dest, prefix) = translated::base(req.provider, ANTHROPIC_BASE_URL)?;
         let path = messages_path(&prefix);

@@ -74,7 +74,7 @@ impl ProviderAdapter for Gemini {
             Ok(b) => Bytes::from(b.to_string()),
             Err(e) => return canned(e.to_string()),
         };
-        let mut opts = ClientOptions::from_request(&openai, translated::unix_now());
+        let mut opts = ClientOptions::from_request(&openai, crate::clock::unix_secs());
         opts.model = req.model.to_owned();
         let (dest, prefix) = translated::base(req.provider, GEMINI_BASE_URL)?;
         let path = method_path(&prefix, req.model, req.stream);

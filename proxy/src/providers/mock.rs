@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -150,9 +150,7 @@ impl ProviderAdapter for Mock {
                 error_response(&e),
             ),
             None => {
-                let created = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
+                let created = crate::clock::unix_secs();
                 let ctx = Ctx {
                     seed: b.seed,
                     request_id: n,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use switchyard_dsl::ir::{Provider, ProviderKind};
 
 use crate::api::Endpoint;
-use crate::cfg::CredentialState;
+use crate::config::CredentialState;
 use crate::upstream::{HttpResponse, TransportError, Upstream};
 
 /// Why an attempt produced no usable response.

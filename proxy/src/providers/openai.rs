@@ -8,7 +8,7 @@ use pingora::http::RequestHeader;
 use switchyard_dsl::ir::{Provider, ProviderKind};
 
 use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
-use crate::cfg::CredentialState;
+use crate::config::CredentialState;
 use crate::upstream::{Destination, Upstream};
 
 /// OpenAI's public API.

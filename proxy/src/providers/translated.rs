@@ -3,7 +3,6 @@
 //! and its errors into OpenAI's shapes as it is read.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -12,19 +11,12 @@ use serde_json::Value;
 use switchyard_dsl::ir::{ErrorClass, Provider};
 
 use super::{AttemptError, AttemptRequest, ResponseSource};
-use crate::cfg::CredentialState;
+use crate::config::CredentialState;
 use crate::translate::{ClientOptions, openai_anthropic, openai_error, openai_gemini};
 use crate::upstream::{Destination, Upstream};
 
 /// The largest whole (non-streamed) answer translated.
 const MAX_WHOLE_BODY: usize = 32 * 1024 * 1024;
-
-/// Now, as `created`.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// The destination and path prefix of `provider`'s base URL (or `default`).
 pub fn base(provider: &Provider, default: &str) -> Result<(Destination, String), AttemptError> {

@@ -25,7 +25,7 @@ pub mod window;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use sha2::{Digest, Sha256};
@@ -51,13 +51,6 @@ pub enum FailureMode {
     FailOpen,
     /// Refuse requests that a budget applies to with 503 until Redis is back.
     FailClosed,
-}
-
-/// Unix seconds now.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Dollar prices of a target, micro-USD per million tokens.
@@ -516,7 +509,7 @@ impl Quota {
         if budgets.peek().is_none() {
             return Ok(None);
         }
-        let now = now_secs();
+        let now = crate::clock::unix_secs();
         let mut price =
             decision
                 .candidates()
@@ -629,7 +622,7 @@ impl Quota {
     /// Reserves `tokens` more output tokens for a running stream. `Err(budget)` names the
     /// budget that ran out and whether it cuts.
     pub async fn top_up(&self, r: &Reservation, tokens: u64) -> Result<(), (String, bool)> {
-        let now = now_secs();
+        let now = crate::clock::unix_secs();
         let mut idx = Vec::new();
         let ops: Vec<CounterOp> = r
             .charges
@@ -698,7 +691,8 @@ impl Quota {
             }
         };
         let deltas = r.deltas(input, output, price);
-        self.adjust(r.backend, &deltas, now_secs()).await;
+        self.adjust(r.backend, &deltas, crate::clock::unix_secs())
+            .await;
     }
 
     /// Current counter values for `keys`, from Redis when configured and reachable.
@@ -708,7 +702,7 @@ impl Quota {
         {
             return (v, "redis");
         }
-        (self.local.get(keys, now_secs()), "memory")
+        (self.local.get(keys, crate::clock::unix_secs()), "memory")
     }
 }
 

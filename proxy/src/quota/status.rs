@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use switchyard_dsl::ir::{Budget, BudgetScope, Snapshot};
 
-use super::{Quota, counter_key, metric_name, now_secs, window};
+use super::{Quota, counter_key, metric_name, window};
 
 #[derive(Debug, Serialize)]
 pub struct LimitStatus {
@@ -111,7 +111,7 @@ impl Quota {
     /// Every budget of `snapshot` with each scope this process knows of (per-key, team,
     /// user and header budgets: the values it has served).
     pub async fn status(&self, snapshot: &Snapshot) -> BudgetsStatus {
-        let now = now_secs();
+        let now = crate::clock::unix_secs();
         let seen: Vec<(String, String)> = self
             .seen
             .lock()

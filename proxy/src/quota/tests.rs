@@ -173,14 +173,20 @@ fn settlement_returns_the_unused_reservation() {
         )
         .await;
         let keys = [tokens.op.key.clone(), dollars.op.key.clone()];
-        assert_eq!(q.local.get(&keys, now_secs()), vec![100, 900 + 300]);
+        assert_eq!(
+            q.local.get(&keys, crate::clock::unix_secs()),
+            vec![100, 900 + 300]
+        );
         // Nothing served: only the request itself would count, tokens and dollars go back.
         let a = admit(&q, &s, &r, Some(400))
             .await
             .expect("ok")
             .expect("budget");
         q.settle(&a.reservation, None, None, "chat").await;
-        assert_eq!(q.local.get(&keys, now_secs()), vec![100, 1200]);
+        assert_eq!(
+            q.local.get(&keys, crate::clock::unix_secs()),
+            vec![100, 1200]
+        );
     });
 }
 
@@ -243,7 +249,7 @@ fn stream_top_ups_stop_at_the_limit() {
         )
         .await;
         let key = res.charges[0].op.key.clone();
-        assert_eq!(q.local.get(&[key], now_secs()), vec![250]);
+        assert_eq!(q.local.get(&[key], crate::clock::unix_secs()), vec![250]);
     });
 }
 

@@ -13,8 +13,9 @@ use super::classify::Failure;
 use super::stats::{InFlight, TargetStats};
 use crate::api::Usage;
 use crate::api::respond;
-use crate::cfg::{CredentialState, Metrics};
+use crate::config::CredentialState;
 use crate::ctx::RequestCtx;
+use crate::metrics::Metrics;
 use crate::providers::{AttemptError, AttemptRequest, Providers, ResponseSource};
 use crate::{api::Endpoint, stream};
 

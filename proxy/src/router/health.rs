@@ -155,10 +155,7 @@ impl HealthRegistry {
                     "healthy"
                 },
                 consecutive_failures: s.consecutive_failures,
-                ejected_until: s.ejected_until.map(|(_, at)| {
-                    at.duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64)
-                }),
+                ejected_until: s.ejected_until.map(|(_, at)| crate::clock::unix_ms(at)),
             })
             .collect();
         out.sort_by(|a, b| a.target.cmp(&b.target));

@@ -34,8 +34,9 @@ use self::standing::Standing;
 use self::stats::{Sample, StatsRegistry, TargetStats, clock_ms};
 use crate::api::request::RequestBody;
 use crate::api::{Endpoint, respond};
-use crate::cfg::{CredentialState, Metrics};
+use crate::config::CredentialState;
 use crate::ctx::RequestCtx;
+use crate::metrics::Metrics;
 use crate::providers::Providers;
 
 /// A routed request, ready to be sent.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
@@ -135,9 +135,7 @@ struct TargetView {
 }
 
 fn unix_ms_in(ms: u64) -> u64 {
-    (SystemTime::now() + Duration::from_millis(ms))
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::clock::unix_ms(SystemTime::now() + Duration::from_millis(ms))
 }
 
 fn route_targets(snapshot: &Snapshot, route: usize) -> Vec<TargetId> {

@@ -15,7 +15,7 @@ use switchyard_dsl::ir::{
 };
 use switchyard_dsl::{Source, compile};
 use switchyard_mock::{Config, MockServer, Script};
-use switchyard_proxy::cfg::{ActiveConfig, CredentialState};
+use switchyard_proxy::config::{ActiveConfig, CredentialState};
 use switchyard_proxy::server::{Shared, build};
 use switchyard_proxy::settings::Settings;
 
