@@ -132,9 +132,10 @@ impl Context {
         self
     }
 
-    /// The compile outcome of the caches' current contents: recompiled (and published when
-    /// the content changed) only when the inputs' fingerprint changed.
-    pub async fn outcome(&self) -> Result<Arc<Outcome>> {
+    /// Compiles the caches' current contents and publishes the snapshot to the proxies when
+    /// its content changed; returns the outcome. Recompiles only when the inputs'
+    /// fingerprint changed, so every reconcile may call it.
+    pub async fn compile_and_publish(&self) -> Result<Arc<Outcome>> {
         let mut ready = self.caches_ready.subscribe();
         match tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r)).await {
             Ok(Ok(_)) => {}

@@ -92,7 +92,7 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         .name
         .clone()
         .ok_or(Error::MissingField("metadata.name"))?;
-    let outcome = ctx.outcome().await?;
+    let outcome = ctx.compile_and_publish().await?;
     let key = ObjectKey::of(K::KIND, obj.as_ref());
     let live = ctx.publisher.current();
     let rollout = live.as_ref().map(|l| ctx.pods.rollout(l.version));

@@ -242,7 +242,7 @@ pub async fn run_with(
         }
         ready_ctx.caches_ready.send_replace(true);
         loop {
-            match ready_ctx.outcome().await {
+            match ready_ctx.compile_and_publish().await {
                 Ok(_) => {
                     ready_flag.store(true, Ordering::Relaxed);
                     return;
