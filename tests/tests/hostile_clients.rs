@@ -178,6 +178,15 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     let mock = MockProcess::named("cap");
     let dir = config(&mock);
     let proxy = ProxyProcess::spawn_with(dir.path(), &args(&["--max-connections", "4"]));
+    // The proxy's own check that its port is bound is a connection too: let it come and go.
+    let start = Instant::now();
+    while !proxy.log().contains("listening on") && start.elapsed() < CLOSE_WITHIN {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_metric(
+        &proxy,
+        "switchyard_connections_open{listener=\"client\"} 0\n",
+    );
     let idle: Vec<TcpStream> = (0..4).map(|_| connect(proxy.listen_addr())).collect();
     wait_for_metric(
         &proxy,
