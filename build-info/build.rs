@@ -2,8 +2,10 @@
 //! it (image builds, where `.git` is not in the build context), else the commit `git
 //! rev-parse HEAD` names, else `unknown`.
 //!
-//! It reruns only when that variable, `HEAD` or the branch HEAD points at changes, so a
-//! commit rebuilds the crates that print the revision, and an ordinary edit does not.
+//! It reruns only when that variable, `HEAD` or the branch HEAD points at changes: an ordinary
+//! edit rebuilds nothing more, a commit rebuilds the crates that report the revision. With
+//! `SWITCHYARD_REVISION` set (e.g. to `dev` while iterating), git is not consulted and commits
+//! rebuild nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,16 +13,17 @@ use std::process::Command;
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=SWITCHYARD_REVISION");
-    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    for file in git_files(&dir) {
-        println!("cargo::rerun-if-changed={}", file.display());
-    }
-    let revision = std::env::var("SWITCHYARD_REVISION")
+    let given = std::env::var("SWITCHYARD_REVISION")
         .ok()
         .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .or_else(|| git(&dir, &["rev-parse", "HEAD"]))
-        .unwrap_or_else(|| "unknown".into());
+        .filter(|r| !r.is_empty());
+    let revision = given.unwrap_or_else(|| {
+        let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+        for file in git_files(&dir) {
+            println!("cargo::rerun-if-changed={}", file.display());
+        }
+        git(&dir, &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into())
+    });
     println!("cargo::rustc-env=SWITCHYARD_REVISION={revision}");
 }
 
