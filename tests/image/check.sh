@@ -38,7 +38,8 @@ chart_version="$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/switchyard/Chart.y
 file_version="$(sed -n 's/^ARG VERSION=//p' Containerfile)"
 [ "$version" = "$chart_version" ] && [ "$version" = "$file_version" ] ||
   fail "versions differ: Cargo.toml $version, Chart.yaml appVersion $chart_version, Containerfile VERSION $file_version"
-revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+# What build-info compiled into the binaries: $SWITCHYARD_REVISION, else the commit.
+revision="${SWITCHYARD_REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
 proxy_image="switchyard/proxy:$version"
 operator_image="switchyard/operator:$version"
 base_image="localhost/switchyard-check-base:latest"
