@@ -9,9 +9,9 @@
 #      (target/debug, refreshed with `cargo build --workspace --bins`, a no-op after the
 #      tests), which keeps CI short; SWITCHYARD_BIN_DIR=target/release after
 #      `cargo build --release --workspace --bins` checks the release binaries instead;
-#   3. runs the proxy image with --read-only root and examples/quickstart mounted read-only,
-#      listening on 0.0.0.0 inside and published on 127.0.0.1, and sends chat requests
-#      through it with the official OpenAI Python SDK (from .venv, see scripts/venv);
+#   3. runs the proxy image with a read-only root (not even a /tmp) and examples/quickstart
+#      mounted read-only, listening on 0.0.0.0 inside and published on 127.0.0.1, and sends
+#      chat requests through it with the official OpenAI Python SDK (from .venv, see scripts/venv);
 #      checks /metrics' switchyard_build_info, the OCI labels, the non-root user, and
 #      `--version` of both images;
 #   4. saves both images as OCI archives in target/images/ (with images.env naming the
@@ -119,7 +119,7 @@ free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 port="$(free_port)" admin="$(free_port)"
 name="switchyard-image-check-$$"
 containers+=("$name")
-"${run[@]}" -d --name "$name" --read-only \
+"${run[@]}" -d --name "$name" --read-only --read-only-tmpfs=false \
   -v "$root/examples/quickstart:/etc/switchyard:ro" \
   -p "127.0.0.1:$port:8080" -p "127.0.0.1:$admin:9090" \
   "$proxy_image" --config /etc/switchyard >/dev/null
@@ -132,7 +132,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ "$ready" = 1 ] || { podman logs "$name" >&2 || true; fail "the proxy container never became ready"; }
-log "ok: proxy container ready (read-only root, quickstart mounted read-only, 127.0.0.1:$port -> 0.0.0.0:8080)"
+log "ok: proxy container ready (read-only root without /tmp, quickstart mounted read-only, 127.0.0.1:$port -> 0.0.0.0:8080)"
 
 NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 "$python" - "http://127.0.0.1:$port/v1" "http://127.0.0.1:$admin/metrics" "$version" "$revision" <<'PY' || { podman logs "$name" >&2 || true; fail "requests through the proxy image"; }
 import sys
