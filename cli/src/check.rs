@@ -19,6 +19,9 @@ pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Compi
             return Ok(None);
         }
     };
+    for skipped in &config.skipped {
+        eprintln!("warning: {skipped}");
+    }
     let sources = switchyard_crds::sources(&config);
     let compiled = match switchyard_crds::compile(&config) {
         Ok(compiled) => compiled,

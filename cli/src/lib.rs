@@ -39,6 +39,12 @@ reformat), 2 usage error, 3 `explain` found no matching route.";
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compile LLMProvider, RoutePolicy and Budget YAML and print every diagnostic.
+    ///
+    /// The limits the proxy and the operator apply hold here too: files of at most 4 MiB
+    /// (32 MiB together), YAML nested at most 64 deep with at most 100,000 nodes per
+    /// document, policy text of at most 4 MiB, and
+    /// conditions nesting `not` and parentheses at most 32 deep. Special files (FIFOs,
+    /// devices) in a folder are skipped with a warning.
     Check {
         /// YAML files or folders (searched recursively for *.yaml and *.yml).
         #[arg(required = true)]

@@ -69,6 +69,15 @@ pub fn secret_entries(secret: &Secret) -> Vec<(String, Result<ClientKey, String>
 
 /// Parses one entry (the Secret value of key id `id`).
 pub fn entry(id: &str, value: &[u8]) -> Result<ClientKey, String> {
+    // A deep or huge YAML value would make the parser crawl: refuse it before parsing.
+    if let Err(e) = crate::load::limits::check(&String::from_utf8_lossy(value)) {
+        return Err(format!(
+            "not a valid entry (line {}, column {}): {}",
+            e.line,
+            e.column,
+            e.message()
+        ));
+    }
     // The YAML error could quote the value (the key): report only its position.
     let doc: EntryDoc = yaml_serde::from_slice(value).map_err(|e| match e.location() {
         Some(l) => format!(

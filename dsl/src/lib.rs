@@ -21,6 +21,7 @@ pub mod diagnostic;
 pub mod explain;
 pub mod fmt;
 pub mod ir;
+pub mod limits;
 pub mod lower;
 pub mod parser;
 mod render;

@@ -39,16 +39,16 @@ pub(crate) fn render(diag: &Diagnostic, sources: &[Source]) -> String {
     let rel = (start - line_start).min(line.len());
     let end = (diag.span.end as usize).clamp(line_start + rel, line_start + line.len());
     let end = clamp_to_char(&source.text, end);
-    let carets = text_width(&line[rel..end - line_start]).max(1);
+    let (shown, before, carets) = excerpt(line, rel, end - line_start);
 
     let _ = writeln!(out, "{pad}--> {}:{line_no}:{col}", source.file);
     let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{line_no} | {indent}{}", expand_tabs(line));
+    let _ = writeln!(out, "{line_no} | {indent}{shown}");
     let _ = write!(
         out,
         "{pad} | {indent}{}{}",
-        " ".repeat(text_width(&line[..rel])),
-        "^".repeat(carets)
+        " ".repeat(before),
+        "^".repeat(carets.max(1))
     );
     match &diag.label {
         Some(label) => {
@@ -92,6 +92,37 @@ pub(crate) fn render_all(diags: &[Diagnostic], sources: &[Source]) -> String {
         }
     }
     out
+}
+
+/// Longest excerpt shown, in characters; a longer line (generated or hostile policies put
+/// megabytes on one line) is cut around the span and the cuts are marked with `...`.
+const MAX_EXCERPT_CHARS: usize = 120;
+/// Characters of a long line kept before the span.
+const EXCERPT_LEAD: usize = 40;
+
+/// The excerpt of `line` to print for the span `from..to` (byte offsets into `line`, on char
+/// boundaries), the display width before the span, and the span's display width.
+fn excerpt(line: &str, from: usize, to: usize) -> (String, usize, usize) {
+    if line.chars().count() <= MAX_EXCERPT_CHARS {
+        return (
+            expand_tabs(line),
+            text_width(&line[..from]),
+            text_width(&line[from..to]),
+        );
+    }
+    let skip = line[..from].chars().count().saturating_sub(EXCERPT_LEAD);
+    let start = line.char_indices().nth(skip).map_or(from, |(i, _)| i);
+    let end = line[start..]
+        .char_indices()
+        .nth(MAX_EXCERPT_CHARS)
+        .map_or(line.len(), |(i, _)| start + i);
+    let lead = if start > 0 { "..." } else { "" };
+    let tail = if end < line.len() { "..." } else { "" };
+    (
+        format!("{lead}{}{tail}", expand_tabs(&line[start..end])),
+        lead.len() + text_width(&line[start..from]),
+        text_width(&line[from..to.min(end).max(from)]),
+    )
 }
 
 /// Moves `pos` back to a char boundary (and into the text), so a bad span cannot panic.
@@ -151,5 +182,23 @@ error: unknown provider `opnai`
         assert!(render(&multi, std::slice::from_ref(&src)).contains("1 | ab\n  |  ^\n"));
         let summary = render_all(&[zero, multi], &[src]);
         assert!(summary.ends_with("error: aborting due to 1 error; 1 warning emitted\n"));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_span() {
+        let text = format!("{}needle{}", "a".repeat(5000), "b".repeat(5000));
+        let src = Source::new("p", text);
+        let d = Diagnostic::error(SourceId(0), Span::new(5000, 5006), "e");
+        let out = render(&d, &[src]);
+        let lines: Vec<&str> = out.lines().collect();
+        let excerpt = lines[3].trim_start_matches("1 | ");
+        assert!(
+            excerpt.starts_with("...") && excerpt.ends_with("..."),
+            "{out}"
+        );
+        assert!(excerpt.len() <= MAX_EXCERPT_CHARS + 6, "{out}");
+        let caret_line = lines[4].trim_start_matches("  | ");
+        let at = excerpt.find("needle").expect("the span is shown");
+        assert_eq!(caret_line, format!("{}^^^^^^", " ".repeat(at)));
     }
 }

@@ -548,6 +548,12 @@ impl EmbeddingInput {
     }
 }
 
+/// The largest `dimensions` OpenAI serves (text-embedding-3-large); it also bounds what
+/// one request can make the mock allocate.
+const MAX_EMBEDDING_DIMENSIONS: usize = 3072;
+/// OpenAI's limit on inputs per embeddings request.
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
 /// `POST /v1/embeddings`.
 pub fn embeddings(body: &[u8], ctx: &Ctx<'_>) -> Reply {
     let req: EmbeddingsRequest = match parse(body) {
@@ -555,6 +561,14 @@ pub fn embeddings(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         Err(e) => return Reply::Error(e),
     };
     let dims = req.dimensions.unwrap_or(ctx.embedding_dimensions);
+    if !(1..=MAX_EMBEDDING_DIMENSIONS).contains(&dims) {
+        return Reply::Error(ApiError {
+            param: Some("dimensions".to_owned()),
+            ..ApiError::invalid_request(format!(
+                "{dims} is not between 1 and {MAX_EMBEDDING_DIMENSIONS} - 'dimensions'"
+            ))
+        });
+    }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -568,6 +582,14 @@ pub fn embeddings(body: &[u8], ctx: &Ctx<'_>) -> Reply {
         }
     };
     let items = req.input.items();
+    if items.len() > MAX_EMBEDDING_INPUTS {
+        return Reply::Error(ApiError {
+            param: Some("input".to_owned()),
+            ..ApiError::invalid_request(format!(
+                "at most {MAX_EMBEDDING_INPUTS} inputs are allowed - 'input'"
+            ))
+        });
+    }
     let prompt_tokens: u32 = items.iter().map(|(_, t)| t).sum();
     let data: Vec<Value> = items
         .iter()

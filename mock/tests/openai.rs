@@ -190,6 +190,21 @@ async fn embeddings_are_deterministic_with_usage() {
 }
 
 #[tokio::test]
+async fn embedding_sizes_are_bounded() {
+    let server = common::start("alpha").await;
+    for dimensions in [0, 3073, 1_000_000_000] {
+        let request = json!({"model": "e", "input": "x", "dimensions": dimensions});
+        let response = post(&server, "/v1/embeddings", &request).await;
+        assert_eq!(response.status(), 400, "dimensions {dimensions}");
+        assert_eq!(json(response).await["error"]["param"], "dimensions");
+    }
+    let many = json!({"model": "e", "input": vec!["x"; 2049]});
+    let response = post(&server, "/v1/embeddings", &many).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(response).await["error"]["param"], "input");
+}
+
+#[tokio::test]
 async fn models_are_listed() {
     let server = common::start("alpha").await;
     let response = common::client()

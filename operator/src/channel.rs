@@ -263,6 +263,7 @@ mod tests {
             listener,
             move |req| handle(c.clone(), req),
             channel.shutdown.clone(),
+            None,
         ));
         (addr, channel)
     }
@@ -393,6 +394,93 @@ mod tests {
             "1/1",
             "have counts as running"
         );
+    }
+
+    /// A CA and a serving certificate for `names`: `(ca.crt, tls.crt, tls.key)` as PEM.
+    fn test_pki(names: &[&str]) -> (String, String, String) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "switchyard test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
+            .expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut leaf =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf = leaf.signed_by(&key, &ca).expect("leaf");
+        (ca.pem(), leaf.pem(), key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn serves_over_tls_to_clients_that_trust_the_ca_only() {
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+        use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca, crt, key) = test_pki(&["operator.sy.svc"]);
+        std::fs::write(dir.path().join("tls.crt"), crt).expect("write");
+        std::fs::write(dir.path().join("tls.key"), key).expect("write");
+        let acceptor = crate::tls::CertStore::load(dir.path())
+            .expect("certificate")
+            .acceptor()
+            .expect("acceptor");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::http::serve(
+            listener,
+            |_req| async { text(StatusCode::UNAUTHORIZED, "no\n") },
+            shutdown.clone(),
+            Some(acceptor),
+        ));
+
+        let client = |ca_pem: &str| {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+                roots.add(cert.expect("pem")).expect("root");
+            }
+            let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+        };
+        let name = ServerName::try_from("operator.sy.svc").expect("name");
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut tls = client(&ca)
+            .connect(name.clone(), tcp)
+            .await
+            .expect("handshake with the right CA");
+        tls.write_all(b"GET /v1/acks HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = String::new();
+        tls.read_to_string(&mut out).await.expect("read");
+        assert!(out.starts_with("HTTP/1.0 401"), "{out}");
+
+        let (other_ca, _, _) = test_pki(&["operator.sy.svc"]);
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let refused = client(&other_ca).connect(name, tcp).await;
+        assert!(
+            refused.is_err(),
+            "a certificate from another CA was accepted"
+        );
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let wrong_name = ServerName::try_from("evil.example").expect("name");
+        assert!(client(&ca).connect(wrong_name, tcp).await.is_err());
+
+        // Plain HTTP on the TLS port gets no HTTP answer.
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /v1/acks HTTP/1.0\r\n\r\n")
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        assert!(!raw.starts_with(b"HTTP/"), "{raw:?}");
+        shutdown.cancel();
     }
 
     #[tokio::test]

@@ -286,6 +286,7 @@ pub fn compile(inputs: &Inputs) -> Outcome {
             .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::Budget, p.as_ref())))
             .collect(),
         secrets: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut generations = BTreeMap::new();
     for p in &inputs.providers {
@@ -515,6 +516,52 @@ mod tests {
         );
         assert_eq!(publisher.publish(&rotated).expect("json"), Some(2));
         assert_eq!(publisher.publish(&rotated).expect("json"), None);
+    }
+
+    #[test]
+    fn a_deleted_client_key_entry_or_secret_is_gone_from_the_next_version() {
+        let mut keys = secret("client-keys", "alpha", "{key: sk-plain-alpha}");
+        keys.metadata.labels = Some(
+            [(
+                client_keys::CLIENT_KEYS_LABEL.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        if let Some(d) = keys.string_data.as_mut() {
+            d.insert("beta".into(), "{key: sk-plain-beta}".into());
+        }
+        let mut i = inputs(
+            vec![provider("mock-primary", None)],
+            vec![route_policy("chat", GOOD)],
+        );
+        i.secrets = vec![Arc::new(keys.clone())];
+        let publisher = crate::publish::Publisher::default();
+        let envelope = |publisher: &crate::publish::Publisher| {
+            let live = publisher.current().expect("live");
+            serde_json::from_str::<switchyard_dsl::channel::SnapshotEnvelope>(&live.data)
+                .expect("envelope")
+        };
+        assert_eq!(publisher.publish(&compile(&i)).expect("json"), Some(1));
+        assert_eq!(envelope(&publisher).client_keys.len(), 2);
+
+        // The entry `beta` is deleted from the Secret: version 2 carries only `alpha`.
+        if let Some(d) = keys.string_data.as_mut() {
+            d.remove("beta");
+        }
+        i.secrets = vec![Arc::new(keys)];
+        assert_eq!(publisher.publish(&compile(&i)).expect("json"), Some(2));
+        let ids: Vec<String> = envelope(&publisher)
+            .client_keys
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(ids, ["alpha"]);
+
+        // The Secret is deleted: version 3 carries no key at all.
+        i.secrets.clear();
+        assert_eq!(publisher.publish(&compile(&i)).expect("json"), Some(3));
+        assert!(envelope(&publisher).client_keys.is_empty());
     }
 
     #[test]

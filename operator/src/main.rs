@@ -21,6 +21,16 @@ struct Args {
     /// File holding the control channel's bearer token.
     #[arg(long)]
     control_token_file: PathBuf,
+    /// Serve the control channel over TLS with `DIR/tls.crt` and `DIR/tls.key` (the layout of
+    /// a `kubernetes.io/tls` Secret, e.g. from cert-manager, mounted as a folder). The files
+    /// are checked every 10 s and a changed, valid pair is served from then on. Required
+    /// unless `--control-insecure`.
+    #[arg(long, value_name = "DIR", required_unless_present = "control_insecure")]
+    control_tls_dir: Option<PathBuf>,
+    /// Serve the control channel as plain HTTP. For local testing only: snapshots carry
+    /// provider API keys, which then cross the network in clear.
+    #[arg(long, conflicts_with = "control_tls_dir")]
+    control_insecure: bool,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8081")]
     admin_listen: SocketAddr,
@@ -97,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         namespace: args.namespace,
         control_listen: args.control_listen,
         control_token: token,
+        control_tls_dir: args.control_tls_dir,
         admin_listen: args.admin_listen,
         lease,
         identity,

@@ -31,6 +31,10 @@ pub struct Settings {
     pub namespace: Option<String>,
     pub control_listen: SocketAddr,
     pub control_token: String,
+    /// Folder with `tls.crt` and `tls.key` (cert-manager layout) to serve the control channel
+    /// over TLS; `None` serves plain HTTP (the binary allows it only with
+    /// `--control-insecure`: snapshots carry provider keys).
+    pub control_tls_dir: Option<std::path::PathBuf>,
     pub admin_listen: SocketAddr,
     pub lease: Option<LeaseConfig>,
     pub identity: String,
@@ -91,10 +95,29 @@ pub async fn run_with(
     let usage = Arc::new(crate::usage::Usage::default());
     let ready = Arc::new(AtomicBool::new(false));
 
+    // A bad certificate stops the start, before anything listens.
+    let control_tls = match &settings.control_tls_dir {
+        Some(dir) => {
+            let store = crate::tls::CertStore::load(dir)?;
+            let acceptor = store.acceptor()?;
+            tokio::spawn(store.watch(shutdown.clone()));
+            Some(acceptor)
+        }
+        None => None,
+    };
     let admin_listener = TcpListener::bind(settings.admin_listen).await?;
     let control_listener = TcpListener::bind(settings.control_listen).await?;
     tracing::info!(addr = %admin_listener.local_addr()?, "admin (healthz, readyz, metrics) listening");
-    tracing::info!(addr = %control_listener.local_addr()?, "control channel listening");
+    tracing::info!(
+        addr = %control_listener.local_addr()?,
+        tls = control_tls.is_some(),
+        "control channel listening"
+    );
+    if control_tls.is_none() {
+        tracing::warn!(
+            "the control channel is plain HTTP: provider keys in snapshots cross the network in clear"
+        );
+    }
     let admin = Arc::new(Admin {
         metrics: metrics.clone(),
         ready: ready.clone(),
@@ -103,6 +126,7 @@ pub async fn run_with(
         admin_listener,
         move |req| admin::handle(admin.clone(), req),
         shutdown.clone(),
+        None,
     ));
     let channel = Arc::new(Channel {
         token: settings.control_token.clone(),
@@ -117,6 +141,7 @@ pub async fn run_with(
         control_listener,
         move |req| channel::handle(channel.clone(), req),
         shutdown.clone(),
+        control_tls,
     ));
 
     // Leader election: wait for the Lease, then hold it in the background.

@@ -226,3 +226,63 @@ async fn unchanged_status_is_not_written_again() {
         .expect("second reconcile writes nothing");
     assert_eq!(ctx.publisher.current().map(|p| p.version), Some(1));
 }
+
+#[tokio::test]
+async fn a_policy_nested_far_too_deep_is_a_located_compile_error_not_a_crash() {
+    // 100,000 levels of `not`: the recursive stages would overflow this test thread's stack;
+    // the compiler's nesting limit refuses it before any of them runs.
+    let deep = format!(
+        "route chat {{\n  when {}model == \"gpt-4o\"\n  use mock-primary/large\n}}\n",
+        "not ".repeat(100_000)
+    );
+    let rp = route_policy("chat", &deep);
+    let world = World {
+        providers: vec![provider("mock-primary", None)],
+        route_policies: vec![rp.clone()],
+        ..World::default()
+    };
+    let (ctx, verifier, _writers) = Context::test(world);
+    let calls = verifier.run(Scenario(vec![
+        Call::PatchStatus {
+            plural: "routepolicies",
+            name: "chat",
+            object: json(&rp),
+            check: |status| {
+                let compiled = condition(status, "Compiled");
+                assert_eq!(compiled["status"], "False", "{compiled}");
+                assert_eq!(compiled["reason"], "CompileFailed");
+                let message = compiled["message"].as_str().expect("message");
+                assert!(
+                    message.starts_with("2:136: error: condition nested too deeply"),
+                    "{message}"
+                );
+                let diag = &status["diagnostics"][0];
+                assert_eq!(
+                    (diag["line"].as_i64(), diag["column"].as_i64()),
+                    (Some(2), Some(136))
+                );
+                assert!(
+                    diag["help"].as_str().is_some_and(|h| h.contains("32")),
+                    "{diag}"
+                );
+                // The status carries the diagnostic, not the 400 kB line it is about.
+                assert!(
+                    status.to_string().len() < 8192,
+                    "{} bytes",
+                    status.to_string().len()
+                );
+            },
+        },
+        Call::Event {
+            check: |event| assert_eq!(event["reason"], "CompileFailed"),
+        },
+    ]));
+    reconcile(Arc::new(rp), ctx.clone())
+        .await
+        .expect("reconcile");
+    calls.await.expect("scenario played");
+    assert!(
+        ctx.publisher.current().is_none(),
+        "a refused policy published"
+    );
+}

@@ -2,8 +2,8 @@
 //!
 //! Starts etcd + kube-apiserver, installs the CRDs, applies `examples/quickstart` into a
 //! namespace, runs the `switchyard-operator` binary as a user that has only the RBAC rules of
-//! operator/README.md, connects two subscribers to the control channel (plain HTTP: read the
-//! event stream, POST acks) and checks status, rollout counts, propagation of an edit, a broken
+//! operator/README.md, connects two subscribers to the control channel (HTTP/1.0 over TLS,
+//! verified against a CA made at test time: read the event stream, POST acks) and checks status, rollout counts, propagation of an edit, a broken
 //! policy keeping the old snapshot, a missing Secret, and graceful shutdown on SIGTERM.
 //!
 //! `SWITCHYARD_KUBE_APISERVER=$(bash tests/k8s/build-apiserver.sh) cargo test -p
@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -24,9 +24,11 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use switchyard_crds::{LLMProvider, RoutePolicy};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 use switchyard_tests::apiserver::{ApiServer, OPERATOR_USER, free_ports, tail};
 
@@ -63,6 +65,11 @@ impl Operator {
         let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
         let token_file = dir.join("control-token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write token");
+        // The control channel's certificate, in the layout of a mounted kubernetes.io/tls Secret.
+        let tls_dir = dir.join("control-tls");
+        std::fs::create_dir_all(&tls_dir).expect("tls dir");
+        std::fs::write(tls_dir.join("tls.crt"), &pki().cert).expect("write tls.crt");
+        std::fs::write(tls_dir.join("tls.key"), &pki().key).expect("write tls.key");
         let log = dir.join("operator.log");
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard-operator"))
@@ -78,6 +85,8 @@ impl Operator {
             .args(["--admin-listen", &admin.to_string()])
             .arg("--control-token-file")
             .arg(&token_file)
+            .arg("--control-tls-dir")
+            .arg(&tls_dir)
             .args(["--ping-interval", "1"])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,switchyard_operator=debug,kube=warn")
@@ -126,14 +135,82 @@ impl Drop for Operator {
     }
 }
 
-/// One HTTP/1.0 exchange (the server closes the connection): the whole response.
+/// The test CA and the operator's certificate (for 127.0.0.1), made once per test run.
+struct Pki {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "switchyard e2e CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
+            .expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = leaf.signed_by(&key, &ca).expect("certificate");
+        Pki {
+            ca: ca.pem(),
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    })
+}
+
+/// A TLS connection to the control channel at `addr`, verified against the test CA.
+async fn tls_connect(
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pki().ca.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+}
+
+/// One HTTP/1.0 exchange with the admin port (plain HTTP): the whole response.
 async fn http(
     addr: SocketAddr,
     request_line: &str,
     token: Option<&str>,
     body: &str,
 ) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(addr).await?;
+    exchange(TcpStream::connect(addr).await?, request_line, token, body).await
+}
+
+/// One HTTP/1.0 exchange with the control channel (over TLS): the whole response.
+async fn control(
+    addr: SocketAddr,
+    request_line: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<String> {
+    exchange(tls_connect(addr).await?, request_line, token, body).await
+}
+
+/// Writes one HTTP/1.0 request and reads until the server closes the connection.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request_line: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<String> {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!(
         "{request_line} HTTP/1.0\r\nHost: operator\r\n{auth}Content-Type: application/json\r\n\
@@ -176,9 +253,7 @@ impl Subscriber {
     }
 
     async fn connect_with(addr: SocketAddr, pod: &'static str, have: u64) -> Self {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .expect("connect control channel");
+        let mut stream = tls_connect(addr).await.expect("connect control channel");
         let request = format!(
             "GET /v1/snapshots/stream?have={have}&pod={pod} HTTP/1.0\r\nHost: operator\r\n\
              Authorization: Bearer {TOKEN}\r\n\r\n"
@@ -204,7 +279,7 @@ impl Subscriber {
                         .expect("hash")
                         .to_string();
                     let ack = json!({"pod": pod, "version": version, "hash": hash, "applied": true, "error": null});
-                    let response = http(addr, "POST /v1/acks", Some(TOKEN), &ack.to_string())
+                    let response = control(addr, "POST /v1/acks", Some(TOKEN), &ack.to_string())
                         .await
                         .expect("ack");
                     assert!(
@@ -430,7 +505,7 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     op.wait_ready().await;
 
     // The control channel wants the token.
-    let refused = http(
+    let refused = control(
         op.control,
         "GET /v1/snapshots/stream?have=0&pod=x",
         None,
@@ -439,10 +514,20 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     .await
     .expect("request");
     assert!(refused.starts_with("HTTP/1.0 401"), "{refused}");
-    let refused = http(op.control, "POST /v1/acks", Some("wrong"), "{}")
+    let refused = control(op.control, "POST /v1/acks", Some("wrong"), "{}")
         .await
         .expect("request");
     assert!(refused.starts_with("HTTP/1.0 401"), "{refused}");
+    // ... and TLS: a plaintext request gets no HTTP answer.
+    let plain = http(
+        op.control,
+        "GET /v1/snapshots/stream?have=0&pod=x",
+        Some(TOKEN),
+        "",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(!plain.starts_with("HTTP/"), "{plain}");
 
     let mut a = Subscriber::connect(op.control, "proxy-a").await;
     let mut b = Subscriber::connect(op.control, "proxy-b").await;
@@ -503,7 +588,7 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
         .to_string()
     };
     let post_usage = |body: String| async move {
-        let response = http(op.control, "POST /v1/usage", Some(TOKEN), &body)
+        let response = control(op.control, "POST /v1/usage", Some(TOKEN), &body)
             .await
             .expect("usage");
         assert!(
@@ -511,7 +596,7 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
             "usage refused: {response}"
         );
     };
-    let refused = http(
+    let refused = control(
         op.control,
         "POST /v1/usage",
         Some("wrong"),

@@ -11,8 +11,15 @@
 //! | `GET /admin/budgets` | per budget and scope: spent, remaining, reset time, state |
 //!
 //! Anything else is a 404 (405 for other methods) with an OpenAI-shaped JSON error.
+//!
+//! [`AdminAccess`] guards the port: with `--admin-token-file`, `/admin/*` needs
+//! `Authorization: Bearer TOKEN` (401 otherwise; the probes and `/metrics` stay open), and a
+//! port bound to loopback answers only `Host: 127.0.0.1`, `localhost` or `[::1]` (421
+//! otherwise), so a web page cannot read it through DNS rebinding. A request without any host
+//! (an HTTP/1.0 tool) is answered: browsers always send one.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +27,8 @@ use http::{Method, Response, StatusCode, header};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use switchyard_dsl::ir::{Selection, Snapshot, TargetId};
 
 use crate::config::{ActiveConfig, ConfigHandle};
@@ -32,21 +41,149 @@ pub trait TargetHealth: Send + Sync + 'static {
     fn targets_json(&self) -> serde_json::Value;
 }
 
-/// The admin HTTP service listening on `addr`; add it to the pingora `Server` beside the
-/// proxy service.
+/// Who may use the admin port: an optional bearer token for `/admin/*`, and, on a port bound
+/// to loopback, only loopback `Host` names (a browser on the same host sends the attacker's
+/// name after a DNS rebinding, so the check stops it reading the port).
+#[derive(Clone, Default)]
+pub struct AdminAccess {
+    /// SHA-256 of the token: compared in constant time, whatever the lengths.
+    token: Option<[u8; 32]>,
+    /// The bound address when it is a loopback one (its literal is accepted too).
+    loopback: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.is_some())
+            .field("loopback", &self.loopback)
+            .finish()
+    }
+}
+
+impl AdminAccess {
+    /// The access rules of an admin port bound to `listen`, with an optional token.
+    pub fn new(listen: SocketAddr, token: Option<&str>) -> Self {
+        Self {
+            token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            loopback: listen.ip().is_loopback().then_some(listen),
+        }
+    }
+
+    /// From `--admin-listen` and `--admin-token-file` (read now; empty or unreadable fails).
+    pub fn from_settings(settings: &crate::settings::Settings) -> crate::Result<Self> {
+        let token = match &settings.admin_token_file {
+            None => None,
+            Some(file) => {
+                let token = std::fs::read_to_string(file).map_err(|e| {
+                    crate::Error::Settings(format!("--admin-token-file {}: {e}", file.display()))
+                })?;
+                let token = token.trim().to_string();
+                if token.is_empty() {
+                    return Err(crate::Error::Settings(format!(
+                        "--admin-token-file {} is empty",
+                        file.display()
+                    )));
+                }
+                Some(token)
+            }
+        };
+        Ok(Self::new(settings.admin_listen, token.as_deref()))
+    }
+
+    /// The refusal for a request to `path` with these `Host` and `Authorization` values, or
+    /// `None` when it may be answered.
+    pub fn refuse(
+        &self,
+        path: &str,
+        host: Option<&str>,
+        authorization: Option<&[u8]>,
+    ) -> Option<Response<Vec<u8>>> {
+        if let (Some(bound), Some(host)) = (self.loopback, host)
+            && !loopback_host(host, bound)
+        {
+            return Some(error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this admin port is bound to loopback and answers only the hosts 127.0.0.1, localhost and [::1]",
+                "host_not_allowed",
+            ));
+        }
+        let Some(want) = &self.token else {
+            return None;
+        };
+        if path != "/admin" && !path.starts_with("/admin/") {
+            return None;
+        }
+        let given = authorization
+            .and_then(|v| v.strip_prefix(b"Bearer "))
+            .map(|t| t.trim_ascii());
+        let matches = given.is_some_and(|t| {
+            let got: [u8; 32] = Sha256::digest(t).into();
+            bool::from(got.ct_eq(want))
+        });
+        if matches {
+            return None;
+        }
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "`/admin/*` needs `Authorization: Bearer <admin token>` (--admin-token-file)",
+            "invalid_admin_token",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        Some(r)
+    }
+}
+
+/// `127.0.0.1`, `localhost`, `[::1]` or the bound address's literal, with an optional port.
+fn loopback_host(host: &str, bound: SocketAddr) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inner, "")) => (inner, None),
+            Some((inner, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (inner, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err()) {
+        return false;
+    }
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "127.0.0.1" | "localhost" | "::1")
+        || name.parse::<std::net::IpAddr>().ok() == Some(bound.ip())
+}
+
+/// The admin HTTP service listening on `addr`, guarded by `access`; add it to the pingora
+/// `Server` beside the proxy service.
 pub fn admin_service<H: TargetHealth>(
     addr: &str,
+    access: AdminAccess,
     config: Arc<ConfigHandle>,
     metrics: Arc<Metrics>,
     health: Arc<H>,
     quota: Option<Arc<crate::quota::Quota>>,
 ) -> impl pingora::services::Service + 'static {
+    let app_metrics = metrics.listener("admin");
     let app = AdminApp {
         config,
         metrics,
         health,
         quota,
+        access,
     };
+    let app = crate::listener::Guarded::new(
+        app,
+        &crate::listener::ConnectionLimits::admin(),
+        app_metrics,
+    );
     let mut service =
         pingora::services::listening::Service::new("switchyard admin".to_string(), app);
     service.add_tcp(addr);
@@ -62,6 +199,8 @@ pub struct AdminApp<H> {
     pub health: Arc<H>,
     /// Budget usage for `/admin/budgets` (none: an empty list).
     pub quota: Option<Arc<crate::quota::Quota>>,
+    /// Token and `Host` checks, before anything is answered.
+    pub access: AdminAccess,
 }
 
 impl<H> std::fmt::Debug for AdminApp<H> {
@@ -79,6 +218,25 @@ impl<H: TargetHealth> ServeHttp for AdminApp<H> {
         if method != Method::GET {
             // A body we do not read must not be taken for the next request.
             session.set_keepalive(None);
+        }
+        let req = session.req_header();
+        // An absolute-form request line names the host too; it takes precedence (RFC 9112).
+        let host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                req.headers
+                    .get(header::HOST)
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            });
+        let authorization = req.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if let Some(refusal) = self
+            .access
+            .refuse(req.uri.path(), host.as_deref(), authorization)
+        {
+            session.set_keepalive(None);
+            return refusal;
         }
         if method == Method::GET && session.req_header().uri.path() == "/admin/budgets" {
             return self.budgets().await;
@@ -284,6 +442,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(FakeHealth),
             quota: None,
+            access: AdminAccess::default(),
         }
     }
 
@@ -354,5 +513,80 @@ mod tests {
         let r = app.handle(&Method::POST, "/metrics");
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "GET");
+    }
+
+    #[test]
+    fn loopback_ports_answer_only_loopback_host_names() {
+        let bound: SocketAddr = "127.0.0.1:9090".parse().expect("addr");
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9090",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]",
+            "[::1]:9090",
+        ] {
+            assert!(loopback_host(ok, bound), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9090",
+            "127.0.0.1.evil.example",
+            "localhost.",
+            "127.0.0.2",
+            "[::1]x",
+            "localhost:",
+            "localhost:99999",
+            "localhost:9090:1",
+            "::1",
+            "",
+        ] {
+            assert!(!loopback_host(bad, bound), "{bad}");
+        }
+        let other: SocketAddr = "127.0.0.2:9090".parse().expect("addr");
+        assert!(loopback_host("127.0.0.2:9090", other));
+    }
+
+    #[test]
+    fn access_checks_the_host_on_loopback_and_the_token_on_admin_paths() {
+        let loopback = AdminAccess::new("127.0.0.1:9090".parse().expect("addr"), Some("s3cret"));
+        let r = loopback
+            .refuse("/healthz", Some("evil.example"), None)
+            .expect("refused");
+        assert_eq!(r.status(), 421);
+        let v: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
+        assert_eq!(v["error"]["code"], "host_not_allowed");
+        assert!(
+            loopback
+                .refuse("/healthz", Some("localhost"), None)
+                .is_none()
+        );
+        assert!(loopback.refuse("/metrics", None, None).is_none());
+        let r = loopback
+            .refuse("/admin/snapshot", Some("localhost"), None)
+            .expect("no token");
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        for wrong in [
+            &b"Bearer nope"[..],
+            b"Bearer s3cre",
+            b"s3cret",
+            b"Basic s3cret",
+        ] {
+            assert!(loopback.refuse("/admin/x", None, Some(wrong)).is_some());
+        }
+        assert!(
+            loopback
+                .refuse("/admin/snapshot", None, Some(b"Bearer s3cret"))
+                .is_none()
+        );
+        // Not bound to loopback: any host; no token configured: /admin/* open.
+        let open = AdminAccess::new("0.0.0.0:9090".parse().expect("addr"), None);
+        assert!(
+            open.refuse("/admin/snapshot", Some("evil.example"), None)
+                .is_none()
+        );
+        let debug = format!("{loopback:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 }

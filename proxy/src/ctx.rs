@@ -3,19 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-/// Token counts from the upstream's `usage` block.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-}
-
 /// One request's story.
 #[derive(Debug)]
 pub struct RequestCtx {
     pub started: Instant,
-    /// `chat`, `embeddings`, `models`, or `-` for errors before routing.
+    /// `chat`, `embeddings`, `messages`, `models`, or `-` for errors before routing.
     pub endpoint: &'static str,
+    /// The API the client spoke: the shape of everything it gets back.
+    pub client: crate::api::client::ClientApi,
     pub route: Option<String>,
     pub provider: Option<String>,
     /// The upstream model that served (or was last tried).
@@ -29,15 +24,13 @@ pub struct RequestCtx {
     pub attempts: u32,
     /// Time to the first body byte relayed to the client.
     pub ttft: Option<Duration>,
-    pub usage: Option<Usage>,
+    pub usage: Option<crate::api::Usage>,
     /// Why the request failed, without secrets or content.
     pub error: Option<String>,
     /// Whether a stream ended with an error event instead of `[DONE]`.
     pub stream_error: bool,
     /// The client key id, team and user, once authenticated.
     pub identity: Option<crate::auth::Identity>,
-    /// The budget reservation to meter a stream against and settle at the end.
-    pub quota: Option<QuotaHold>,
     /// A budget's downgrade target, served instead of the route's candidates.
     pub downgrade: Option<switchyard_dsl::ir::TargetId>,
     /// `provider/model (budget NAME)` for the `x-switchyard-downgraded` header.
@@ -49,15 +42,6 @@ pub struct RequestCtx {
     pub hedged: Option<String>,
     /// `hit`, `miss` or `bypass` on a route with `cache for`, for `x-switchyard-cache`.
     pub cache: Option<&'static str>,
-    /// A cache miss's capture buffer, filled by the attempt that answers.
-    pub cache_fill: Option<crate::cache::Fill>,
-}
-
-/// The quota service and this request's reservation.
-#[derive(Debug, Clone)]
-pub struct QuotaHold {
-    pub quota: std::sync::Arc<crate::quota::Quota>,
-    pub reservation: std::sync::Arc<crate::quota::Reservation>,
 }
 
 impl RequestCtx {
@@ -65,6 +49,7 @@ impl RequestCtx {
         Self {
             started: Instant::now(),
             endpoint: "-",
+            client: crate::api::client::ClientApi::OpenAi,
             route: None,
             provider: None,
             model: None,
@@ -77,13 +62,11 @@ impl RequestCtx {
             error: None,
             stream_error: false,
             identity: None,
-            quota: None,
             downgrade: None,
             downgraded: None,
             rerouted: Vec::new(),
             hedged: None,
             cache: None,
-            cache_fill: None,
         }
     }
 }

@@ -21,9 +21,11 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod config;
 pub mod ctx;
+pub mod listener;
 pub mod metrics;
 pub mod providers;
 pub mod quota;

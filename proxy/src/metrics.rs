@@ -33,6 +33,8 @@ pub struct Metrics {
     active_streams: IntGauge,
     snapshot_version: IntGauge,
     config_reloads: IntCounterVec,
+    connections_open: IntGaugeVec,
+    connections_refused: IntCounterVec,
 }
 
 impl fmt::Debug for Metrics {
@@ -116,6 +118,21 @@ impl Metrics {
                 &switchyard_dsl::ir::IR_VERSION.to_string(),
             ])
             .set(1);
+        let connections_open = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_connections_open",
+                "Connections open, by listener (client or admin).",
+            ),
+            &["listener"],
+        )
+        .expect("static metric definition is valid");
+        register(&registry, connections_open.clone());
+        let connections_refused = counter_vec(
+            &registry,
+            "switchyard_connections_refused_total",
+            "Connections refused because the listener's connection cap was reached.",
+            &["listener"],
+        );
         // Both results appear from the start, so `rate()` and alerts see zeros, not gaps.
         config_reloads.with_label_values(&["ok"]);
         config_reloads.with_label_values(&["error"]);
@@ -129,6 +146,16 @@ impl Metrics {
             active_streams,
             snapshot_version,
             config_reloads,
+            connections_open,
+            connections_refused,
+        }
+    }
+
+    /// The connection gauge and refusal counter of `listener` (`client` or `admin`).
+    pub fn listener(&self, listener: &str) -> crate::listener::ListenerMetrics {
+        crate::listener::ListenerMetrics {
+            open: self.connections_open.with_label_values(&[listener]),
+            refused: self.connections_refused.with_label_values(&[listener]),
         }
     }
 

@@ -67,7 +67,14 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     let mut gateway = Gateway::new(
         Arc::clone(&shared.config),
         router,
-        settings.max_body_bytes,
+        crate::body::BodyLimits {
+            max_bytes: settings.max_body_bytes,
+            timeout: settings.limits.body_timeout,
+            budget: crate::body::BodyBudget::new(
+                settings.limits.max_buffered_body_bytes,
+                shared.metrics.registry(),
+            ),
+        },
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
@@ -128,15 +135,16 @@ pub fn build_with_quota(
     server.bootstrap();
     let gateway = gateway(settings, shared);
     let quota = Arc::clone(&gateway.quota);
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "switchyard proxy",
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = pingora::services::listening::Service::new(
+        "switchyard proxy".to_string(),
+        crate::listener::Guarded::new(proxy, &settings.limits, shared.metrics.listener("client")),
     );
     proxy.add_tcp(&settings.listen.to_string());
     server.add_service(proxy);
     server.add_service(crate::admin::admin_service(
         &settings.admin_listen.to_string(),
+        crate::admin::AdminAccess::from_settings(settings)?,
         Arc::clone(&shared.config),
         Arc::clone(&shared.metrics),
         Arc::new(TargetsView {
@@ -171,15 +179,7 @@ pub fn announce_when_bound(label: &'static str, addr: SocketAddr) {
 /// mode), starts the watcher or the control-channel client, builds the server and runs it
 /// until SIGINT/SIGTERM.
 pub fn run(settings: &Settings) -> Result<()> {
-    let remote = settings
-        .control_plane
-        .as_ref()
-        .map(|url| crate::config::remote::RemoteSettings {
-            url: url.clone(),
-            token_file: settings.control_token_file.clone(),
-            state_dir: settings.state_dir.clone(),
-            pod: settings.pod(),
-        });
+    let remote = settings.remote();
     let active = match (&remote, &settings.config) {
         (Some(remote), _) => crate::config::remote::initial(remote),
         (None, Some(dir)) => {

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use http::Method;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
@@ -48,7 +47,8 @@ impl Draw {
 pub struct Gateway {
     pub config: Arc<ConfigHandle>,
     pub router: Router,
-    pub max_body_bytes: usize,
+    /// Bounds on request bodies: size, arrival time, bytes held across requests.
+    pub body: crate::body::BodyLimits,
     pub draw: Draw,
     /// Unix seconds reported as `created` in `/v1/models`.
     pub created: u64,
@@ -94,43 +94,11 @@ impl RequestFeatures for Features<'_> {
     }
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        session.set_keepalive(None);
-        return Err(ApiError::too_large(limit));
-    }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > limit {
-                    session.set_keepalive(None);
-                    return Err(ApiError::too_large(limit));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Err(_) => {
-                return Err(ApiError::malformed_json(
-                    "the request body could not be read",
-                ));
-            }
-        }
-    }
-}
-
 impl Gateway {
     pub fn new(
         config: Arc<ConfigHandle>,
         router: Router,
-        max_body_bytes: usize,
+        body: crate::body::BodyLimits,
         draw: Draw,
     ) -> Self {
         let created = SystemTime::now()
@@ -139,7 +107,7 @@ impl Gateway {
         Self {
             config,
             router,
-            max_body_bytes,
+            body,
             draw,
             created,
             quota: Arc::new(crate::quota::Quota::default()),
@@ -187,8 +155,9 @@ impl Gateway {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
-        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-            // Anthropic clients get every error, auth included, in Anthropic's shape.
+        // Anthropic clients get every error, auth included, in Anthropic's shape.
+        ctx.client = crate::api::client::ClientApi::from_path(&path);
+        if ctx.client == crate::api::client::ClientApi::AnthropicMessages {
             ctx.endpoint = crate::api::anthropic::LABEL;
         }
         if path.starts_with("/v1/")
@@ -262,7 +231,8 @@ impl Gateway {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => crate::api::anthropic::LABEL,
         };
-        let mut bytes = read_body(session, self.max_body_bytes).await?;
+        // The hold keeps the body's bytes counted until the request is done with them.
+        let (mut bytes, _held) = crate::body::read(session, &self.body).await?;
         // A Messages body is routed as its OpenAI translation; the original goes to
         // Anthropic targets as is.
         let native = (endpoint == Endpoint::Messages).then(|| bytes.clone());
@@ -273,7 +243,7 @@ impl Gateway {
         if endpoint == Endpoint::Embeddings {
             body.stream = false;
         }
-        ctx.requested_model = Some(body.model.to_string());
+        ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
         ctx.stream = body.stream;
         let cfg = self.config.current();
         let identity = ctx.identity.clone();
@@ -296,37 +266,46 @@ impl Gateway {
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
             .await
             .inspect_err(|_| ctx.route = Some(decision.route().name.clone()))?;
-        if let Some(a) = &admitted {
-            if let Some((t, budget)) = &a.downgrade {
-                ctx.downgrade = Some(*t);
-                let name = cfg.snapshot.target_name(*t);
-                ctx.downgraded = Some(format!("{name} (budget {budget})"));
-            }
-            ctx.quota = Some(crate::ctx::QuotaHold {
-                quota: Arc::clone(&self.quota),
-                reservation: Arc::clone(&a.reservation),
-            });
+        if let Some((t, budget)) = admitted.as_ref().and_then(|a| a.downgrade.as_ref()) {
+            ctx.downgrade = Some(*t);
+            let name = cfg.snapshot.target_name(*t);
+            ctx.downgraded = Some(format!("{name} (budget {budget})"));
         }
-        let job = crate::router::Job {
-            snapshot: &cfg.snapshot,
-            credentials: &cfg.credentials,
-            decision,
-            body: &body,
-            endpoint,
-            native: native.as_ref(),
-        };
+        let quota_hold = admitted.as_ref().map(|a| crate::quota::Hold {
+            quota: Arc::clone(&self.quota),
+            reservation: Arc::clone(&a.reservation),
+        });
         // A hit calls no upstream and is settled as one that no upstream answered: only
         // request counts stay charged.
-        let hit = (self.cache)
+        let lookup = (self.cache)
             .answer(session, ctx, cache_plan.as_ref(), &cfg.snapshot)
             .await;
+        let hit = matches!(lookup, crate::cache::Lookup::Answered);
+        let cache_fill = match lookup {
+            crate::cache::Lookup::Miss(fill) => Some(fill),
+            _ => None,
+        };
         if !hit {
+            let job = crate::router::Job {
+                snapshot: &cfg.snapshot,
+                credentials: &cfg.credentials,
+                decision,
+                body: &body,
+                endpoint,
+                native: native.as_ref(),
+                holds: crate::router::attempt::Holds {
+                    quota: quota_hold.as_ref(),
+                    cache_fill: cache_fill.as_ref(),
+                },
+            };
             self.router.serve(session, ctx, job).await;
         }
         // Stored before anything else is awaited: the client already has the answer and may
         // ask again at once.
-        self.cache.finish(ctx, cache_plan.as_ref()).await;
-        if let Some(q) = ctx.quota.take() {
+        self.cache
+            .finish(ctx, cache_plan.as_ref(), cache_fill)
+            .await;
+        if let Some(q) = quota_hold {
             let served = (!hit && (200..300).contains(&ctx.status)).then(|| {
                 crate::quota::Price::by_name(
                     &cfg.snapshot,
@@ -356,7 +335,7 @@ impl Gateway {
         tracing::info!(
             target: "switchyard::access",
             method = %req.method,
-            path = req.uri.path(),
+            path = %crate::api::bounded(req.uri.path()),
             endpoint = ctx.endpoint,
             requested_model = ctx.requested_model.as_deref(),
             route,

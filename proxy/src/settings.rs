@@ -137,6 +137,33 @@ pub struct Settings {
     /// budget counters must never be evicted. Redis trouble makes lookups misses.
     #[arg(long, value_name = "URL", env = "SWITCHYARD_CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,
+
+    /// Deadlines and caps of the client listener.
+    #[command(flatten)]
+    pub limits: crate::listener::ConnectionLimits,
+
+    // -- Security in transit (control channel) and at the admin port.
+    /// PEM file of the CA that signed the operator's control-channel certificate (`ca.crt` of
+    /// the chart's TLS Secret). Required with an `https://` --control-plane; read again when
+    /// it changes.
+    #[arg(long, value_name = "PATH", env = "SWITCHYARD_CONTROL_CA_FILE")]
+    pub control_ca_file: Option<PathBuf>,
+
+    /// Verify the operator's certificate against this name instead of the host of the
+    /// --control-plane URL.
+    #[arg(long, value_name = "NAME", env = "SWITCHYARD_CONTROL_TLS_SERVER_NAME")]
+    pub control_tls_server_name: Option<String>,
+
+    /// Accept a plain `http://` --control-plane URL. For local testing only: snapshots carry
+    /// provider API keys, which then cross the network in clear.
+    #[arg(long, env = "SWITCHYARD_CONTROL_PLANE_INSECURE")]
+    pub control_plane_insecure: bool,
+
+    /// File with the token `/admin/*` then requires (`Authorization: Bearer TOKEN`), read at
+    /// start. `/healthz`, `/readyz` and `/metrics` stay open. Without it `/admin/*` answers
+    /// whoever reaches --admin-listen.
+    #[arg(long, value_name = "PATH", env = "SWITCHYARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -162,6 +189,20 @@ impl Settings {
             .unwrap_or_else(|| "switchyard-proxy".to_string())
     }
 
+    /// The control-plane settings of `--control-plane` mode (`None` with `--config`).
+    pub fn remote(&self) -> Option<crate::config::remote::RemoteSettings> {
+        let url = self.control_plane.clone()?;
+        Some(crate::config::remote::RemoteSettings {
+            url,
+            token_file: self.control_token_file.clone(),
+            state_dir: self.state_dir.clone(),
+            pod: self.pod(),
+            ca_file: self.control_ca_file.clone(),
+            tls_server_name: self.control_tls_server_name.clone(),
+            allow_plaintext: self.control_plane_insecure,
+        })
+    }
+
     /// Checks what clap cannot: non-zero ports, a usable body limit, distinct addresses.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Settings(m));
@@ -174,12 +215,10 @@ impl Settings {
                 self.listen
             ));
         }
-        if let Some(url) = &self.control_plane
-            && !url.starts_with("http://")
+        if let Some(remote) = self.remote()
+            && let Err(e) = crate::config::remote::check(&remote)
         {
-            return bad(format!(
-                "--control-plane `{url}` must be an http:// URL (TLS is not supported yet)"
-            ));
+            return bad(format!("--control-plane: {e}"));
         }
         if let Some(url) = &self.redis_url
             && redis::Client::open(url.as_str()).is_err()
@@ -218,6 +257,11 @@ impl Settings {
             default_max_tokens: 4096,
             cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
             cache_redis_url: None,
+            limits: crate::listener::ConnectionLimits::default(),
+            control_ca_file: None,
+            control_tls_server_name: None,
+            control_plane_insecure: false,
+            admin_token_file: None,
         }
     }
 }
@@ -249,9 +293,11 @@ mod tests {
         let s = Settings::try_parse_from([
             "switchyard-proxy",
             "--control-plane",
-            "http://op:8081",
+            "https://op:8081",
             "--control-token-file",
             "/t",
+            "--control-ca-file",
+            "/ca.crt",
             "--pod-name",
             "p-1",
         ])
@@ -260,6 +306,30 @@ mod tests {
         assert_eq!(s.state_dir, PathBuf::from("/var/lib/switchyard"));
         assert_eq!(s.pod(), "p-1");
         s.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_control_plane_is_https_with_a_ca_unless_plaintext_is_allowed() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["switchyard-proxy"];
+            args.extend_from_slice(extra);
+            Settings::try_parse_from(args).expect("parses")
+        };
+        let plain = parse(&["--control-plane", "http://op:8090"]);
+        let err = plain.validate().expect_err("plain refused").to_string();
+        assert!(err.contains("--control-plane-insecure"), "{err}");
+        parse(&[
+            "--control-plane",
+            "http://op:8090",
+            "--control-plane-insecure",
+        ])
+        .validate()
+        .expect("explicitly allowed");
+        let err = parse(&["--control-plane", "https://op:8090"])
+            .validate()
+            .expect_err("no CA")
+            .to_string();
+        assert!(err.contains("--control-ca-file"), "{err}");
     }
 
     #[test]

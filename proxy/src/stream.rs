@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::api::ApiError;
-use crate::ctx::Usage;
+use crate::api::Usage;
 use crate::providers::ResponseSource;
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +157,18 @@ pub enum Relay<'a> {
     /// Anthropic events relayed as they are to a Messages client, checked through their
     /// OpenAI translation.
     Anthropic,
+}
+
+impl<'a> Relay<'a> {
+    /// How a stream reaches a client of `client`'s API: as received when the upstream
+    /// spoke it (`native`), else translated from OpenAI chunks.
+    pub fn to(client: crate::api::client::ClientApi, native: bool, model: &'a str) -> Self {
+        match (client, native) {
+            (crate::api::client::ClientApi::AnthropicMessages, true) => Self::Anthropic,
+            (crate::api::client::ClientApi::AnthropicMessages, false) => Self::ToAnthropic(model),
+            (crate::api::client::ClientApi::OpenAi, _) => Self::OpenAi,
+        }
+    }
 }
 
 /// Relays `source` (already committed with `first` as its first chunk) until its end.

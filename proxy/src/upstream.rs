@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
@@ -15,7 +14,20 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error as PError, ErrorType};
 
-use crate::providers::{AttemptError, ResponseSource};
+/// What can go wrong on the wire, before or during a response. The providers layer maps it
+/// into its own attempt errors; this layer knows nothing above HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No connection, or it was reset/closed before a response header arrived.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// A socket deadline passed.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// The response broke off.
+    #[error("bad response: {0}")]
+    Protocol(String),
+}
 
 /// How long a resolved address is reused.
 const DNS_TTL: Duration = Duration::from_secs(30);
@@ -56,7 +68,7 @@ impl Upstream {
         }
     }
 
-    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, AttemptError> {
+    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, TransportError> {
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }
@@ -68,9 +80,9 @@ impl Upstream {
         }
         let addr = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| AttemptError::Connect(format!("cannot resolve {host}: {e}")))?
+            .map_err(|e| TransportError::Connect(format!("cannot resolve {host}: {e}")))?
             .next()
-            .ok_or_else(|| AttemptError::Connect(format!("no address for {host}")))?;
+            .ok_or_else(|| TransportError::Connect(format!("no address for {host}")))?;
         if let Ok(mut m) = self.dns.write() {
             m.insert(key, (addr, Instant::now()));
         }
@@ -85,7 +97,7 @@ impl Upstream {
         body: Bytes,
         connect_timeout: Duration,
         read_timeout: Duration,
-    ) -> Result<HttpResponse, AttemptError> {
+    ) -> Result<HttpResponse, TransportError> {
         let addr = self.resolve(&dest.host, dest.port).await?;
         let mut peer = HttpPeer::new(addr, dest.tls, dest.host.clone());
         peer.options.connection_timeout = Some(connect_timeout);
@@ -111,7 +123,7 @@ impl Upstream {
                         session: Some(session),
                     });
                 }
-                Err(e @ AttemptError::Connect(_)) if reused && tries < 2 => {
+                Err(e @ TransportError::Connect(_)) if reused && tries < 2 => {
                     tracing::debug!(error = %e, "reused upstream connection failed; retrying");
                     session.shutdown().await;
                 }
@@ -128,7 +140,7 @@ async fn exchange(
     session: &mut HttpSession,
     header: RequestHeader,
     body: Bytes,
-) -> Result<(), AttemptError> {
+) -> Result<(), TransportError> {
     session
         .write_request_header(Box::new(header))
         .await
@@ -148,15 +160,15 @@ async fn exchange(
 }
 
 /// Errors before a response header: connect failures, resets, or a read timeout.
-fn connect_error(e: &PError) -> AttemptError {
+fn connect_error(e: &PError) -> TransportError {
     match e.etype() {
         ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
-            AttemptError::Timeout("connecting")
+            TransportError::Timeout("connecting")
         }
         ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            AttemptError::Timeout("waiting for the response")
+            TransportError::Timeout("waiting for the response")
         }
-        t => AttemptError::Connect(t.as_str().to_owned()),
+        t => TransportError::Connect(t.as_str().to_owned()),
     }
 }
 
@@ -173,16 +185,17 @@ impl std::fmt::Debug for HttpResponse {
     }
 }
 
-#[async_trait]
-impl ResponseSource for HttpResponse {
-    fn status(&self) -> u16 {
+impl HttpResponse {
+    /// The response status (0 before a header).
+    pub fn status(&self) -> u16 {
         self.session
             .as_ref()
             .and_then(|s| s.response_header())
             .map_or(0, |h| h.status.as_u16())
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    /// A response header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.session
             .as_ref()?
             .response_header()?
@@ -192,7 +205,8 @@ impl ResponseSource for HttpResponse {
             .ok()
     }
 
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+    /// The next piece of the body; `None` at its proper end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
         let Some(session) = self.session.as_mut() else {
             return Ok(None);
         };
@@ -201,13 +215,15 @@ impl ResponseSource for HttpResponse {
             .await
             .map_err(|e| match e.etype() {
                 ErrorType::ReadTimedout => {
-                    AttemptError::Timeout("waiting for more of the response")
+                    TransportError::Timeout("waiting for more of the response")
                 }
-                t => AttemptError::Protocol(format!("response broke off: {}", t.as_str())),
+                t => TransportError::Protocol(format!("response broke off: {}", t.as_str())),
             })
     }
 
-    async fn finish(mut self: Box<Self>) {
+    /// Returns the connection to the pool when the body was read to its end, closes it
+    /// otherwise.
+    pub async fn finish(mut self) {
         if let Some(mut session) = self.session.take() {
             if session.response_done() {
                 self.upstream

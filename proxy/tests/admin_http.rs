@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use switchyard_proxy::admin::{TargetHealth, admin_service};
+use switchyard_proxy::admin::{AdminAccess, TargetHealth, admin_service};
 use switchyard_proxy::config::{ConfigHandle, load_dir};
 use switchyard_proxy::metrics::Metrics;
 
@@ -35,7 +35,8 @@ fn admin() -> &'static str {
             Duration::from_millis(5),
             None,
         );
-        let service = admin_service(&addr, config, metrics, Arc::new(FakeHealth), None);
+        let access = AdminAccess::new(addr.parse().expect("addr"), None);
+        let service = admin_service(&addr, access, config, metrics, Arc::new(FakeHealth), None);
         std::thread::spawn(move || {
             let mut server = pingora::server::Server::new(None).expect("pingora server");
             server.bootstrap();

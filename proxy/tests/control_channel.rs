@@ -1,14 +1,14 @@
 //! The proxy's side of the control channel, end to end: a fake operator in this test speaks the
-//! protocol of `switchyard_dsl::channel` (SSE snapshot stream, acks), the real
-//! `switchyard-proxy` binary connects to it, and a `switchyard-mock` upstream answers the chat
-//! requests routed by the pushed snapshots.
+//! protocol of `switchyard_dsl::channel` (SSE snapshot stream, acks) over TLS with a
+//! certificate made at test time, the real `switchyard-proxy` binary connects to it, and a
+//! `switchyard-mock` upstream answers the chat requests routed by the pushed snapshots. The
+//! TLS scenarios also check a wrong CA, a plaintext URL, and a byte capture of the channel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,8 @@ struct StreamCall {
 
 #[derive(Default)]
 struct OperatorState {
+    /// Connections whose TLS handshake failed (the client did not trust the certificate).
+    handshake_failures: usize,
     latest: Option<SnapshotEnvelope>,
     subscribers: Vec<mpsc::UnboundedSender<Bytes>>,
     calls: Vec<StreamCall>,
@@ -52,38 +54,94 @@ struct OperatorState {
     usage: Vec<UsageReport>,
 }
 
+/// A test CA and a serving certificate it signed, as PEM.
+struct Pki {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+/// A fresh CA and a certificate for `names` (DNS names or IP addresses).
+fn pki(names: &[&str]) -> Pki {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "switchyard test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    Pki {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+fn acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(pki.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.key.as_bytes()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 #[derive(Clone)]
 struct FakeOperator {
     url: String,
+    /// The CA that signed the operator's certificate (`None`: plain HTTP).
+    ca: Option<String>,
     state: Arc<Mutex<OperatorState>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl FakeOperator {
+    /// An operator serving TLS at `https://127.0.0.1:PORT` (its certificate names 127.0.0.1).
     async fn start() -> Self {
+        Self::start_with(Some(pki(&["127.0.0.1"]))).await
+    }
+
+    /// `None`: plain HTTP at `http://127.0.0.1:PORT`.
+    async fn start_with(tls: Option<Pki>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(OperatorState::default()));
         let shared = Arc::clone(&state);
+        let acceptor = tls.as_ref().map(acceptor);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let state = Arc::clone(&shared);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(req, state).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    match acceptor {
+                        None => serve(tcp, state).await,
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(tls) => serve(tls, state).await,
+                            Err(_) => state.lock().unwrap().handshake_failures += 1,
+                        },
+                    }
                 });
             }
         });
         Self {
             url,
+            ca: tls.map(|t| t.ca),
             state,
             task: Arc::new(task),
         }
@@ -107,6 +165,10 @@ impl FakeOperator {
 
     fn calls(&self) -> Vec<StreamCall> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    fn handshake_failures(&self) -> usize {
+        self.state.lock().unwrap().handshake_failures
     }
 
     /// Ends every open stream (the proxies reconnect).
@@ -134,6 +196,20 @@ impl FakeOperator {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Serves one connection (plain or TLS) with [`handle`].
+async fn serve<S>(io: S, state: Arc<Mutex<OperatorState>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(handle(req, state).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn sse(env: &SnapshotEnvelope) -> Bytes {
@@ -269,22 +345,24 @@ impl Drop for Proxy {
     }
 }
 
-fn start_proxy(control: &str, token_file: &Path, state_dir: &Path) -> Proxy {
-    start_proxy_with(control, token_file, state_dir, true)
+fn start_proxy(control: &str, f: &Fixture) -> Proxy {
+    start_proxy_with(control, f, true, &[])
 }
 
 /// `anonymous`: serve requests without a client key (the scenarios about snapshots); without
-/// it, only keys from the envelope's `client_keys` are accepted.
-fn start_proxy_with(control: &str, token_file: &Path, state_dir: &Path, anonymous: bool) -> Proxy {
+/// it, only keys from the envelope's `client_keys` are accepted. `extra`: more arguments.
+fn start_proxy_with(control: &str, f: &Fixture, anonymous: bool, extra: &[&str]) -> Proxy {
     let listen = format!("127.0.0.1:{}", free_port());
     let admin = format!("127.0.0.1:{}", free_port());
     let child = Command::new(BIN)
         .args(["--control-plane", control])
-        .args(["--control-token-file", token_file.to_str().unwrap()])
-        .args(["--state-dir", state_dir.to_str().unwrap()])
+        .args(["--control-token-file", f.token_file.to_str().unwrap()])
+        .args(["--control-ca-file", f.ca_file.to_str().unwrap()])
+        .args(["--state-dir", f.state_dir.to_str().unwrap()])
         .args(["--pod-name", "proxy-0"])
         .args(["--listen", &listen, "--admin-listen", &admin])
         .args(["--grace-period-seconds", "1", "--threads", "1"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env(
             "SWITCHYARD_ALLOW_ANONYMOUS",
@@ -394,17 +472,24 @@ async fn snapshot_version(proxy: &Proxy) -> u64 {
 struct Fixture {
     _dir: tempfile::TempDir,
     token_file: std::path::PathBuf,
+    /// The CA the proxy trusts (`--control-ca-file`).
+    ca_file: std::path::PathBuf,
     state_dir: std::path::PathBuf,
 }
 
-fn fixture(token: &str) -> Fixture {
+/// A token file, a CA file with `ca` (PEM; the fake operator's when it serves TLS) and an
+/// empty state folder.
+fn fixture(token: &str, ca: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.unwrap_or("")).unwrap();
     let state_dir = dir.path().join("state");
     Fixture {
         _dir: dir,
         token_file,
+        ca_file,
         state_dir,
     }
 }
@@ -420,11 +505,11 @@ fn fixture(token: &str) -> Fixture {
 async fn applies_acks_refuses_and_survives_a_restart_without_the_operator() {
     let upstream = mock("up").await;
     let operator = FakeOperator::start().await;
-    let f = fixture(TOKEN);
+    let f = fixture(TOKEN, operator.ca.as_deref());
     let v1 = envelope(1, "first", "m1", &upstream);
     operator.publish(v1.clone());
 
-    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    let proxy = start_proxy(&operator.url, &f);
     wait_ready(&proxy, 200).await;
     wait_serving(&proxy, "first", "m1").await;
     let ack = operator.wait_for_ack(1).await;
@@ -478,7 +563,7 @@ async fn applies_acks_refuses_and_survives_a_restart_without_the_operator() {
     // Operator gone, proxy restarted: the persisted v2 is served without waiting.
     operator.kill();
     drop(proxy);
-    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    let proxy = start_proxy(&operator.url, &f);
     wait_ready(&proxy, 200).await;
     assert_eq!(chat(&proxy).await, Some(("second".into(), "m2".into())));
     assert_eq!(snapshot_version(&proxy).await, 2);
@@ -492,8 +577,8 @@ async fn a_wrong_token_is_refused_and_the_proxy_keeps_retrying() {
     let upstream = mock("up").await;
     let operator = FakeOperator::start().await;
     operator.publish(envelope(1, "first", "m1", &upstream));
-    let f = fixture("not-the-token");
-    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    let f = fixture("not-the-token", operator.ca.as_deref());
+    let proxy = start_proxy(&operator.url, &f);
 
     let start = Instant::now();
     while operator.calls().len() < 3 {
@@ -527,7 +612,7 @@ async fn client_keys_from_the_envelope_authenticate_requests() {
 
     let upstream = mock("up").await;
     let operator = FakeOperator::start().await;
-    let f = fixture(TOKEN);
+    let f = fixture(TOKEN, operator.ca.as_deref());
     let mut v1 = envelope(1, "first", "m1", &upstream);
     v1.client_keys = vec![ClientKey {
         id: "alpha".into(),
@@ -543,7 +628,7 @@ async fn client_keys_from_the_envelope_authenticate_requests() {
             .contains("sk-client-alpha")
     );
     operator.publish(v1.clone());
-    let proxy = start_proxy_with(&operator.url, &f.token_file, &f.state_dir, false);
+    let proxy = start_proxy_with(&operator.url, &f, false, &[]);
     wait_ready(&proxy, 200).await;
     assert!(operator.wait_for_ack(1).await.applied);
     assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 200);
@@ -569,7 +654,7 @@ async fn budget_usage_is_reported_to_the_operator() {
 
     let up = mock("up").await;
     let operator = FakeOperator::start().await;
-    let f = fixture(TOKEN);
+    let f = fixture(TOKEN, operator.ca.as_deref());
     let mut provider = upstream("up", &up, &["m1"]);
     provider.credential = None;
     let policy = "route r { when model == \"gpt-4o\"  use up/m1 }\n\
@@ -588,7 +673,7 @@ async fn budget_usage_is_reported_to_the_operator() {
         }],
     };
     operator.publish(env);
-    let proxy = start_proxy_with(&operator.url, &f.token_file, &f.state_dir, false);
+    let proxy = start_proxy_with(&operator.url, &f, false, &[]);
     wait_ready(&proxy, 200).await;
     for _ in 0..3 {
         assert_eq!(chat_status(&proxy, Some("sk-client-alpha")).await, 200);
@@ -629,9 +714,9 @@ async fn budget_usage_is_reported_to_the_operator() {
 async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
     let upstream = mock("up").await;
     let operator = FakeOperator::start().await;
-    let f = fixture(TOKEN);
+    let f = fixture(TOKEN, operator.ca.as_deref());
     operator.publish(envelope(1, "first", "m1", &upstream));
-    let proxy = start_proxy(&operator.url, &f.token_file, &f.state_dir);
+    let proxy = start_proxy(&operator.url, &f);
     wait_serving(&proxy, "first", "m1").await;
 
     let mut policy = String::new();
@@ -667,4 +752,227 @@ async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
 
 fn upstream_provider(mock: &MockServer) -> switchyard_dsl::ir::Provider {
     upstream("up", mock, &["m1", "m2"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+/// Waits until the fake operator has seen `n` failed TLS handshakes.
+async fn wait_handshake_failures(operator: &FakeOperator, n: usize) {
+    let start = Instant::now();
+    while operator.handshake_failures() < n {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "only {} failed handshakes, expected {n}",
+            operator.handshake_failures()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An operator whose certificate comes from another CA (or names another host) is refused
+/// before any HTTP request is sent: a proxy with a persisted snapshot keeps serving it and
+/// never takes the newer one; a proxy with nothing persisted stays not ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_with_the_wrong_ca_or_name_refuses_the_operator() {
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    operator.publish(envelope(1, "first", "m1", &upstream));
+    let f = fixture(TOKEN, operator.ca.as_deref());
+    let proxy = start_proxy(&operator.url, &f);
+    wait_serving(&proxy, "first", "m1").await;
+    assert!(operator.wait_for_ack(1).await.applied);
+    drop(proxy);
+    assert_eq!(operator.handshake_failures(), 0);
+
+    // The CA file now holds another CA: whoever answers is not the operator it trusts.
+    let other = pki(&["127.0.0.1"]);
+    std::fs::write(&f.ca_file, &other.ca).unwrap();
+    operator.publish(envelope(2, "second", "m2", &upstream));
+    let calls = operator.calls().len();
+    let proxy = start_proxy(&operator.url, &f);
+    wait_ready(&proxy, 200).await;
+    wait_handshake_failures(&operator, 2).await;
+    assert_eq!(operator.calls().len(), calls, "a request got through");
+    assert_eq!(snapshot_version(&proxy).await, 1, "kept the persisted one");
+    assert_eq!(chat(&proxy).await, Some(("first".into(), "m1".into())));
+    assert!(operator.acks().iter().all(|a| a.version != 2));
+
+    // Nothing persisted: not ready, nothing written.
+    let g = fixture(TOKEN, Some(&other.ca));
+    let failures = operator.handshake_failures();
+    let fresh = start_proxy(&operator.url, &g);
+    wait_handshake_failures(&operator, failures + 2).await;
+    wait_ready(&fresh, 503).await;
+    assert!(!g.state_dir.join("snapshot.json").exists());
+
+    // The right CA, but the certificate must name the host dialled (here overridden).
+    let h = fixture(TOKEN, operator.ca.as_deref());
+    let failures = operator.handshake_failures();
+    let misnamed = start_proxy_with(
+        &operator.url,
+        &h,
+        true,
+        &[
+            "--control-tls-server-name",
+            "switchyard-operator.elsewhere.svc",
+        ],
+    );
+    wait_handshake_failures(&operator, failures + 2).await;
+    wait_ready(&misnamed, 503).await;
+    assert_eq!(operator.calls().len(), calls);
+    upstream.shutdown();
+}
+
+/// A plain `http://` control-plane URL is refused at start unless `--control-plane-insecure`
+/// says otherwise; nothing is sent to the operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plaintext_url_is_refused_without_the_insecure_flag() {
+    let operator = FakeOperator::start_with(None).await;
+    let f = fixture(TOKEN, None);
+    let mut child = Command::new(BIN)
+        .args(["--control-plane", &operator.url])
+        .args(["--control-token-file", f.token_file.to_str().unwrap()])
+        .args(["--state-dir", f.state_dir.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the proxy started with a plaintext control-plane URL");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("--control-plane-insecure"), "{stderr}");
+    assert!(operator.calls().is_empty());
+}
+
+/// A loopback TCP relay between the proxy and the operator that records every byte, both
+/// ways. Returns its address and the recording.
+async fn recording_relay(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        record: Arc<Mutex<Vec<u8>>>,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            record.lock().unwrap().extend_from_slice(&buf[..n]);
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::clone(&record);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pipe(client_read, server_write, Arc::clone(&shared)));
+            tokio::spawn(pipe(server_read, client_write, Arc::clone(&shared)));
+        }
+    });
+    (addr, record)
+}
+
+/// Runs a proxy against an operator through a recording relay until it has applied and
+/// acked a snapshot holding `key`; returns the recording and the proxy's credential state.
+async fn captured_channel(tls: bool, key: &str, upstream: &MockServer) -> (Vec<u8>, String) {
+    // The certificate names the operator's Service, as the chart's does; the proxy dials the
+    // relay's address and verifies that name.
+    const SERVICE: &str = "switchyard-operator.switchyard.svc";
+    let operator = FakeOperator::start_with(tls.then(|| pki(&[SERVICE]))).await;
+    let mut env = envelope(1, "first", "m1", upstream);
+    env.credentials = BTreeMap::from([("up".to_string(), key.to_string())]);
+    operator.publish(env);
+    let operator_addr = operator.url.rsplit_once('/').unwrap().1.parse().unwrap();
+    let (relay, record) = recording_relay(operator_addr).await;
+    let f = fixture(TOKEN, operator.ca.as_deref());
+    let (url, extra) = if tls {
+        (
+            format!("https://{relay}"),
+            ["--control-tls-server-name", SERVICE].as_slice(),
+        )
+    } else {
+        (
+            format!("http://{relay}"),
+            ["--control-plane-insecure"].as_slice(),
+        )
+    };
+    let proxy = start_proxy_with(&url, &f, true, extra);
+    wait_serving(&proxy, "first", "m1").await;
+    assert!(operator.wait_for_ack(1).await.applied);
+    let view: serde_json::Value = reqwest::get(format!("http://{}/admin/snapshot", proxy.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credential = view["providers"][0]["credential"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(proxy);
+    let bytes = record.lock().unwrap().clone();
+    (bytes, credential)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every byte between a proxy and the operator, captured by a relay: over TLS neither the
+/// provider key, the bearer token nor the protocol's text appear, while the proxy did get the
+/// key. The same capture of a plaintext channel (`--control-plane-insecure`) shows the key,
+/// so the capture is able to see it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_of_the_tls_channel_never_shows_the_provider_key() {
+    const KEY: &str = "sk-CANARY-7f3a9c1e5b2d40868e1f";
+    let upstream = mock("up").await;
+
+    let (bytes, credential) = captured_channel(true, KEY, &upstream).await;
+    assert_eq!(credential, "resolved", "the proxy received the key");
+    assert!(bytes.len() > 2_000, "captured only {} bytes", bytes.len());
+    assert_eq!(bytes[0], 0x16, "the first record is a TLS handshake");
+    assert!(!contains(&bytes, KEY), "the provider key crossed in clear");
+    assert!(
+        !contains(&bytes, TOKEN),
+        "the bearer token crossed in clear"
+    );
+    assert!(!contains(&bytes, "event: snapshot"));
+    assert!(!contains(&bytes, "/v1/snapshots/stream"));
+
+    let (plain, credential) = captured_channel(false, KEY, &upstream).await;
+    assert_eq!(credential, "resolved");
+    assert!(
+        contains(&plain, KEY),
+        "the capture cannot see a plaintext key"
+    );
+    assert!(contains(&plain, TOKEN));
+    upstream.shutdown();
 }

@@ -216,3 +216,56 @@ fn anthropic_role_chunk_waits_for_the_first_token() {
         out.starts_with("data: {\"choices\":[{\"delta\":{\"content\":\"\",\"role\":\"assistant\"}")
     );
 }
+
+#[test]
+fn anthropic_client_requests_are_validated_with_clear_errors() {
+    let base =
+        |messages: Value| serde_json::json!({"model": "m", "max_tokens": 5, "messages": messages});
+    let cases = [
+        (
+            base(
+                serde_json::json!([{"role": "user", "content": [{"type": "hologram", "text": "x"}]}]),
+            ),
+            "`messages.0.content.0.type` `hologram` is not a content block type",
+        ),
+        (
+            base(serde_json::json!([{"role": "user", "content": [{"text": "x"}]}])),
+            "`messages.0.content.0.type` is required",
+        ),
+        (
+            base(serde_json::json!([{"role": "wizard", "content": "x"}])),
+            "`messages.0.role` must be `user` or `assistant`, not `wizard`",
+        ),
+        (
+            {
+                let mut r = base(serde_json::json!([{"role": "user", "content": "x"}]));
+                r["system"] = serde_json::json!({"text": "be brief"});
+                r
+            },
+            "`system` must be a string or an array of `text` blocks",
+        ),
+    ];
+    for (req, want) in cases {
+        let err = anthropic_openai::request(&req)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let long_role = base(serde_json::json!([{"role": "x".repeat(10_000), "content": "x"}]));
+    let err = anthropic_openai::request(&long_role)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.len() < 200,
+        "the client's value is echoed unbounded: {} bytes",
+        err.len()
+    );
+    // Known blocks without an OpenAI equivalent are left out, not refused.
+    let thinking = base(serde_json::json!([
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "...", "signature": "s"}, {"type": "text", "text": "y"}]},
+        {"role": "user", "content": "z"},
+    ]));
+    let out = anthropic_openai::request(&thinking).expect("translates");
+    assert_eq!(out["messages"][1]["content"], "y");
+}

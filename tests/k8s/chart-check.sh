@@ -8,11 +8,14 @@
 #   2. the chart's CRDs equal the generated crds/*.yaml;
 #   3. against a real kube-apiserver (tests/k8s/start-apiserver.sh), where every manifest is
 #      validated server-side: install with defaults; check the objects and the operator's
-#      RBAC (allowed and refused verbs); upgrade and check the control token is kept; install a
+#      RBAC (allowed and refused verbs); the control channel's generated TLS Secret (chains to
+#      its CA, names the operator Service, key mounted only in the operator); upgrade and check
+#      the control token and certificate are kept; install a
 #      second release with every optional feature on; refuse a bad grace period and a value
 #      the schema forbids; apply examples/gitops; run the real operator and two real proxies
 #      (target/debug, or SWITCHYARD_BIN_DIR) with the arguments the chart rendered (loopback
-#      addresses swapped in) and check readiness, `APPLIED 2/2`, a routed chat request with a
+#      addresses and the TLS Secret's files swapped in; the channel runs over TLS with the
+#      chart's certificate) and check readiness, `APPLIED 2/2`, a routed chat request with a
 #      client key from a labelled Secret (401 without it), the Budget status fed by the
 #      proxies' usage reports, and the propagation time of a policy edit; uninstall both.
 #      The first release installs with the image references tests/image/check.sh built
@@ -60,7 +63,7 @@ import yaml
 from helm_sdkpy import Configuration, Install, Lint, Uninstall, Upgrade
 
 ALL_ON = {
-    "controlChannel": {"existingSecret": "my-control-token"},
+    "controlChannel": {"existingSecret": "my-control-token", "tls": {"existingSecret": "my-control-tls"}},
     "imagePullSecrets": [{"name": "regcred"}],
     "commonLabels": {"team": "platform"},
     "operator": {
@@ -130,6 +133,9 @@ def lint_all(chart):
         with open(os.path.join(copy_, "values.yaml"), "w") as f:
             yaml.safe_dump(merge(values, ALL_ON), f)
         lint(copy_, "every optional feature on")
+        with open(os.path.join(copy_, "values.yaml"), "w") as f:
+            yaml.safe_dump(merge(values, {"controlChannel": {"tls": {"enabled": False}}}), f)
+        lint(copy_, "control-channel TLS off")
 
 
 def kubectl(*args, check=True):
@@ -191,6 +197,37 @@ def expect_images(ns, full, refs, how):
     ok(f"images ({how}): {', '.join(refs.values())}")
 
 
+def control_tls(ns, full, pod):
+    """TLS of the control channel as installed: the generated Secret (kubernetes.io/tls with
+    tls.crt, tls.key, ca.crt; the certificate names the operator Service and chains to ca.crt),
+    the operator mounting only the certificate and key, proxies only ca.crt. Returns the data."""
+    secret = json.loads(kubectl("-n", ns, "get", "secret", f"{full}-control-tls", "-o", "json").stdout)
+    if secret["type"] != "kubernetes.io/tls" or sorted(secret["data"]) != ["ca.crt", "tls.crt", "tls.key"]:
+        fail(f"control TLS Secret: type {secret['type']}, keys {sorted(secret['data'])}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in ("ca.crt", "tls.crt"):
+            with open(os.path.join(tmp, k), "wb") as f:
+                f.write(base64.b64decode(secret["data"][k]))
+        p = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(tmp, "ca.crt"),
+                            os.path.join(tmp, "tls.crt")], capture_output=True, text=True)
+        if p.returncode != 0:
+            fail(f"the control certificate does not chain to ca.crt: {p.stdout}{p.stderr}")
+        sans = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                               os.path.join(tmp, "tls.crt")], capture_output=True, text=True).stdout
+        if f"DNS:{full}-operator.{ns}.svc" not in sans:
+            fail(f"the control certificate does not name the operator Service: {sans}")
+    items = lambda d: [i["key"] for v in json.loads(kubectl("-n", ns, "get", "deployment", f"{full}-{d}", "-o", "json")
+                                                   .stdout)["spec"]["template"]["spec"]["volumes"]
+                       if v.get("secret", {}).get("secretName") == f"{full}-control-tls"
+                       for i in v["secret"].get("items", [])]
+    if items("operator") != ["tls.crt", "tls.key"] or items("proxy") != ["ca.crt"]:
+        fail(f"TLS mounts: operator {items('operator')}, proxy {items('proxy')}")
+    if "--control-ca-file=/var/run/switchyard/control-tls/ca.crt" not in pod["containers"][0]["args"]:
+        fail(f"proxy args lack --control-ca-file: {pod['containers'][0]['args']}")
+    ok("control channel TLS: generated CA and certificate for the operator Service; key only in the operator")
+    return secret["data"]
+
+
 def install(name, ns, chart, values=None):
     cfg = Configuration(namespace=ns, kubeconfig=os.environ["KUBECONFIG"])
     return asyncio.run(Install(cfg).run(name, chart, values=values, create_namespace=True,
@@ -234,7 +271,7 @@ def cluster(chart, root):
     proxy = json.loads(kubectl("-n", ns, "get", "deployment", f"{full}-proxy", "-o", "json").stdout)
     pod = proxy["spec"]["template"]["spec"]
     args = pod["containers"][0]["args"]
-    want_url = f"--control-plane=http://{full}-operator.{ns}.svc:8090"
+    want_url = f"--control-plane=https://{full}-operator.{ns}.svc:8090"
     if want_url not in args:
         fail(f"proxy args {args} lack {want_url}")
     if pod["terminationGracePeriodSeconds"] <= 2 * 10:
@@ -244,6 +281,7 @@ def cluster(chart, root):
     ok("proxy Deployment: control-plane URL, grace period, read-only root")
 
     before = token(ns, f"{full}-control-token")
+    tls_before = control_tls(ns, full, pod)
     cfg = Configuration(namespace=ns, kubeconfig=os.environ["KUBECONFIG"])
     asyncio.run(Upgrade(cfg).run(rel, chart, values={"proxy": {"replicas": 3}}, wait=False, timeout=120))
     if token(ns, f"{full}-control-token") != before:
@@ -252,6 +290,9 @@ def cluster(chart, root):
     if replicas != "3":
         fail(f"upgrade did not apply proxy.replicas=3 (got {replicas})")
     ok("upgrade keeps the control token and applies new values")
+    if control_tls(ns, full, pod) != tls_before:
+        fail("helm upgrade regenerated the control-channel certificate")
+    ok("upgrade keeps the control-channel CA and certificate")
 
     # A stand-in for the Prometheus Operator's CRD, so the ServiceMonitor can be created.
     stub = {
@@ -292,14 +333,15 @@ def cluster(chart, root):
     for d in ("operator", "proxy"):
         vols = kubectl("-n", ns2, "get", "deployment", f"{full2}-{d}", "-o",
                        "jsonpath={.spec.template.spec.volumes[*].secret.secretName}").stdout.split()
-        if vols != ["my-control-token"]:
-            fail(f"{d} mounts {vols}, not controlChannel.existingSecret")
+        if vols != ["my-control-token", "my-control-tls"]:
+            fail(f"{d} mounts {vols}, not controlChannel.existingSecret and controlChannel.tls.existingSecret")
     ok("namespace scope, HPA, PDB, ServiceMonitor, Redis, anonymous and existing-token settings rendered and stored")
 
     for values, needle in (
         ({"proxy": {"gracePeriodSeconds": 20}}, "terminationGracePeriodSeconds"),
         ({"proxy": {"port": "http"}}, "port"),
         ({"operator": {"scope": "everywhere"}}, "scope"),
+        ({"controlChannel": {"tls": {"validityDays": 0}}}, "validityDays"),
         ({"redis": {"enabled": True}}, "redis"),
     ):
         try:
@@ -396,6 +438,14 @@ def stack(ns, full, bins, work):
     token_file = os.path.join(work, "token")
     with open(token_file, "w") as f:
         f.write(token(ns, f"{full}-control-token"))
+    # The chart's generated TLS Secret, as the pods mount it; the proxies dial loopback and
+    # verify the certificate against the operator Service's name, as in the cluster.
+    tls_dir = os.path.join(work, "control-tls")
+    os.makedirs(tls_dir)
+    tls_data = json.loads(kubectl("-n", ns, "get", "secret", f"{full}-control-tls", "-o", "json").stdout)["data"]
+    for k, v in tls_data.items():
+        with open(os.path.join(tls_dir, k), "wb") as f:
+            f.write(base64.b64decode(v))
     control, op_admin = free_port(), free_port()
     procs = []
     # A client key for the chat request below: the operator sends its hash to the proxies
@@ -406,13 +456,16 @@ def stack(ns, full, bins, work):
     try:
         env = dict(os.environ, POD_NAME="operator-0", POD_NAMESPACE=ns)
         op_args = override(op["args"], control_listen=f"127.0.0.1:{control}",
-                           admin_listen=f"127.0.0.1:{op_admin}", control_token_file=token_file)
+                           admin_listen=f"127.0.0.1:{op_admin}", control_token_file=token_file,
+                           control_tls_dir=tls_dir)
         procs.append(subprocess.Popen([os.path.join(bins, "switchyard-operator"), *op_args], env=env,
                                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "operator.log"), "w")))
         proxies = []
         for i in range(2):
             listen, admin = free_port(), free_port()
-            args = override(px["args"], control_plane=f"http://127.0.0.1:{control}",
+            args = override(px["args"], control_plane=f"https://127.0.0.1:{control}",
+                            control_ca_file=os.path.join(tls_dir, "ca.crt"),
+                            control_tls_server_name=f"{full}-operator.{ns}.svc",
                             control_token_file=token_file, state_dir=os.path.join(work, f"state-{i}"),
                             listen=f"127.0.0.1:{listen}", admin_listen=f"127.0.0.1:{admin}")
             env = dict(os.environ, POD_NAME=f"proxy-{i}")

@@ -81,7 +81,8 @@ pub fn request(
     read_response(BufReader::new(stream))
 }
 
-fn read_response(mut reader: impl BufRead) -> io::Result<Response> {
+/// Reads one whole response from `reader` (a test that writes its own request bytes uses it).
+pub fn read_response(mut reader: impl BufRead) -> io::Result<Response> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let status = line

@@ -70,9 +70,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The control channel's in-cluster URL, as the proxies dial it. */}}
+{{/* The control channel's in-cluster URL, as the proxies dial it (https unless TLS is off). */}}
 {{- define "switchyard.controlURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "switchyard.operator.fullname" .) .Release.Namespace (int .Values.controlChannel.port) }}
+{{- $scheme := ternary "https" "http" .Values.controlChannel.tls.enabled }}
+{{- printf "%s://%s.%s.svc:%d" $scheme (include "switchyard.operator.fullname" .) .Release.Namespace (int .Values.controlChannel.port) }}
 {{- end }}
 
 {{/* An image reference; call with (dict "image" .Values.proxy.image "ctx" $). */}}

@@ -6,7 +6,7 @@ use yaml_serde::Value;
 
 use super::error::{LoadError, LoadErrorKind};
 use super::locate::Seg;
-use super::{Config, Loaded, Loader, Origin, RawDoc, fields};
+use super::{Config, Loaded, Loader, Origin, RawDoc, fields, limits};
 use crate::{API_VERSION, Budget, LLMProvider, RoutePolicy};
 
 /// The kinds a config folder may hold, with their `apiVersion`.
@@ -76,6 +76,22 @@ pub(super) fn load(loader: &mut Loader, file: &str, doc: RawDoc) {
         text_offset: doc.offset,
         text: doc.text,
     };
+    if let Err(excess) = limits::check(&origin.text) {
+        let help = if excess.too_many {
+            "split it into several documents (`---`) or files"
+        } else {
+            "Kubernetes objects nest far less; look for unbalanced `[` or `{`"
+        };
+        let error = LoadError::new(
+            LoadErrorKind::Yaml,
+            file,
+            Some(origin.text_offset + excess.line),
+            Some(excess.column),
+            excess.message(),
+        )
+        .with_help(help);
+        return loader.errors.push(error);
+    }
     let value: Value = match yaml_serde::from_str(&origin.text) {
         Ok(v) => v,
         Err(e) => {

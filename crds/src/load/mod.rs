@@ -7,10 +7,12 @@
 mod document;
 mod error;
 mod fields;
+pub mod limits;
 pub(crate) mod locate;
 pub(crate) mod policy;
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -28,6 +30,9 @@ pub struct Config {
     pub budgets: Vec<Loaded<Budget>>,
     /// `kind: Secret` documents (`apiVersion: v1`) that provider credentials may refer to.
     pub secrets: Vec<Loaded<Secret>>,
+    /// Warnings: entries of a folder that were not read because they are not regular files
+    /// (a FIFO, a device, a socket, or a symlink to one).
+    pub skipped: Vec<LoadError>,
 }
 
 /// One object and the document it came from.
@@ -154,7 +159,12 @@ impl Config {
 /// Loads every document of the given files and folders. Folders are walked recursively for
 /// `*.yaml` and `*.yml` files in sorted order, skipping names that start with `.` (which also
 /// skips the `..data` links of a mounted ConfigMap); files named explicitly are read whatever
-/// their extension. Returns every problem found, not just the first.
+/// their extension. Symlinks are followed; what is not a regular file in the end is skipped
+/// with a warning in [`Config::skipped`] (an error when named explicitly), and so is a folder
+/// reached a second time (a symlink loop). A file over
+/// [`limits::MAX_FILE_BYTES`], files over [`limits::MAX_TOTAL_BYTES`] together, or a document
+/// nested deeper than [`limits::MAX_YAML_DEPTH`] is an error. Returns every problem found, not
+/// just the first.
 pub fn load_paths(paths: &[impl AsRef<Path>]) -> Result<Config, LoadErrors> {
     into_result(load_paths_partial(paths))
 }
@@ -192,6 +202,10 @@ struct Loader {
     config: Config,
     errors: Vec<LoadError>,
     seen: HashMap<ObjectKey, String>,
+    /// Bytes read so far, against [`limits::MAX_TOTAL_BYTES`].
+    total: u64,
+    /// Canonical paths of the folders read so far.
+    folders: std::collections::HashSet<PathBuf>,
 }
 
 impl Loader {
@@ -202,6 +216,24 @@ impl Loader {
             Err(e) => return self.io_error(&file, &e),
         };
         if meta.is_dir() {
+            // A symlink back to a folder already read (`loop -> .`) would be walked again
+            // and again; two of them make the walk exponential.
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            if !self.folders.insert(real) {
+                if !explicit {
+                    self.config.skipped.push(
+                        LoadError::new(
+                            LoadErrorKind::Io,
+                            &file,
+                            None,
+                            None,
+                            "a folder already read (a symlink loop?); not read again",
+                        )
+                        .with_help("remove the symlink"),
+                    );
+                }
+                return;
+            }
             let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
                 Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
                 Err(e) => return self.io_error(&file, &e),
@@ -214,8 +246,23 @@ impl Loader {
                 }
                 self.add_path(&child, false);
             }
+        } else if !meta.is_file() {
+            let what = special_kind(&meta);
+            let error = LoadError::new(
+                LoadErrorKind::Io,
+                &file,
+                None,
+                None,
+                format!("not a regular file ({what}); not read"),
+            )
+            .with_help("a config folder holds YAML files (or symlinks to them); remove it");
+            if explicit {
+                self.errors.push(error);
+            } else if is_yaml(path) {
+                self.config.skipped.push(error);
+            }
         } else if explicit || is_yaml(path) {
-            match std::fs::read(path) {
+            match self.read(path, &meta) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => self.add_text(&file, &text),
                     Err(_) => self.errors.push(LoadError::new(
@@ -226,9 +273,47 @@ impl Loader {
                         "the file is not UTF-8 text",
                     )),
                 },
-                Err(e) => self.io_error(&file, &e),
+                Err(ReadError::Io(e)) => self.io_error(&file, &e),
+                Err(ReadError::TooLarge(message)) => self.errors.push(
+                    LoadError::new(LoadErrorKind::Io, &file, None, None, message).with_help(
+                        "split it into several files, or keep large data out of the config folder",
+                    ),
+                ),
             }
         }
+    }
+
+    /// Reads a regular file, at most [`limits::MAX_FILE_BYTES`] of it and within what is left
+    /// of [`limits::MAX_TOTAL_BYTES`], even if it grows while being read.
+    fn read(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Vec<u8>, ReadError> {
+        let left = limits::MAX_TOTAL_BYTES.saturating_sub(self.total);
+        let cap = limits::MAX_FILE_BYTES.min(left);
+        let too_large = |size: u64| {
+            if size > limits::MAX_FILE_BYTES {
+                format!(
+                    "the file is larger than {} MiB",
+                    limits::MAX_FILE_BYTES >> 20
+                )
+            } else {
+                format!(
+                    "the files read together are larger than {} MiB",
+                    limits::MAX_TOTAL_BYTES >> 20
+                )
+            }
+        };
+        if meta.len() > cap {
+            return Err(ReadError::TooLarge(too_large(meta.len())));
+        }
+        let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map_err(ReadError::Io)?;
+        if bytes.len() as u64 > cap {
+            return Err(ReadError::TooLarge(too_large(bytes.len() as u64)));
+        }
+        self.total += bytes.len() as u64;
+        Ok(bytes)
     }
 
     fn io_error(&mut self, file: &str, e: &std::io::Error) {
@@ -242,6 +327,21 @@ impl Loader {
     }
 
     fn add_text(&mut self, file: &str, text: &str) {
+        if text.len() as u64 > limits::MAX_FILE_BYTES {
+            return self.errors.push(
+                LoadError::new(
+                    LoadErrorKind::Io,
+                    file,
+                    None,
+                    None,
+                    format!(
+                        "the text is larger than {} MiB",
+                        limits::MAX_FILE_BYTES >> 20
+                    ),
+                )
+                .with_help("split it into several files"),
+            );
+        }
         for doc in split_documents(text) {
             document::load(self, file, doc);
         }
@@ -275,6 +375,32 @@ impl Loader {
         self.seen.insert(key, here);
         true
     }
+}
+
+/// Why a file was not read.
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge(String),
+}
+
+/// What a non-regular file is, for the warning.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "a special file"
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -331,6 +457,68 @@ mod tests {
             got,
             [("a: 1\n", 0), ("b: 2\n", 2), ("\nc: 3\n", 4), ("", 7)]
         );
+    }
+
+    const SECRET: &str =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n";
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_and_symlink_loops_are_skipped_with_warnings() -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), SECRET)?;
+        symlink("/dev/zero", d.join("zero.yaml"))?;
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo.yaml"))
+            .status()?;
+        assert!(made.success());
+        symlink(".", d.join("loop1"))?;
+        symlink(".", d.join("loop2"))?;
+        let config = load_paths(&[d]).expect("the regular file loads");
+        assert_eq!(config.secrets.len(), 1);
+        let mut skipped: Vec<&str> = config.skipped.iter().map(|e| e.message.as_str()).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                "a folder already read (a symlink loop?); not read again",
+                "a folder already read (a symlink loop?); not read again",
+                "not a regular file (a FIFO); not read",
+                "not a regular file (a device); not read",
+            ]
+        );
+        // Named explicitly, a special file is an error.
+        let errors = load_paths(&[d.join("fifo.yaml")]).expect_err("refused");
+        assert!(errors.0[0].message.contains("FIFO"), "{errors}");
+        Ok(())
+    }
+
+    #[test]
+    fn files_over_the_size_limits_are_errors() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let padding = "#".repeat(1023) + "\n";
+        let big = padding.repeat(limits::MAX_FILE_BYTES as usize / 1024 + 1);
+        std::fs::write(d.join("big.yaml"), &big)?;
+        let errors = load_paths(&[d]).expect_err("too large");
+        assert_eq!(errors.0[0].message, "the file is larger than 4 MiB");
+        std::fs::remove_file(d.join("big.yaml"))?;
+        // Under the limit each, over it together.
+        let file = padding.repeat(limits::MAX_FILE_BYTES as usize / 1024 - 1);
+        let files = limits::MAX_TOTAL_BYTES / file.len() as u64 + 1;
+        for i in 0..files {
+            std::fs::write(d.join(format!("f{i:02}.yaml")), &file)?;
+        }
+        let errors = load_paths(&[d]).expect_err("too large together");
+        assert_eq!(errors.len(), 1, "{errors}");
+        assert_eq!(
+            errors.0[0].message,
+            "the files read together are larger than 32 MiB"
+        );
+        assert!(load_str("big.yaml", &big).is_err());
+        Ok(())
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod build;
 mod errors;
+mod nesting;
 mod scan;
 mod wants;
 
@@ -22,6 +23,7 @@ use self::grammar::{PolicyParser, Rule};
 use self::scan::{MarkKind, Scan};
 use crate::ast::{BudgetDecl, Item, PolicyFile, RouteDecl};
 use crate::diagnostic::{Diagnostic, SourceId};
+use crate::limits::MAX_POLICY_BYTES;
 use crate::source::{Source, Span};
 
 /// The pest parser, kept in a private module so that neither it nor its `Rule` enum is public.
@@ -34,9 +36,24 @@ mod grammar {
 
 /// Parses one source. Every syntax error found is returned, in source order: an error in one
 /// block does not hide errors in the others, nor (usually) in later statements of its block.
+///
+/// Text over [`MAX_POLICY_BYTES`](crate::limits::MAX_POLICY_BYTES), or with a condition
+/// nested deeper than [`MAX_NESTING`](crate::limits::MAX_NESTING), is refused before any
+/// grammar rule runs, with only those errors: the limits are what keep every later stage's
+/// recursion shallow.
 pub fn parse(id: SourceId, source: &Source) -> Result<PolicyFile, Vec<Diagnostic>> {
     let text = source.text.as_str();
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(vec![too_large(id, text)]);
+    }
     let scan = scan::scan(id, text);
+    let too_deep = nesting::check(id, text, &scan);
+    if !too_deep.is_empty() {
+        let mut diags = too_deep;
+        diags.extend(scan.errors);
+        diags.sort_by_key(|d| (d.span.start, d.span.end));
+        return Err(diags);
+    }
     let mut p = Driver {
         id,
         text,
@@ -62,6 +79,24 @@ pub fn parse(id: SourceId, source: &Source) -> Result<PolicyFile, Vec<Diagnostic
         diags.dedup_by_key(|d| d.span.start);
         Err(diags)
     }
+}
+
+/// The error for a text over [`MAX_POLICY_BYTES`], at the first character past the limit.
+fn too_large(id: SourceId, text: &str) -> Diagnostic {
+    let mut at = MAX_POLICY_BYTES;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    Diagnostic::error(
+        id,
+        Span::new(at, at),
+        format!(
+            "policy is too large: {} bytes, the limit is {MAX_POLICY_BYTES} bytes (4 MiB)",
+            text.len()
+        ),
+    )
+    .with_label("the limit is reached here")
+    .with_help("split the policy into several RoutePolicy or Budget objects")
 }
 
 /// Which kind of block is being parsed.

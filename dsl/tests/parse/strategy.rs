@@ -53,18 +53,26 @@ fn count() -> impl Strategy<Value = Quantity> {
     })
 }
 
+/// The grammar's `stmt_keyword`s.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge",
+    "cache", "for", "limit", "warn", "on",
+];
+
 fn target() -> impl Strategy<Value = TargetRef> {
     let bare = "[a-zA-Z0-9][a-zA-Z0-9._:-]{0,12}".prop_map(|m| (m, false));
     let quoted = "[^\r\n]{0,12}".prop_map(|m| (m, true));
-    ("[a-z0-9][a-z0-9.-]{0,8}", prop_oneof![bare, quoted]).prop_map(
-        |(provider, (model, quoted))| TargetRef {
-            provider: ident(provider),
-            model,
-            model_span: sp(),
-            quoted,
-            span: sp(),
-        },
-    )
+    // A statement keyword is never read as a provider (`cheapest of on/m` is an error).
+    let provider = "[a-z0-9][a-z0-9.-]{0,8}".prop_filter("not a statement keyword", |p| {
+        !STATEMENT_KEYWORDS.contains(&p.as_str())
+    });
+    (provider, prop_oneof![bare, quoted]).prop_map(|(provider, (model, quoted))| TargetRef {
+        provider: ident(provider),
+        model,
+        model_span: sp(),
+        quoted,
+        span: sp(),
+    })
 }
 
 fn targets() -> impl Strategy<Value = Vec<TargetRef>> {

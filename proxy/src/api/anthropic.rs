@@ -6,16 +6,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::ApiError;
-use crate::ctx::{RequestCtx, Usage};
+use super::Usage;
 use crate::translate::anthropic_openai;
 
 /// `RequestCtx::endpoint` of a Messages request.
 pub const LABEL: &str = "messages";
-
-/// Whether the client called the Messages API.
-pub fn is_client(ctx: &RequestCtx) -> bool {
-    ctx.endpoint == LABEL
-}
 
 /// The OpenAI chat body for a Messages body.
 pub fn to_openai(body: &[u8]) -> Result<Bytes, ApiError> {

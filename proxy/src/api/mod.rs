@@ -2,12 +2,20 @@
 //! `/v1/models` listing.
 
 pub mod anthropic;
+pub mod client;
 pub mod models;
 pub mod request;
 pub mod respond;
 
 use bytes::Bytes;
 use serde_json::json;
+
+/// Token counts from the upstream's `usage` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
 
 /// Which client endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +39,22 @@ impl Endpoint {
     pub fn is_chat(self) -> bool {
         self != Self::Embeddings
     }
+}
+
+/// Longest piece of client input echoed in an error message or the access log.
+pub const MAX_ECHO_BYTES: usize = 256;
+
+/// `text` cut to [`MAX_ECHO_BYTES`] (on a character boundary, `...` marking the cut): a
+/// client controls what it sends, not how much of it comes back or reaches the logs.
+pub fn bounded(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_ECHO_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_ECHO_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len()).into()
 }
 
 /// An error answered to the client as `{"error":{"message","type","param","code"}}`.
@@ -61,17 +85,21 @@ impl ApiError {
             400,
             "invalid_request_error",
             "invalid_json",
-            format!("We could not parse the JSON body of your request: {detail}"),
+            format!(
+                "We could not parse the JSON body of your request: {}",
+                bounded(detail)
+            ),
         )
     }
 
     /// 400 for a missing or invalid field.
     pub fn invalid_field(message: impl Into<String>) -> Self {
+        let message = message.into();
         Self::new(
             400,
             "invalid_request_error",
             "invalid_request",
-            message.into(),
+            bounded(&message).into_owned(),
         )
     }
 
@@ -81,7 +109,10 @@ impl ApiError {
             404,
             "invalid_request_error",
             "model_not_found",
-            format!("The model `{model}` does not exist or no route serves it."),
+            format!(
+                "The model `{}` does not exist or no route serves it.",
+                bounded(model)
+            ),
         )
     }
 
@@ -91,7 +122,7 @@ impl ApiError {
             404,
             "invalid_request_error",
             "unknown_url",
-            format!("Invalid URL ({method} {path})"),
+            format!("Invalid URL ({} {})", bounded(method), bounded(path)),
         )
     }
 
@@ -141,6 +172,20 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_input_in_messages_is_bounded() {
+        let huge = "é".repeat(100_000);
+        for e in [
+            ApiError::unknown_model(&huge),
+            ApiError::invalid_field(format!("Invalid value for `stream`: {huge}")),
+            ApiError::malformed_json(&huge),
+            ApiError::unknown_path("GET", &huge),
+        ] {
+            assert!(e.message.len() < 2 * MAX_ECHO_BYTES, "{}", e.message.len());
+        }
+        assert_eq!(bounded("short"), "short");
+    }
 
     #[test]
     fn error_shape() {

@@ -111,11 +111,7 @@ pub async fn send_json(session: &mut Session, ctx: &mut RequestCtx, body: Bytes)
 /// Sends an OpenAI-shaped error.
 pub async fn send_error(session: &mut Session, ctx: &mut RequestCtx, e: &ApiError) -> bool {
     ctx.error.get_or_insert_with(|| e.message.clone());
-    let body = if super::anthropic::is_client(ctx) {
-        super::anthropic::error_body(e)
-    } else {
-        e.body()
-    };
+    let body = ctx.client.error_body(e);
     let h = header(e.status, "application/json", Some(body.len()), ctx);
     let ra = e.retry_after.map(|s| s.to_string());
     send(session, ctx, h, body, ra.as_deref()).await

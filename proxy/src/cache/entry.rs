@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::ctx::Usage;
+use crate::api::Usage;
 
 /// What a hit answers with.
 #[derive(Debug, Serialize, Deserialize)]

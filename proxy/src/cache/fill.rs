@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
-use crate::ctx::RequestCtx;
 use crate::providers::{AttemptError, ResponseSource};
 
 /// The largest answer the cache captures.
@@ -24,7 +23,7 @@ struct Capture {
     generation: u64,
 }
 
-/// The capture buffer of one request (held in [`RequestCtx::cache_fill`]).
+/// The capture buffer of one cache miss, carried beside the request's context.
 #[derive(Debug, Clone, Default)]
 pub struct Fill(Arc<Mutex<Capture>>);
 
@@ -80,12 +79,12 @@ impl Fill {
 /// request is a cache miss. A stream `passthrough` in the client's own API (Anthropic to an
 /// Anthropic client) is not OpenAI-shaped and is not kept.
 pub fn tee(
-    ctx: &RequestCtx,
+    fill: Option<&Fill>,
     source: Box<dyn ResponseSource>,
     first: &Bytes,
     passthrough: bool,
 ) -> Box<dyn ResponseSource> {
-    match &ctx.cache_fill {
+    match fill {
         Some(fill) if passthrough => {
             fill.discard();
             source
@@ -104,8 +103,8 @@ pub fn tee(
 }
 
 /// Attempt hook for a whole, checked 2xx body about to be sent; `passthrough` as for [`tee`].
-pub fn capture(ctx: &RequestCtx, body: &Bytes, passthrough: bool) {
-    match &ctx.cache_fill {
+pub fn capture(fill: Option<&Fill>, body: &Bytes, passthrough: bool) {
+    match fill {
         Some(fill) if passthrough => fill.discard(),
         Some(fill) => {
             let generation = fill.reset();

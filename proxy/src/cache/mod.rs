@@ -6,7 +6,7 @@
 //!    ▼       key = sha256(endpoint, route, canonical body − EXCLUDED)   (key.rs)
 //!  answer ── `cache-control: no-cache` skips the lookup (refresh)
 //!    │       hit  → replayed as JSON or SSE, no upstream call, `hit`
-//!    ▼       miss → `miss`, the attempt tees the answer into ctx.cache_fill (fill.rs)
+//!    ▼       miss → `miss`, the attempt tees the answer into the miss's Fill (fill.rs)
 //!  finish ── 2xx, no stream error, stream ended with [DONE], every choice finished
 //!            not from a budget's downgrade target
 //!            → assembled into one chat.completion (entry.rs) and stored for the TTL
@@ -131,6 +131,17 @@ pub struct Plan {
     include_usage: bool,
 }
 
+/// What a cache lookup did.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The client has its answer from the cache: no upstream is called.
+    Answered,
+    /// A miss: the answer is to be captured in this buffer (and stored by `finish`).
+    Miss(Fill),
+    /// No lookup (the route does not cache, or the request may not be cached).
+    Skipped,
+}
+
 /// The shared response cache.
 pub struct ResponseCache {
     store: Store,
@@ -232,33 +243,31 @@ impl ResponseCache {
         }
     }
 
-    /// Answers from the cache when it can (`true`: the client has its answer and no upstream
-    /// is to be called); otherwise marks the request `miss` or `bypass` and, for a miss,
-    /// arms the capture of the answer.
+    /// Answers from the cache when it can; otherwise marks the request `miss` or `bypass`
+    /// and, for a miss, hands out the buffer the answer is to be captured in.
     pub async fn answer(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         plan: Option<&Plan>,
         snapshot: &Snapshot,
-    ) -> bool {
+    ) -> Lookup {
         let Some(plan) = plan else {
-            return false;
+            return Lookup::Skipped;
         };
         let Some(key) = &plan.key else {
             self.count(ctx, plan, "bypass");
-            return false;
+            return Lookup::Skipped;
         };
         if !plan.refresh
             && let Some(entry) = self.get(key).await
         {
             self.count(ctx, plan, "hit");
             self.serve_hit(session, ctx, plan, &entry, snapshot).await;
-            return true;
+            return Lookup::Answered;
         }
         self.count(ctx, plan, "miss");
-        ctx.cache_fill = Some(Fill::default());
-        false
+        Lookup::Miss(Fill::default())
     }
 
     fn count(&self, ctx: &mut RequestCtx, plan: &Plan, result: &'static str) {
@@ -294,26 +303,22 @@ impl ResponseCache {
                 .saved_micro_usd
                 .inc_by(price.cost(u.input, u.output));
         }
-        let anthropic = crate::api::anthropic::is_client(ctx);
+        let client = ctx.client;
         let sent = if plan.stream {
             let completion = serde_json::from_str(entry.completion.get()).unwrap_or_default();
-            let mut body = entry::replay(&completion, plan.include_usage || anthropic);
-            if anthropic {
-                let mut events = crate::translate::anthropic_openai::Stream::new(&entry.model);
-                body = Bytes::from(events.push(&body));
-            }
+            let chunks = entry::replay(
+                &completion,
+                plan.include_usage || client.replay_needs_usage(),
+            );
+            let body = client.replayed_stream(chunks, &entry.model);
             let h = respond::header(200, "text/event-stream", None, ctx);
             ctx.status = 200;
             ctx.ttft = Some(ctx.started.elapsed());
             session.write_response_header(h, false).await.is_ok()
                 && session.write_response_body(Some(body), true).await.is_ok()
         } else {
-            let openai = entry.completion.get().as_bytes();
-            let body = if anthropic {
-                crate::api::anthropic::response_body(200, openai, &entry.model)
-            } else {
-                Bytes::copy_from_slice(openai)
-            };
+            let openai = Bytes::copy_from_slice(entry.completion.get().as_bytes());
+            let body = client.whole_answer(200, openai, false, &entry.model);
             let h = respond::header(200, "application/json", Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             respond::send(session, ctx, h, body, None).await
@@ -325,8 +330,8 @@ impl ResponseCache {
 
     /// After a miss was served: stores the answer when it is complete and well-formed, never
     /// a failed, partial or oversized one.
-    pub async fn finish(&self, ctx: &mut RequestCtx, plan: Option<&Plan>) {
-        let (Some(plan), Some(fill)) = (plan, ctx.cache_fill.take()) else {
+    pub async fn finish(&self, ctx: &RequestCtx, plan: Option<&Plan>, fill: Option<Fill>) {
+        let (Some(plan), Some(fill)) = (plan, fill) else {
             return;
         };
         let Some(key) = &plan.key else {

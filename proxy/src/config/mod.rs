@@ -168,6 +168,13 @@ pub enum ConfigError {
         .0.display()
     )]
     Empty(PathBuf),
+    /// A reload that would drop every route while the configuration in force has some: an
+    /// editor that truncates a file before writing it, or a deleted routes file. Refused like
+    /// a folder with no documents at all; the last good configuration keeps serving.
+    #[error(
+        "the folder now has no routes, the configuration being served has {serving}; every model would answer 404\n  = help: restore the RoutePolicy documents (an editor may still be writing the file); to run with no routes on purpose, restart the proxy"
+    )]
+    NoRoutes { serving: usize },
     /// The compiler panicked (a bug); the watcher reports it instead of dying.
     #[error("the policy compiler failed unexpectedly; this is a bug, please report it")]
     Panicked,
@@ -177,6 +184,9 @@ pub enum ConfigError {
 /// documents in the folder, or the process environment). `version` is stamped on the result.
 pub fn load_dir(dir: &Path, version: u64) -> Result<ActiveConfig, ConfigError> {
     let config = switchyard_crds::load_paths(&[dir]).map_err(ConfigError::Load)?;
+    for skipped in &config.skipped {
+        tracing::warn!(file = %skipped.file, problem = %skipped, "config file skipped");
+    }
     if config.providers.is_empty() && config.route_policies.is_empty() && config.budgets.is_empty()
     {
         return Err(ConfigError::Empty(dir.to_path_buf()));

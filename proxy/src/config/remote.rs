@@ -11,11 +11,14 @@
 //!
 //! Until the first snapshot arrives (and with nothing persisted) the handle holds
 //! [`ActiveConfig::empty`] (version 0): no routes, and `/readyz` answers 503.
-//! Keys travel in the envelope and in the persisted file only; they are never logged.
+//! Keys travel in the envelope and in the persisted file only; they are never logged. The
+//! channel runs over TLS (`https://`, the operator verified against `--control-ca-file`, see
+//! `tls.rs`); plain `http://` is refused unless `--control-plane-insecure` allows it.
 
 mod client;
 mod persist;
 mod sse;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,7 +43,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Where the control channel is and who this pod is.
 #[derive(Clone)]
 pub struct RemoteSettings {
-    /// `http://host:port[/prefix]` of the operator's control port.
+    /// `https://host:port[/prefix]` of the operator's control port (`http://` only with
+    /// `allow_plaintext`).
     pub url: String,
     /// File holding the bearer token; read again before every connection so a rotated
     /// Secret is picked up. `None` sends no `Authorization` header.
@@ -49,6 +53,12 @@ pub struct RemoteSettings {
     pub state_dir: PathBuf,
     /// Reported in the stream request and in acks.
     pub pod: String,
+    /// PEM CA bundle the operator's certificate must chain to (required for `https://`).
+    pub ca_file: Option<PathBuf>,
+    /// The name the operator's certificate must carry, instead of the URL's host.
+    pub tls_server_name: Option<String>,
+    /// Accept an `http://` URL (local testing only: snapshots carry provider keys).
+    pub allow_plaintext: bool,
 }
 
 impl std::fmt::Debug for RemoteSettings {
@@ -57,8 +67,17 @@ impl std::fmt::Debug for RemoteSettings {
             .field("url", &self.url)
             .field("state_dir", &self.state_dir)
             .field("pod", &self.pod)
+            .field("ca_file", &self.ca_file)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish_non_exhaustive()
     }
+}
+
+/// Checks the URL and the TLS settings (an `https://` URL with a CA file, or `http://` only
+/// when plain HTTP is allowed) without connecting or reading files.
+pub fn check(settings: &RemoteSettings) -> Result<(), String> {
+    client::Target::new(settings).map(|_| ())
 }
 
 /// Why an envelope was not applied (sent back in the ack's `error`).
@@ -176,7 +195,7 @@ pub fn spawn_usage_reporter(
     handle: Arc<ConfigHandle>,
     quota: Arc<crate::quota::Quota>,
 ) -> std::io::Result<()> {
-    let target = client::Target::parse(&settings.url)
+    let target = client::Target::new(&settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -196,7 +215,7 @@ pub fn spawn_control_client(
     handle: Arc<ConfigHandle>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<()> {
-    let target = client::Target::parse(&settings.url)
+    let target = client::Target::new(&settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     metrics.set_snapshot_version(handle.current().version);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -268,10 +287,13 @@ mod tests {
     fn startup_serves_a_usable_persisted_snapshot_only() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let settings = RemoteSettings {
-            url: "http://op:8090".into(),
+            url: "https://op:8090".into(),
             token_file: None,
             state_dir: dir.path().join("state"),
             pod: "p".into(),
+            ca_file: None,
+            tls_server_name: None,
+            allow_plaintext: false,
         };
         assert!(!initial(&settings).is_loaded(), "nothing persisted");
         persist(&settings.state_dir, &envelope(5))?;

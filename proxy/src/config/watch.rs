@@ -9,12 +9,16 @@
 //! is a few `stat` calls per tick. A content hash every few seconds catches same-size edits
 //! on filesystems with coarse mtimes.
 
+use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::io::Read as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+use switchyard_crds::load::limits::MAX_FILE_BYTES;
 
 use super::{ActiveConfig, ConfigError, ConfigHandle, load_dir};
 use crate::metrics::Metrics;
@@ -29,10 +33,11 @@ const MAX_SETTLE: Duration = Duration::from_secs(2);
 /// Every this many ticks the files' contents are hashed too.
 const CONTENT_CHECK_TICKS: u32 = 20;
 
-/// Starts the watcher thread for `dir`. It reloads on any change in the folder, swaps `handle`
-/// only when the compiled snapshot hash or the resolved credentials changed, and keeps the
-/// last good configuration when the folder does not compile (logging the diagnostics at warn
-/// level and counting `switchyard_config_reloads_total{result="error"}`). The thread ends
+/// Starts the watcher thread for `dir`. It reloads on any change in the folder and swaps
+/// `handle` only when the compiled snapshot hash, the resolved provider keys or the client keys
+/// changed. It keeps the last good configuration when the folder does not compile or would
+/// leave no routes where there were some (logging why at warn level and counting
+/// `switchyard_config_reloads_total{result="error"}`). The thread ends
 /// when it holds the last reference to `handle`.
 pub fn spawn_watcher(
     dir: PathBuf,
@@ -102,7 +107,8 @@ impl Watcher {
         let loaded = std::panic::catch_unwind(AssertUnwindSafe(|| {
             load_dir(&self.dir, current.version + 1)
         }))
-        .unwrap_or(Err(ConfigError::Panicked));
+        .unwrap_or(Err(ConfigError::Panicked))
+        .and_then(|next| keeps_routes(&current, next));
         match loaded {
             Ok(next) if same(&current, &next) => {
                 if self.failing {
@@ -123,6 +129,7 @@ impl Watcher {
                     hash = %next.snapshot.hash,
                     routes = next.snapshot.routes.len(),
                     providers = next.snapshot.providers.len(),
+                    client_keys = next.keys.len(),
                     compile_ms = started.elapsed().as_millis() as u64,
                     "config reloaded"
                 );
@@ -146,8 +153,22 @@ impl Watcher {
     }
 }
 
+/// Refuses a configuration with no routes in place of one that has some (see
+/// [`ConfigError::NoRoutes`]).
+fn keeps_routes(current: &ActiveConfig, next: ActiveConfig) -> Result<ActiveConfig, ConfigError> {
+    let serving = current.snapshot.routes.len();
+    if serving > 0 && next.snapshot.routes.is_empty() {
+        return Err(ConfigError::NoRoutes { serving });
+    }
+    Ok(next)
+}
+
+/// Whether `next` would serve exactly what `current` serves: the same compiled snapshot,
+/// provider keys and client keys (an edit of a client-keys Secret alone must take effect).
 fn same(current: &ActiveConfig, next: &ActiveConfig) -> bool {
-    current.snapshot.hash == next.snapshot.hash && current.credentials == next.credentials
+    current.snapshot.hash == next.snapshot.hash
+        && current.credentials == next.credentials
+        && current.keys == next.keys
 }
 
 /// Waits until the fingerprint holds still for [`DEBOUNCE`] (at most [`MAX_SETTLE`]) and
@@ -186,14 +207,19 @@ fn fingerprint(dir: &Path) -> u64 {
     h.finish()
 }
 
-/// Hash of the contents of every file the loader would read.
+/// Hash of the contents of every file the loader would read, each read only up to the
+/// loader's size limit (a larger file is refused by the loader; its size is in the
+/// fingerprint).
 fn content_hash(dir: &Path) -> u64 {
     let mut h = DefaultHasher::new();
     walk(dir, &mut |path, meta| {
         path.hash(&mut h);
         if meta.is_ok() {
-            match std::fs::read(path) {
-                Ok(bytes) => bytes.hash(&mut h),
+            let mut bytes = Vec::new();
+            let read = std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+            match read {
+                Ok(_) => bytes.hash(&mut h),
                 Err(e) => e.kind().hash(&mut h),
             }
         }
@@ -204,8 +230,19 @@ fn content_hash(dir: &Path) -> u64 {
 type Visit<'a> = dyn FnMut(&Path, Result<&std::fs::Metadata, std::io::ErrorKind>) + 'a;
 
 /// Visits files the way `switchyard_crds::load_paths` does: recursively, sorted, skipping
-/// names that start with `.`, only `*.yaml` / `*.yml`; symlinks are followed.
+/// names that start with `.`, only `*.yaml` / `*.yml`, only regular files after following
+/// symlinks (a FIFO would block the watcher, a link to `/dev/zero` never ends).
 fn walk(dir: &Path, visit: &mut Visit<'_>) {
+    walk_from(dir, visit, &mut HashSet::new());
+}
+
+/// [`walk`], reading each real folder once (`seen` holds canonical paths), as the loader does:
+/// a symlink loop would otherwise be walked until path resolution fails, exponentially often.
+fn walk_from(dir: &Path, visit: &mut Visit<'_>, seen: &mut HashSet<PathBuf>) {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !seen.insert(real) {
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => return visit(dir, Err(e.kind())),
@@ -220,8 +257,8 @@ fn walk(dir: &Path, visit: &mut Visit<'_>) {
             continue;
         }
         match std::fs::metadata(&child) {
-            Ok(meta) if meta.is_dir() => walk(&child, visit),
-            Ok(meta) if is_yaml(&child) => visit(&child, Ok(&meta)),
+            Ok(meta) if meta.is_dir() => walk_from(&child, visit, seen),
+            Ok(meta) if meta.is_file() && is_yaml(&child) => visit(&child, Ok(&meta)),
             Ok(_) => {}
             Err(e) => visit(&child, Err(e.kind())),
         }
@@ -299,6 +336,82 @@ mod tests {
         std::fs::rename(d.join("..data_tmp"), d.join("..data"))?;
         assert_ne!(first, fingerprint(d));
         Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_not_visited_and_symlinks_to_files_are() -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "a: 1\n")?;
+        symlink("/dev/zero", d.join("zero.yaml"))?;
+        let status = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo.yaml"))
+            .status()?;
+        assert!(status.success());
+        std::fs::create_dir(d.join("..v1"))?;
+        std::fs::write(d.join("..v1/b.yaml"), "b: 1\n")?;
+        symlink("..v1/b.yaml", d.join("b.yaml"))?;
+        let mut seen = Vec::new();
+        walk(d, &mut |path, _| {
+            seen.push(path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        });
+        assert_eq!(seen, [Some("a.yaml".into()), Some("b.yaml".into())]);
+        // Neither hash blocks on the FIFO nor reads /dev/zero.
+        assert_eq!(content_hash(d), content_hash(d));
+        assert_eq!(fingerprint(d), fingerprint(d));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_walked_once() -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "a: 1\n")?;
+        for name in ["loop1", "loop2", "loop3"] {
+            symlink(".", d.join(name))?;
+        }
+        let mut seen = 0;
+        walk(d, &mut |_, _| seen += 1);
+        assert_eq!(seen, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn keys_alone_make_a_different_config_and_emptied_routes_are_refused() {
+        let current = ActiveConfig {
+            version: 1,
+            ..ActiveConfig::empty()
+        };
+        let mut next = current.clone();
+        assert!(same(&current, &next));
+        next.keys.insert(
+            crate::auth::KeyHash::of("sk-new"),
+            crate::auth::KeyEntry {
+                id: "new".into(),
+                team: None,
+                user: None,
+                allow_ips: Vec::new(),
+                expires_at: None,
+            },
+        );
+        assert!(!same(&current, &next));
+        // No routes before: nothing to lose.
+        assert!(keeps_routes(&current, next).is_ok());
+
+        let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+        let serving = load_dir(&quickstart, 1).expect("the quickstart loads");
+        let routes = serving.snapshot.routes.len();
+        assert!(routes > 0);
+        let mut emptied = serving.clone();
+        emptied.snapshot.routes.clear();
+        match keeps_routes(&serving, emptied) {
+            Err(ConfigError::NoRoutes { serving }) => assert_eq!(serving, routes),
+            other => panic!("not refused: {other:?}"),
+        }
     }
 
     #[test]

@@ -40,64 +40,6 @@ pub fn messages_path(prefix: &str) -> String {
     }
 }
 
-/// The class of an Anthropic error `type`, helped by the status and message.
-pub fn classify_type(kind: &str, status: u16, message: &str) -> ErrorClass {
-    let m = message.to_ascii_lowercase();
-    match kind {
-        "rate_limit_error" => ErrorClass::RateLimited,
-        "overloaded_error" => ErrorClass::Overloaded,
-        "authentication_error" | "permission_error" => ErrorClass::Auth,
-        "billing_error" => ErrorClass::QuotaExhausted,
-        "timeout_error" => ErrorClass::Timeout,
-        "api_error" => ErrorClass::ServerError,
-        "request_too_large" => ErrorClass::BadRequest,
-        "invalid_request_error" | "not_found_error" | "" => {
-            if m.contains("credit balance") || m.contains("billing") {
-                ErrorClass::QuotaExhausted
-            } else if m.contains("prompt is too long")
-                || m.contains("context window")
-                || m.contains("too many tokens")
-            {
-                ErrorClass::ContextTooLong
-            } else if m.contains("content filtering") || m.contains("usage policy") {
-                ErrorClass::ContentPolicy
-            } else if kind.is_empty() {
-                by_status(status)
-            } else {
-                ErrorClass::BadRequest
-            }
-        }
-        _ => by_status(status),
-    }
-}
-
-fn by_status(status: u16) -> ErrorClass {
-    match status {
-        429 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        402 => ErrorClass::QuotaExhausted,
-        408 | 504 => ErrorClass::Timeout,
-        503 | 529 => ErrorClass::Overloaded,
-        500..=599 => ErrorClass::ServerError,
-        0 => ErrorClass::ServerError,
-        _ => ErrorClass::BadRequest,
-    }
-}
-
-/// Classifies an Anthropic error response.
-pub fn classify(status: u16, body: &[u8]) -> ErrorClass {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let e = &v["error"];
-    let kind = e["type"].as_str().unwrap_or("");
-    let class = classify_type(kind, status, e["message"].as_str().unwrap_or(""));
-    // The status wins where Anthropic's type is generic.
-    match (status, class) {
-        (529, _) => ErrorClass::Overloaded,
-        (429, ErrorClass::BadRequest) => ErrorClass::RateLimited,
-        _ => class,
-    }
-}
-
 /// The catalogue's output limit for the model, else [`openai_anthropic::DEFAULT_MAX_TOKENS`].
 fn default_max_tokens(req: &AttemptRequest<'_>) -> u64 {
     req.provider
@@ -178,62 +120,6 @@ impl ProviderAdapter for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn err(kind: &str, msg: &str) -> Vec<u8> {
-        serde_json::json!({"type": "error", "error": {"type": kind, "message": msg}})
-            .to_string()
-            .into_bytes()
-    }
-
-    #[test]
-    fn classes() {
-        let c = |s, k, m| classify(s, &err(k, m));
-        assert_eq!(
-            c(429, "rate_limit_error", "slow down"),
-            ErrorClass::RateLimited
-        );
-        assert_eq!(
-            c(529, "overloaded_error", "Overloaded"),
-            ErrorClass::Overloaded
-        );
-        assert_eq!(c(500, "api_error", "boom"), ErrorClass::ServerError);
-        assert_eq!(c(401, "authentication_error", "bad key"), ErrorClass::Auth);
-        assert_eq!(c(403, "permission_error", "no"), ErrorClass::Auth);
-        assert_eq!(
-            c(
-                400,
-                "invalid_request_error",
-                "prompt is too long: 210000 tokens > 200000 maximum"
-            ),
-            ErrorClass::ContextTooLong
-        );
-        assert_eq!(
-            c(
-                400,
-                "invalid_request_error",
-                "Your credit balance is too low to access the Anthropic API."
-            ),
-            ErrorClass::QuotaExhausted
-        );
-        assert_eq!(
-            c(
-                400,
-                "invalid_request_error",
-                "Output blocked by content filtering policy"
-            ),
-            ErrorClass::ContentPolicy
-        );
-        assert_eq!(
-            c(400, "invalid_request_error", "messages: field required"),
-            ErrorClass::BadRequest
-        );
-        assert_eq!(
-            c(413, "request_too_large", "too big"),
-            ErrorClass::BadRequest
-        );
-        assert_eq!(classify(529, b"not json"), ErrorClass::Overloaded);
-        assert_eq!(classify(502, b""), ErrorClass::ServerError);
-    }
 
     #[test]
     fn paths() {

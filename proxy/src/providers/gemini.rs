@@ -48,58 +48,6 @@ pub fn method_path(prefix: &str, model: &str, stream: bool) -> String {
     }
 }
 
-/// Classifies a parsed Gemini error body (`status` 0 inside a stream).
-pub fn classify_body(status: u16, v: &Value) -> ErrorClass {
-    let e = &v["error"];
-    let status = match status {
-        0 => e["code"]
-            .as_u64()
-            .and_then(|c| u16::try_from(c).ok())
-            .unwrap_or(500),
-        s => s,
-    };
-    let grpc = e["status"].as_str().unwrap_or("");
-    let m = e["message"].as_str().unwrap_or("").to_ascii_lowercase();
-    let reason = e["details"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["reason"].as_str())
-        .next()
-        .unwrap_or("");
-    if reason == "API_KEY_INVALID" || m.contains("api key not valid") {
-        return ErrorClass::Auth;
-    }
-    match (status, grpc) {
-        (429, _) | (_, "RESOURCE_EXHAUSTED") => {
-            if m.contains("per day") || m.contains("billing") || m.contains("check your plan") {
-                ErrorClass::QuotaExhausted
-            } else {
-                ErrorClass::RateLimited
-            }
-        }
-        (401, _) | (403, _) | (_, "UNAUTHENTICATED" | "PERMISSION_DENIED") => ErrorClass::Auth,
-        (400, _) | (_, "INVALID_ARGUMENT" | "FAILED_PRECONDITION")
-            if m.contains("token count")
-                || m.contains("exceeds the maximum number of tokens")
-                || m.contains("context length") =>
-        {
-            ErrorClass::ContextTooLong
-        }
-        (400, _) if m.contains("safety") || m.contains("blocked") => ErrorClass::ContentPolicy,
-        (503, _) | (_, "UNAVAILABLE") => ErrorClass::Overloaded,
-        (504, _) | (_, "DEADLINE_EXCEEDED") => ErrorClass::Timeout,
-        (500..=599, _) => ErrorClass::ServerError,
-        _ => ErrorClass::BadRequest,
-    }
-}
-
-/// Classifies a Gemini error response.
-pub fn classify(status: u16, body: &[u8]) -> ErrorClass {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    classify_body(status, &v)
-}
-
 #[async_trait]
 impl ProviderAdapter for Gemini {
     async fn open(
@@ -154,70 +102,6 @@ impl ProviderAdapter for Gemini {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn err(code: u16, status: &str, msg: &str) -> Vec<u8> {
-        serde_json::json!({"error": {"code": code, "message": msg, "status": status}})
-            .to_string()
-            .into_bytes()
-    }
-
-    #[test]
-    fn classes() {
-        let c = |code, s, m| classify(code, &err(code, s, m));
-        assert_eq!(
-            c(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "Resource has been exhausted (e.g. check quota)."
-            ),
-            ErrorClass::RateLimited
-        );
-        assert_eq!(
-            c(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "Quota exceeded for metric: generate_content_free_tier_requests, limit: 50 per day"
-            ),
-            ErrorClass::QuotaExhausted
-        );
-        assert_eq!(
-            c(
-                503,
-                "UNAVAILABLE",
-                "The model is overloaded. Please try again later."
-            ),
-            ErrorClass::Overloaded
-        );
-        assert_eq!(
-            c(500, "INTERNAL", "An internal error has occurred."),
-            ErrorClass::ServerError
-        );
-        assert_eq!(c(403, "PERMISSION_DENIED", "denied"), ErrorClass::Auth);
-        assert_eq!(
-            c(
-                400,
-                "INVALID_ARGUMENT",
-                "API key not valid. Please pass a valid API key."
-            ),
-            ErrorClass::Auth
-        );
-        assert_eq!(
-            c(
-                400,
-                "INVALID_ARGUMENT",
-                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."
-            ),
-            ErrorClass::ContextTooLong
-        );
-        assert_eq!(
-            c(400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
-            ErrorClass::BadRequest
-        );
-        assert_eq!(
-            c(504, "DEADLINE_EXCEEDED", "Deadline expired"),
-            ErrorClass::Timeout
-        );
-    }
 
     #[test]
     fn paths() {

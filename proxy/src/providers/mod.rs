@@ -16,7 +16,7 @@ use switchyard_dsl::ir::{Provider, ProviderKind};
 
 use crate::api::Endpoint;
 use crate::cfg::CredentialState;
-use crate::upstream::Upstream;
+use crate::upstream::{HttpResponse, TransportError, Upstream};
 
 /// Why an attempt produced no usable response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,6 +70,35 @@ pub trait ResponseSource: Send {
     /// Done with the response: return the connection to the pool when the body was read to
     /// its end, close it otherwise.
     async fn finish(self: Box<Self>);
+}
+
+impl From<TransportError> for AttemptError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Connect(m) => Self::Connect(m),
+            TransportError::Timeout(m) => Self::Timeout(m),
+            TransportError::Protocol(m) => Self::Protocol(m),
+        }
+    }
+}
+
+#[async_trait]
+impl ResponseSource for HttpResponse {
+    fn status(&self) -> u16 {
+        HttpResponse::status(self)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        HttpResponse::header(self, name)
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        Ok(HttpResponse::next_chunk(self).await?)
+    }
+
+    async fn finish(self: Box<Self>) {
+        HttpResponse::finish(*self).await;
+    }
 }
 
 /// A provider kind's way of making an attempt.

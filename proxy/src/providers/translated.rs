@@ -103,8 +103,8 @@ pub enum Protocol {
 impl Protocol {
     fn classify(self, status: u16, body: &[u8]) -> ErrorClass {
         match self {
-            Self::Anthropic => super::anthropic::classify(status, body),
-            Self::Gemini => super::gemini::classify(status, body),
+            Self::Anthropic => crate::translate::classify::anthropic(status, body),
+            Self::Gemini => crate::translate::classify::gemini(status, body),
         }
     }
 }

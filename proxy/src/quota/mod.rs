@@ -37,7 +37,7 @@ use switchyard_dsl::{Decision, RequestFeatures};
 use self::redis::RedisStore;
 use self::store::{CounterOp, MemoryStore, Reserved};
 use crate::api::ApiError;
-use crate::ctx::Usage;
+use crate::api::Usage;
 
 /// Counters outlive their window by this long, so late settlements still find them.
 const KEY_SLACK_SECS: u64 = 600;
@@ -253,6 +253,14 @@ impl QuotaMetrics {
             ),
         }
     }
+}
+
+/// The quota service and one request's reservation: what the request path carries beside
+/// its context to meter a stream and settle at the end.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub quota: std::sync::Arc<Quota>,
+    pub reservation: std::sync::Arc<Reservation>,
 }
 
 /// The quota service, shared by every request.

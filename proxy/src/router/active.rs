@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchyard_dsl::ir::{HealthCheck, TargetId, Timeouts};
 
-use super::attempt::{self, AttemptPlan, OpenFailure};
+use super::attempt::{self, AttemptPlan, Holds, OpenFailure};
 use super::classify::Failure;
 use super::health::HealthRegistry;
 use super::note_failure;
@@ -162,6 +162,7 @@ async fn schedule(
                     total_deadline: Some(Instant::now() + Duration::from_millis(hc.timeout_ms)),
                     native: None,
                     stats: stats.target(&name),
+                    holds: Holds::default(),
                 };
                 check(&providers, &plan, &name, &health).await;
                 if let Ok(mut r) = running.lock() {

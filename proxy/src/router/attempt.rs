@@ -11,9 +11,10 @@ use switchyard_dsl::ir::{Provider, Timeouts};
 
 use super::classify::Failure;
 use super::stats::{InFlight, TargetStats};
+use crate::api::Usage;
 use crate::api::respond;
 use crate::cfg::{CredentialState, Metrics};
-use crate::ctx::{QuotaHold, RequestCtx, Usage};
+use crate::ctx::RequestCtx;
 use crate::providers::{AttemptError, AttemptRequest, Providers, ResponseSource};
 use crate::{api::Endpoint, stream};
 
@@ -208,6 +209,16 @@ pub struct AttemptPlan<'a> {
     pub native: Option<Bytes>,
     /// The target's statistics: the attempt counts as in flight there while it runs.
     pub stats: std::sync::Arc<TargetStats>,
+    /// What the request holds while it is answered.
+    pub holds: Holds<'a>,
+}
+
+/// What a request holds of the gateway's services while it is answered: the budget
+/// reservation a stream is metered against, and a cache miss's capture buffer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holds<'a> {
+    pub quota: Option<&'a crate::quota::Hold>,
+    pub cache_fill: Option<&'a crate::cache::Fill>,
 }
 
 async fn within<T>(
@@ -413,19 +424,15 @@ pub async fn commit(
         OpenedBody::Whole { body, usage } => {
             source.finish().await;
             ctx.usage = usage;
-            if let (None, Some(q), false) = (usage, &ctx.quota, native) {
+            if let (None, Some(q), false) = (usage, plan.holds.quota, native) {
                 // No usage block: estimate the output for settlement.
                 let estimate = (body.len() / 4) as u64;
                 q.reservation
                     .output_seen
                     .store(estimate, std::sync::atomic::Ordering::Relaxed);
             }
-            crate::cache::capture(ctx, &body, native);
-            let body = if crate::api::anthropic::is_client(ctx) && !native {
-                crate::api::anthropic::response_body(status, &body, plan.model)
-            } else {
-                body
-            };
+            crate::cache::capture(plan.holds.cache_fill, &body, native);
+            let body = ctx.client.whole_answer(status, body, native, plan.model);
             let h = respond::header(status, &content_type, Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             if !respond::send(session, ctx, h, body, None).await {
@@ -434,7 +441,7 @@ pub async fn commit(
             return Outcome::Served { ok: true };
         }
     };
-    if let Some(QuotaHold { quota, reservation }) = &ctx.quota {
+    if let Some(crate::quota::Hold { quota, reservation }) = plan.holds.quota {
         let prepended = Box::new(Prepend {
             first: Some(first),
             inner: source,
@@ -493,7 +500,7 @@ async fn relay(
     total: Instant,
     content_type: &str,
 ) -> Outcome {
-    let source = crate::cache::tee(ctx, source, &first, native);
+    let source = crate::cache::tee(plan.holds.cache_fill, source, &first, native);
     let h = respond::header(200, content_type, None, ctx);
     ctx.status = 200;
     if session.write_response_header(h, false).await.is_err() {
@@ -503,11 +510,7 @@ async fn relay(
     }
     ctx.ttft = Some(ctx.started.elapsed());
     metrics.stream_started();
-    let mode = match (native, crate::api::anthropic::is_client(ctx)) {
-        (true, _) => stream::Relay::Anthropic,
-        (false, true) => stream::Relay::ToAnthropic(plan.model),
-        (false, false) => stream::Relay::OpenAi,
-    };
+    let mode = stream::Relay::to(ctx.client, native, plan.model);
     let end = stream::relay(session, source, first, Some(total), mode).await;
     metrics.stream_finished();
     ctx.usage = end.usage;

@@ -1,10 +1,9 @@
-//! Failure classification and the retry clock: an upstream status and error body become an
-//! [`ErrorClass`], the route's triggers decide whether it moves on, and backoff honours
-//! `Retry-After` within a cap.
+//! Failed attempts and the retry clock: an upstream status and error body become a
+//! [`Failure`] (its class from `translate::classify`), the route's triggers decide whether it
+//! moves on, and backoff honours `Retry-After` within a cap.
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use switchyard_dsl::ir::{ErrorClass, Retry, Triggers};
 
 use crate::providers::AttemptError;
@@ -44,7 +43,7 @@ impl Failure {
 
     /// From an error response.
     pub fn from_response(status: u16, body: &[u8], retry_after: Option<&str>) -> Self {
-        let class = classify(status, body);
+        let class = crate::translate::classify::openai(status, body);
         Self {
             class,
             status: Some(status),
@@ -89,65 +88,6 @@ impl Failure {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    error: Option<ErrorFields>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ErrorFields {
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    code: Option<serde_json::Value>,
-}
-
-/// Classifies an OpenAI-style error response.
-pub fn classify(status: u16, body: &[u8]) -> ErrorClass {
-    let fields = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.error)
-        .unwrap_or_default();
-    let code = fields.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
-    let kind = fields.kind.as_deref().unwrap_or("");
-    let said = |w: &str| code == w || kind == w;
-    // Codes that name the class outright (OpenAI's, and those the translating adapters
-    // write for Anthropic and Gemini errors) win over the status.
-    if status >= 400 {
-        if said("insufficient_quota") {
-            return ErrorClass::QuotaExhausted;
-        }
-        if said("context_length_exceeded") {
-            return ErrorClass::ContextTooLong;
-        }
-        if said("content_policy_violation") {
-            return ErrorClass::ContentPolicy;
-        }
-        if said("server_overloaded") {
-            return ErrorClass::Overloaded;
-        }
-    }
-    match status {
-        429 if said("insufficient_quota") => ErrorClass::QuotaExhausted,
-        429 => ErrorClass::RateLimited,
-        401 | 403 => ErrorClass::Auth,
-        400 | 413 | 422 if said("context_length_exceeded") || said("string_above_max_length") => {
-            ErrorClass::ContextTooLong
-        }
-        400 if said("content_filter") || said("content_policy_violation") => {
-            ErrorClass::ContentPolicy
-        }
-        408 | 504 => ErrorClass::Timeout,
-        503 | 529 => ErrorClass::Overloaded,
-        500..=599 if said("overloaded_error") || said("server_overloaded") => {
-            ErrorClass::Overloaded
-        }
-        500..=599 => ErrorClass::ServerError,
-        _ => ErrorClass::BadRequest,
-    }
-}
-
 /// `Retry-After` as seconds (delta form; the HTTP-date form is not used by LLM providers).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
@@ -176,19 +116,6 @@ pub fn backoff(retry: &Retry, n: u32, retry_after: Option<Duration>) -> Duration
 mod tests {
     use super::*;
     use switchyard_dsl::ir::StatusRange;
-
-    #[test]
-    fn classes() {
-        assert_eq!(classify(429, b"{}"), ErrorClass::RateLimited);
-        let quota = br#"{"error":{"type":"insufficient_quota","code":"insufficient_quota"}}"#;
-        assert_eq!(classify(429, quota), ErrorClass::QuotaExhausted);
-        assert_eq!(classify(503, b"nope"), ErrorClass::Overloaded);
-        assert_eq!(classify(500, b""), ErrorClass::ServerError);
-        assert_eq!(classify(401, b""), ErrorClass::Auth);
-        let ctx = br#"{"error":{"code":"context_length_exceeded"}}"#;
-        assert_eq!(classify(400, ctx), ErrorClass::ContextTooLong);
-        assert_eq!(classify(400, b"{}"), ErrorClass::BadRequest);
-    }
 
     #[test]
     fn triggers_and_backoff() {

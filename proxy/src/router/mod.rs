@@ -7,9 +7,12 @@
 pub mod active;
 pub mod attempt;
 pub mod classify;
+pub mod failover;
 pub mod health;
+pub mod hedge;
 pub mod observe;
 pub mod select;
+pub mod standing;
 pub mod stats;
 
 use std::sync::Arc;
@@ -21,13 +24,16 @@ use switchyard_dsl::Decision;
 use switchyard_dsl::ir::{ErrorClass, Route, Snapshot};
 
 use self::attempt::{AttemptPlan, OpenFailure, Opened, Outcome};
-use self::classify::{Failure, MAX_RATE_LIMIT_WAIT, backoff};
+use self::classify::MAX_RATE_LIMIT_WAIT;
+use self::failover::{Exhausted, Step};
 use self::health::HealthRegistry;
+use self::hedge::{HedgeEnd, Race, Won};
 use self::observe::RoutingObserver;
-use self::select::{Candidate, Standing};
+use self::select::Candidate;
+use self::standing::Standing;
 use self::stats::{Sample, StatsRegistry, TargetStats, clock_ms};
 use crate::api::request::RequestBody;
-use crate::api::{ApiError, Endpoint, respond};
+use crate::api::{Endpoint, respond};
 use crate::cfg::{CredentialState, Metrics};
 use crate::ctx::RequestCtx;
 use crate::providers::Providers;
@@ -42,6 +48,30 @@ pub struct Job<'a> {
     pub endpoint: Endpoint,
     /// The client's own body when its API is not OpenAI's (an Anthropic Messages body).
     pub native: Option<&'a Bytes>,
+    /// The request's budget reservation and cache capture buffer.
+    pub holds: attempt::Holds<'a>,
+}
+
+/// One candidate's turn in [`Router::serve`].
+struct Turn<'j, 'a> {
+    job: &'j Job<'a>,
+    candidate: &'j Candidate,
+    /// The next candidate and the delay after which it is sent as a hedge of the first
+    /// attempt, when the route hedges.
+    hedge: Option<(&'j Candidate, Duration)>,
+    /// No candidate comes after this one.
+    last: bool,
+    total_deadline: Option<Instant>,
+}
+
+/// Where a candidate's turn left the request.
+enum Moved {
+    /// The client has its answer (or the provider's error, relayed).
+    Answered,
+    /// Go on with the candidate this many places further.
+    On { candidates: usize },
+    /// Stop trying: the client gets the error listing what was tried.
+    Stop,
 }
 
 /// Shared router state.
@@ -52,93 +82,6 @@ pub struct Router {
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
     pub metrics: Arc<Metrics>,
-}
-
-/// How a hedged first attempt ended.
-enum Race<'p> {
-    /// The first attempt finished (opened or failed) before the hedge delay: no hedge sent.
-    Unhedged(Result<Opened, OpenFailure>),
-    /// The hedge (`hedge_plan`) was sent. `winner`: 0 = the first candidate, 1 = the hedge;
-    /// the other was cancelled (its connection dropped) after waiting `loser_waited`.
-    Won {
-        winner: usize,
-        opened: Opened,
-        loser_waited: Option<Duration>,
-        failures: Vec<(usize, OpenFailure)>,
-        hedge_plan: AttemptPlan<'p>,
-    },
-    /// Both failed.
-    BothFailed {
-        failures: Vec<(usize, OpenFailure)>,
-        hedge_plan: AttemptPlan<'p>,
-    },
-}
-
-/// Runs `a`; when it has no first token after `delay`, plans the hedge (only then: a plan
-/// copies the body) and runs it too. The first to produce a token wins; dropping the other's
-/// future closes its upstream connection.
-async fn race<'p>(
-    providers: &Providers,
-    a: &AttemptPlan<'p>,
-    plan_hedge: impl FnOnce() -> AttemptPlan<'p>,
-    delay: Duration,
-) -> Race<'p> {
-    let first = attempt::open(providers, a);
-    tokio::pin!(first);
-    tokio::select! {
-        r = &mut first => return Race::Unhedged(r),
-        () = tokio::time::sleep(delay) => {}
-    }
-    let hedge_started = Instant::now();
-    let started = hedge_started - delay;
-    let hedge_plan = plan_hedge();
-    let mut failures: Vec<(usize, OpenFailure)> = Vec::new();
-    let won = {
-        let hedge = attempt::open(providers, &hedge_plan);
-        tokio::pin!(hedge);
-        let (mut first_done, mut hedge_done) = (false, false);
-        loop {
-            if first_done && hedge_done {
-                break None;
-            }
-            tokio::select! {
-                r = &mut first, if !first_done => match r {
-                    Ok(opened) => {
-                        let loser_waited = (!hedge_done).then(|| hedge_started.elapsed());
-                        break Some((0, opened, loser_waited));
-                    }
-                    Err(f) => {
-                        first_done = true;
-                        failures.push((0, f));
-                    }
-                },
-                r = &mut hedge, if !hedge_done => match r {
-                    Ok(opened) => {
-                        let loser_waited = (!first_done).then(|| started.elapsed());
-                        break Some((1, opened, loser_waited));
-                    }
-                    Err(f) => {
-                        hedge_done = true;
-                        failures.push((1, f));
-                    }
-                },
-            }
-        }
-        // The loser's future is dropped here: its connection closes.
-    };
-    match won {
-        Some((winner, opened, loser_waited)) => Race::Won {
-            winner,
-            opened,
-            loser_waited,
-            failures,
-            hedge_plan,
-        },
-        None => Race::BothFailed {
-            failures,
-            hedge_plan,
-        },
-    }
 }
 
 /// What a failed attempt tells the statistics: a timeout is a (lower bound) latency sample
@@ -157,48 +100,6 @@ fn failure_sample(f: &OpenFailure) -> Option<Sample> {
         error: true,
         ..Sample::default()
     })
-}
-
-/// One line of the "what was tried" message.
-fn tried_line(target: &str, f: &Failure, attempts: u32) -> String {
-    if attempts > 1 {
-        format!("{target}: {} (after {attempts} attempts)", f.detail)
-    } else {
-        format!("{target}: {}", f.detail)
-    }
-}
-
-/// The error when every candidate failed.
-fn exhausted(failures: &[Failure], tried: &[String], deadline_hit: bool) -> ApiError {
-    let all =
-        |p: fn(ErrorClass) -> bool| !failures.is_empty() && failures.iter().all(|f| p(f.class));
-    let (status, code) = if deadline_hit || all(|c| c == ErrorClass::Timeout) {
-        (504, "upstream_timeout")
-    } else if all(|c| {
-        matches!(
-            c,
-            ErrorClass::RateLimited | ErrorClass::Overloaded | ErrorClass::QuotaExhausted
-        )
-    }) {
-        (503, "upstream_unavailable")
-    } else {
-        (502, "upstream_failed")
-    };
-    let mut message = String::from("All upstream candidates failed");
-    if deadline_hit {
-        message.push_str(" before the total deadline");
-    }
-    message.push_str(": ");
-    message.push_str(&tried.join("; "));
-    let mut e = ApiError::upstream(status, code, message);
-    if status == 503 {
-        e.retry_after = failures
-            .iter()
-            .filter_map(|f| f.retry_after)
-            .min()
-            .map(|d| d.as_secs().max(1));
-    }
-    e
 }
 
 /// Health and statistics of target `name` after an attempt that failed before reaching a
@@ -243,6 +144,7 @@ impl Router {
             total_deadline,
             native: job.native.cloned(),
             stats: Arc::clone(&c.stats),
+            holds: job.holds,
         }
     }
 
@@ -340,167 +242,206 @@ impl Router {
         ctx.rerouted = passed_over;
         // A request the provider keeps (`store: true`) is never sent twice.
         let may_hedge = route.hedge.is_some() && !job.body.stores();
-        let mut failures: Vec<Failure> = Vec::new();
-        let mut tried: Vec<String> = Vec::new();
-        let mut deadline_hit = false;
+        let mut exhausted = Exhausted::default();
         let mut i = 0;
-        'candidates: while i < order.len() {
+        while i < order.len() {
             let c = &order[i];
-            let plan = self.plan(&job, c, total_deadline);
-            let provider = plan.provider;
-            ctx.provider = Some(provider.name.clone());
-            ctx.model = Some(plan.model.to_owned());
-            let last_candidate = i + 1 == order.len();
-            let mut n = 0;
-            loop {
-                n += 1;
-                ctx.attempts += 1;
-                let hedge = order
-                    .get(i + 1)
-                    .filter(|_| may_hedge && n == 1)
-                    .and_then(|next| Some((next, select::hedge_delay(route, &c.stats)?)));
-                let opened = match hedge {
-                    None => attempt::open(&self.providers, &plan).await,
-                    Some((next, delay)) => {
-                        let plan_hedge = || self.plan(&job, next, total_deadline);
-                        match race(&self.providers, &plan, plan_hedge, delay).await {
-                            Race::Unhedged(r) => r,
-                            Race::Won {
-                                winner,
-                                opened,
-                                loser_waited,
-                                failures: lost,
-                                hedge_plan,
-                            } => {
-                                ctx.attempts += 1;
-                                let pair = [(c, &plan), (next, &hedge_plan)];
-                                for (k, f) in &lost {
-                                    let (lc, lp) = pair[*k];
-                                    self.note_failure(lc, f);
-                                    self.metrics.upstream_attempt(
-                                        &route.name,
-                                        &lp.provider.name,
-                                        "failover",
-                                    );
-                                    ctx.rerouted
-                                        .push(format!("{}: {}", lc.name, f.failure.detail));
-                                }
-                                let (wc, wp) = pair[winner];
-                                let (lc, lp) = pair[1 - winner];
-                                if let Some(waited) = loser_waited {
-                                    Self::attempt_over(lc);
-                                    // Cancelled without a token: it was at least this slow.
-                                    lc.stats.record(Sample {
-                                        ttft_ms: Some(waited.as_secs_f64() * 1e3),
-                                        ..Sample::default()
-                                    });
-                                    self.metrics.upstream_attempt(
-                                        &route.name,
-                                        &lp.provider.name,
-                                        "hedge_cancelled",
-                                    );
-                                }
-                                let who = if winner == 0 { "first" } else { "hedge" };
-                                self.observer.hedge(&route.name, who);
-                                ctx.hedged = Some(format!(
-                                    "{} answered first; hedge sent to {} after {}ms",
-                                    wc.name,
-                                    next.name,
-                                    delay.as_millis()
-                                ));
-                                match self.commit(session, ctx, route, wc, wp, opened).await {
-                                    Ok(()) => return,
-                                    Err(f) => {
-                                        self.note_failure(wc, &f);
-                                        tried.push(tried_line(&wc.name, &f.failure, 1));
-                                        failures.push(f.failure);
-                                        i += 2;
-                                        continue 'candidates;
-                                    }
-                                }
-                            }
-                            Race::BothFailed {
-                                failures: lost,
-                                hedge_plan,
-                            } => {
-                                ctx.attempts += 1;
-                                self.observer.hedge(&route.name, "neither");
-                                let pair = [(c, &plan), (next, &hedge_plan)];
-                                let mut pass_through = None;
-                                for (k, f) in lost {
-                                    let (lc, lp) = pair[k];
-                                    self.note_failure(lc, &f);
-                                    self.metrics.upstream_attempt(
-                                        &route.name,
-                                        &lp.provider.name,
-                                        "failover",
-                                    );
-                                    if !f.failure.triggers(&route.triggers)
-                                        && pass_through.is_none()
-                                        && f.response.is_some()
-                                    {
-                                        pass_through = Some(f);
-                                        continue;
-                                    }
-                                    tried.push(tried_line(&lc.name, &f.failure, 1));
-                                    failures.push(f.failure);
-                                }
-                                if let Some(f) = pass_through {
-                                    self.pass_through(session, ctx, f).await;
-                                    return;
-                                }
-                                i += 2;
-                                continue 'candidates;
-                            }
+            let hedge = order
+                .get(i + 1)
+                .filter(|_| may_hedge)
+                .and_then(|next| Some((next, select::hedge_delay(route, &c.stats)?)));
+            let candidate = Turn {
+                job: &job,
+                candidate: c,
+                hedge,
+                last: i + 1 == order.len(),
+                total_deadline,
+            };
+            match self
+                .try_candidate(session, ctx, candidate, &mut exhausted)
+                .await
+            {
+                Moved::Answered => return,
+                Moved::On { candidates } => i += candidates,
+                Moved::Stop => break,
+            }
+        }
+        respond::send_error(session, ctx, &exhausted.error()).await;
+    }
+
+    /// Sends attempts to one candidate (hedged on the first one when `turn.hedge` says so)
+    /// until it answers or [`failover::next`] moves on.
+    async fn try_candidate(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        turn: Turn<'_, '_>,
+        exhausted: &mut Exhausted,
+    ) -> Moved {
+        let (job, c) = (turn.job, turn.candidate);
+        let route = job.decision.route();
+        let plan = self.plan(job, c, turn.total_deadline);
+        let provider = plan.provider;
+        ctx.provider = Some(provider.name.clone());
+        ctx.model = Some(plan.model.to_owned());
+        let mut n = 0;
+        loop {
+            n += 1;
+            ctx.attempts += 1;
+            let opened = match turn.hedge.filter(|_| n == 1) {
+                None => attempt::open(&self.providers, &plan).await,
+                Some((next, delay)) => {
+                    // Planned only when the hedge is sent: a plan copies the body.
+                    let hedge_plan = std::sync::OnceLock::new();
+                    let start_hedge = || {
+                        let p =
+                            hedge_plan.get_or_init(|| self.plan(job, next, turn.total_deadline));
+                        attempt::open(&self.providers, p)
+                    };
+                    let first = attempt::open(&self.providers, &plan);
+                    match hedge::race(first, start_hedge, delay).await {
+                        Race::Unhedged(r) => r,
+                        Race::Hedged(end) => {
+                            let hedge_plan = hedge_plan.get().expect("planned when it started");
+                            let pair = [(c, &plan), (next, hedge_plan)];
+                            return self
+                                .hedge_over(session, ctx, route, pair, delay, end, exhausted)
+                                .await;
                         }
                     }
-                };
-                let f = match opened {
-                    Ok(opened) => match self.commit(session, ctx, route, c, &plan, opened).await {
-                        Ok(()) => return,
-                        Err(f) => f,
-                    },
+                }
+            };
+            let f = match opened {
+                Ok(opened) => match self.commit(session, ctx, route, c, &plan, opened).await {
+                    Ok(()) => return Moved::Answered,
                     Err(f) => f,
-                };
-                self.note_failure(c, &f);
-                if !f.failure.triggers(&route.triggers) {
-                    self.metrics
-                        .upstream_attempt(&route.name, &provider.name, "error");
-                    if f.response.is_some() {
-                        // Not the policy's business: the client sees what the provider said.
-                        self.pass_through(session, ctx, f).await;
-                        return;
-                    }
-                    tried.push(tried_line(&c.name, &f.failure, n));
-                    failures.push(f.failure);
-                    break 'candidates;
-                }
-                let failure = f.failure;
-                let retry_left = n <= route.retry.attempts && !failure.is_permanent();
-                let wait = backoff(&route.retry, n, failure.retry_after);
-                let wait_fits = total_deadline.is_none_or(|d| Instant::now() + wait < d);
-                if retry_left && wait_fits {
-                    self.metrics
-                        .upstream_attempt(&route.name, &provider.name, "retry");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                let outcome = if last_candidate { "error" } else { "failover" };
+                },
+                Err(f) => f,
+            };
+            self.note_failure(c, &f);
+            let step = failover::next(
+                &route.triggers,
+                &route.retry,
+                &f.failure,
+                f.response.is_some(),
+                n,
+                Instant::now(),
+                turn.total_deadline,
+            );
+            let attempt = |outcome| {
                 self.metrics
                     .upstream_attempt(&route.name, &provider.name, outcome);
-                ctx.rerouted.push(format!("{}: {}", c.name, failure.detail));
-                tried.push(tried_line(&c.name, &failure, n));
-                failures.push(failure);
-                if total_deadline.is_some_and(|d| Instant::now() >= d) {
-                    deadline_hit = true;
-                    break 'candidates;
+            };
+            match step {
+                Step::Retry(wait) => {
+                    attempt("retry");
+                    tokio::time::sleep(wait).await;
                 }
-                break;
+                Step::PassThrough => {
+                    attempt("error");
+                    // Not the policy's business: the client sees what the provider said.
+                    self.pass_through(session, ctx, f).await;
+                    return Moved::Answered;
+                }
+                Step::Stop => {
+                    attempt("error");
+                    exhausted.record(&c.name, f.failure, n);
+                    return Moved::Stop;
+                }
+                Step::Next | Step::Deadline => {
+                    attempt(if turn.last { "error" } else { "failover" });
+                    ctx.rerouted
+                        .push(format!("{}: {}", c.name, f.failure.detail));
+                    exhausted.record(&c.name, f.failure, n);
+                    if step == Step::Deadline {
+                        exhausted.deadline_hit = true;
+                        return Moved::Stop;
+                    }
+                    return Moved::On { candidates: 1 };
+                }
             }
-            i += 1;
         }
-        let e = exhausted(&failures, &tried, deadline_hit);
-        respond::send_error(session, ctx, &e).await;
+    }
+
+    /// The bookkeeping of a hedged first attempt once both ran: failures and the cancelled
+    /// loser feed their targets' statistics, the winner is committed; when both failed, an
+    /// answer the route does not act on is relayed. Either way both candidates are used up.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the race's whole state"
+    )]
+    async fn hedge_over(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        pair: [(&Candidate, &AttemptPlan<'_>); 2],
+        delay: Duration,
+        end: HedgeEnd<Opened, OpenFailure>,
+        exhausted: &mut Exhausted,
+    ) -> Moved {
+        ctx.attempts += 1;
+        let both = Moved::On { candidates: 2 };
+        let HedgeEnd { failures, won } = end;
+        let mut pass_through = None;
+        for (k, f) in failures {
+            let (lc, lp) = pair[k];
+            self.note_failure(lc, &f);
+            self.metrics
+                .upstream_attempt(&route.name, &lp.provider.name, "failover");
+            if won.is_some() {
+                ctx.rerouted
+                    .push(format!("{}: {}", lc.name, f.failure.detail));
+            } else if !f.failure.triggers(&route.triggers)
+                && pass_through.is_none()
+                && f.response.is_some()
+            {
+                pass_through = Some(f);
+            } else {
+                exhausted.record(&lc.name, f.failure, 1);
+            }
+        }
+        let Some(Won {
+            winner,
+            opened,
+            loser_waited,
+        }) = won
+        else {
+            self.observer.hedge(&route.name, "neither");
+            if let Some(f) = pass_through {
+                self.pass_through(session, ctx, f).await;
+                return Moved::Answered;
+            }
+            return both;
+        };
+        let (wc, wp) = pair[winner];
+        let (lc, lp) = pair[1 - winner];
+        if let Some(waited) = loser_waited {
+            Self::attempt_over(lc);
+            // Cancelled without a token: it was at least this slow.
+            lc.stats.record(Sample {
+                ttft_ms: Some(waited.as_secs_f64() * 1e3),
+                ..Sample::default()
+            });
+            self.metrics
+                .upstream_attempt(&route.name, &lp.provider.name, "hedge_cancelled");
+        }
+        let who = if winner == 0 { "first" } else { "hedge" };
+        self.observer.hedge(&route.name, who);
+        ctx.hedged = Some(format!(
+            "{} answered first; hedge sent to {} after {}ms",
+            wc.name,
+            pair[1].0.name,
+            delay.as_millis()
+        ));
+        match self.commit(session, ctx, route, wc, wp, opened).await {
+            Ok(()) => Moved::Answered,
+            Err(f) => {
+                self.note_failure(wc, &f);
+                exhausted.record(&wc.name, f.failure, 1);
+                both
+            }
+        }
     }
 
     /// Relays a provider's error response the route's triggers do not act on.
@@ -508,10 +449,7 @@ impl Router {
         let Some(mut r) = f.response else {
             return;
         };
-        if crate::api::anthropic::is_client(ctx) {
-            r.body = crate::api::anthropic::response_body(r.status, &r.body, "");
-            r.content_type = "application/json".into();
-        }
+        (r.body, r.content_type) = ctx.client.relayed_error(r.status, r.body, r.content_type);
         let h = respond::header(r.status, &r.content_type, Some(r.body.len()), ctx);
         ctx.error = Some(f.failure.detail.clone());
         respond::send(session, ctx, h, r.body, r.retry_after.as_deref()).await;

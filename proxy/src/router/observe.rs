@@ -11,7 +11,7 @@ use serde::Serialize;
 use switchyard_dsl::ir::{Selection, Snapshot, TargetId};
 
 use super::health::HealthRegistry;
-use super::select::{Standing, degradation};
+use super::standing::{Standing, degradation};
 use super::stats::{StatsRegistry, Summary, clock_ms};
 use crate::config::ConfigHandle;
 

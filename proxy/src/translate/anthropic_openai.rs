@@ -33,6 +33,83 @@ fn image_part(block: &Value) -> Value {
     json!({"type": "image_url", "image_url": {"url": url}})
 }
 
+/// Content block types of the Messages API. Those without an OpenAI equivalent (documents,
+/// thinking, server tools) are left out of the translation, which only routes the request
+/// and feeds OpenAI-shaped targets; Anthropic targets get the original body.
+const BLOCK_TYPES: &[&str] = &[
+    "text",
+    "image",
+    "tool_use",
+    "tool_result",
+    "document",
+    "search_result",
+    "thinking",
+    "redacted_thinking",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "container_upload",
+];
+
+/// `text` for an error message: at most 64 bytes of it.
+fn quoted(text: &str) -> String {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < text.len() { "..." } else { "" };
+    format!("`{}{more}`", &text[..end])
+}
+
+/// Checks what the translation relies on: known roles, a text `system`, typed blocks.
+fn validate(req: &Value, messages: &[Value]) -> Result<()> {
+    match &req["system"] {
+        Value::Null | Value::String(_) => {}
+        Value::Array(blocks) if blocks.iter().all(|b| b["type"] == "text") => {}
+        _ => {
+            return Err(bad(
+                "`system` must be a string or an array of `text` blocks",
+            ));
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        match m["role"].as_str() {
+            Some("user" | "assistant") => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "`messages.{i}.role` must be `user` or `assistant`, not {}",
+                    quoted(other)
+                )));
+            }
+            None => return Err(bad(format!("`messages.{i}.role` is required"))),
+        }
+        let Some(blocks) = m["content"].as_array() else {
+            continue;
+        };
+        for (j, b) in blocks.iter().enumerate() {
+            match b["type"].as_str() {
+                Some(t) if BLOCK_TYPES.contains(&t) => {}
+                Some(t) => {
+                    return Err(bad(format!(
+                        "`messages.{i}.content.{j}.type` {} is not a content block type \
+                         of the Messages API",
+                        quoted(t)
+                    )));
+                }
+                None => {
+                    return Err(bad(format!("`messages.{i}.content.{j}.type` is required")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The OpenAI chat request for an Anthropic Messages request.
 pub fn request(req: &Value) -> Result<Value> {
     let model = req["model"]
@@ -41,6 +118,7 @@ pub fn request(req: &Value) -> Result<Value> {
     let messages = req["messages"]
         .as_array()
         .ok_or_else(|| bad("`messages` must be an array"))?;
+    validate(req, messages)?;
     let mut out = Vec::new();
     let system = text_of(&req["system"]);
     if !system.is_empty() {
@@ -232,7 +310,7 @@ pub fn error_body(class: ErrorClass, message: &str) -> Value {
 /// An OpenAI error body (`{"error":{...}}`) rewritten in Anthropic's shape.
 pub fn error_from_openai(status: u16, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let class = crate::router::classify::classify(status, body);
+    let class = super::classify::openai(status, body);
     let msg = super::error_message(&v).unwrap_or("upstream error");
     error_body(class, msg)
 }
@@ -324,7 +402,7 @@ impl Stream {
             };
             if v["error"].is_object() {
                 let msg = super::error_message(&v).unwrap_or("upstream error");
-                let class = crate::router::classify::classify(500, ev.data.as_bytes());
+                let class = super::classify::openai(500, ev.data.as_bytes());
                 push_event(&mut out, "error", &error_body(class, msg));
                 self.ended = true;
                 continue;

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod anthropic_openai;
+pub mod classify;
 pub mod openai_anthropic;
 pub mod openai_gemini;
 pub mod sse;

@@ -458,11 +458,8 @@ impl Stream {
             }
             "error" => {
                 let e = &v["error"];
-                let class = crate::providers::anthropic::classify_type(
-                    e["type"].as_str().unwrap_or(""),
-                    0,
-                    "",
-                );
+                let class =
+                    super::classify::anthropic_type(e["type"].as_str().unwrap_or(""), 0, "");
                 let msg = e["message"]
                     .as_str()
                     .unwrap_or("the upstream stream failed");

@@ -377,7 +377,7 @@ impl Stream {
 
     fn event(&mut self, v: &Value, out: &mut Vec<u8>) {
         if v["error"].is_object() {
-            let class = crate::providers::gemini::classify_body(0, v);
+            let class = super::classify::gemini_body(0, v);
             let msg = v["error"]["message"]
                 .as_str()
                 .unwrap_or("the upstream stream failed");

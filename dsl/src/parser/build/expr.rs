@@ -13,10 +13,14 @@ impl Builder {
         let kind = match pair.as_rule() {
             Rule::or_expr | Rule::and_expr => {
                 let is_or = pair.as_rule() == Rule::or_expr;
-                let mut ops: Vec<Expr> = kids(pair)
-                    .filter(|p| !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and))
-                    .map(|p| self.expr(p))
-                    .collect::<Option<_>>()?;
+                // A plain loop, not iterator adapters: this recursion runs once per nesting
+                // level, and every adapter would add a stack frame per level in debug builds.
+                let mut ops = Vec::new();
+                for p in kids(pair) {
+                    if !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and) {
+                        ops.push(self.expr(p)?);
+                    }
+                }
                 if ops.len() == 1 {
                     return ops.pop();
                 }

@@ -9,9 +9,11 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use switchyard_dsl::channel::{Ack, SnapshotEnvelope, UsageReport};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::sse::Decoder;
+use super::tls::ClientTls;
 use super::{IDLE_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, RemoteSettings, envelope_config, persist};
 use crate::config::ConfigHandle;
 use crate::metrics::Metrics;
@@ -19,22 +21,38 @@ use crate::metrics::Metrics;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The operator's address, from `http://host:port[/prefix]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The operator's address, from `https://host:port[/prefix]` (or `http://` when plain
+/// HTTP is explicitly allowed), and how to verify it.
+#[derive(Debug, Clone)]
 pub struct Target {
     /// `host:port`, for connecting and for the `Host` header.
     authority: String,
     /// Path prefix without a trailing `/` (usually empty).
     prefix: String,
+    /// `None`: plain HTTP (only with `--control-plane-insecure`).
+    tls: Option<Arc<ClientTls>>,
 }
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!(
-                "control plane URL `{url}` must start with `http://` (TLS is not supported yet)"
-            )
-        })?;
+    /// The target of `settings.url`. An `https://` URL needs `settings.ca_file`; an `http://`
+    /// one is refused unless `settings.allow_plaintext`.
+    pub fn new(settings: &RemoteSettings) -> Result<Self, String> {
+        let url = settings.url.as_str();
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(format!(
+                "control plane URL `{url}` must start with `https://` (or `http://` with --control-plane-insecure)"
+            ));
+        };
+        if !secure && !settings.allow_plaintext {
+            return Err(format!(
+                "control plane URL `{url}` is plain HTTP, which would carry provider keys in clear: \
+                 use `https://` with --control-ca-file (--control-plane-insecure allows `http://` for local testing)"
+            ));
+        }
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -42,16 +60,36 @@ impl Target {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("control plane URL `{url}` has no usable host"));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| {
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| {
             !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
-        }) {
+        });
+        let host = if has_port {
+            authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        } else {
+            authority
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("control plane URL `{url}` has no usable host"));
+        }
+        let authority = if has_port {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if secure { 443 } else { 80 })
+        };
+        let tls = if secure {
+            let ca_file = settings.ca_file.clone().ok_or_else(|| {
+                format!("control plane URL `{url}` is https: --control-ca-file is required to verify the operator")
+            })?;
+            let name = settings.tls_server_name.as_deref().unwrap_or(host);
+            Some(Arc::new(ClientTls::new(ca_file, name)?))
+        } else {
+            None
         };
         Ok(Self {
             authority,
             prefix: path.trim_end_matches('/').to_string(),
+            tls,
         })
     }
 }
@@ -326,18 +364,43 @@ async fn post_usage(
         .map_err(|_| "timed out")?
 }
 
-/// One HTTP/1.1 connection; its driver runs on the current runtime.
+/// One HTTP/1.1 connection (over TLS unless plain HTTP was allowed); its driver runs on the
+/// current runtime.
 async fn connect<B>(target: &Target) -> Result<hyper::client::conn::http1::SendRequest<B>, BoxError>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    // Read (and parsed) before connecting, so a missing CA file is the error reported.
+    let tls = match &target.tls {
+        Some(tls) => Some(tls.connector()?),
+        None => None,
+    };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.authority))
         .await
         .map_err(|_| format!("connecting to {} timed out", target.authority))??;
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    match tls {
+        None => handshake(tcp).await,
+        Some((connector, name)) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+                .await
+                .map_err(|_| format!("TLS handshake with {} timed out", target.authority))?
+                .map_err(|e| format!("TLS handshake with {} failed: {e}", target.authority))?;
+            handshake(stream).await
+        }
+    }
+}
+
+async fn handshake<S, B>(io: S) -> Result<hyper::client::conn::http1::SendRequest<B>, BoxError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "control channel connection ended");
@@ -363,16 +426,46 @@ fn encode(value: &str) -> String {
 mod tests {
     use super::*;
 
+    fn settings(url: &str) -> RemoteSettings {
+        RemoteSettings {
+            url: url.into(),
+            token_file: None,
+            state_dir: "/tmp".into(),
+            pod: "p".into(),
+            ca_file: Some("/ca.crt".into()),
+            tls_server_name: None,
+            allow_plaintext: false,
+        }
+    }
+
     #[test]
     fn urls() {
-        let t = Target::parse("http://switchyard-operator.sy.svc:8081").expect("parses");
-        assert_eq!(t.authority, "switchyard-operator.sy.svc:8081");
+        let t = Target::new(&settings("https://switchyard-operator.sy.svc:8090")).expect("parses");
+        assert_eq!(t.authority, "switchyard-operator.sy.svc:8090");
         assert_eq!(t.prefix, "");
-        let t = Target::parse("http://op/control/").expect("parses");
-        assert_eq!(t.authority, "op:80");
+        assert!(t.tls.is_some());
+        let t = Target::new(&settings("https://op/control/")).expect("parses");
+        assert_eq!(t.authority, "op:443");
         assert_eq!(t.prefix, "/control");
-        assert!(Target::parse("https://op:1").is_err());
-        assert!(Target::parse("http://").is_err());
+        let t = Target::new(&settings("https://[::1]:8090")).expect("an IPv6 literal");
+        assert_eq!(t.authority, "[::1]:8090");
+        assert!(Target::new(&settings("https://")).is_err());
+        assert!(Target::new(&settings("ftp://op:1")).is_err());
         assert_eq!(encode("pod-1 x"), "pod-1%20x");
+    }
+
+    #[test]
+    fn plain_http_needs_the_insecure_flag_and_https_a_ca() {
+        let err = Target::new(&settings("http://op:8090")).expect_err("plain refused");
+        assert!(err.contains("--control-plane-insecure"), "{err}");
+        let mut plain = settings("http://op");
+        plain.allow_plaintext = true;
+        let t = Target::new(&plain).expect("allowed");
+        assert_eq!(t.authority, "op:80");
+        assert!(t.tls.is_none());
+        let mut no_ca = settings("https://op:8090");
+        no_ca.ca_file = None;
+        let err = Target::new(&no_ca).expect_err("no CA");
+        assert!(err.contains("--control-ca-file"), "{err}");
     }
 }
