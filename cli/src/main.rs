@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = switchyard_cli::Cli::parse();
+    let cli: switchyard_cli::Cli = switchyard_build_info::parse();
     match switchyard_cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

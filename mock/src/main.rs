@@ -1,11 +1,10 @@
 //! The `switchyard-mock` binary: parse flags, start logging to stderr, run the server.
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = switchyard_mock::Args::parse();
+    let args: switchyard_mock::Args = switchyard_build_info::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

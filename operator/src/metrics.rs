@@ -1,14 +1,17 @@
 //! Prometheus metrics of the operator, served on `/metrics` of the admin port.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The operator's metrics, registered in their own registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     pub registry: Registry,
+    /// `switchyard_build_info`, apart from `registry` so that it keeps the name the proxy's
+    /// gauge has (one query finds every component's version) without the operator prefix.
+    build_info: Registry,
     pub reconciles: IntCounterVec,
     pub failures: IntCounterVec,
     pub reconcile_duration: HistogramVec,
@@ -81,8 +84,27 @@ impl Metrics {
         ] {
             registry.register(c).expect("unique metric names");
         }
+        let build_info = Registry::new();
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_build_info",
+                "Version and source revision of this build; always 1.",
+            ),
+            &["component", "version", "revision"],
+        )
+        .expect("metric");
+        build_info
+            .register(Box::new(info.clone()))
+            .expect("unique metric names");
+        info.with_label_values(&[
+            "operator",
+            switchyard_build_info::VERSION,
+            switchyard_build_info::REVISION,
+        ])
+        .set(1);
         Self {
             registry,
+            build_info,
             reconciles,
             failures,
             reconcile_duration,
@@ -97,7 +119,26 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut families = self.registry.gather();
+        families.extend(self.build_info.gather());
+        let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_info_names_version_and_revision() {
+        let text = Metrics::new().render();
+        let line = format!(
+            "switchyard_build_info{{component=\"operator\",revision=\"{}\",version=\"{}\"}} 1",
+            switchyard_build_info::REVISION,
+            switchyard_build_info::VERSION
+        );
+        assert!(text.contains(&line), "{line} missing:\n{text}");
+        assert!(text.contains("switchyard_operator_is_leader 0"), "{text}");
     }
 }

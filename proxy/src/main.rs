@@ -1,12 +1,11 @@
 //! `switchyard-proxy`: parses the command line, starts logging, runs the server.
 
 use anyhow::Context;
-use clap::Parser;
 use switchyard_proxy::settings::Settings;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let settings: Settings = switchyard_build_info::parse();
     // Log lines (one JSON access-log line per request) are written by a background thread, so
     // a slow stderr never stalls the request path. Not lossy: when the buffer fills, callers
     // wait rather than drop lines. The guard flushes what is queued when `main` returns.

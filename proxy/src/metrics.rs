@@ -102,14 +102,19 @@ impl Metrics {
             &["result"],
         );
         let build_info = IntGaugeVec::new(
-            Opts::new("switchyard_build_info", "Build information; always 1."),
-            &["version", "ir_version"],
+            Opts::new(
+                "switchyard_build_info",
+                "Version, source revision and snapshot IR version of this build; always 1.",
+            ),
+            &["component", "version", "revision", "ir_version"],
         )
         .expect("static metric definition is valid");
         register(&registry, build_info.clone());
         build_info
             .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
+                "proxy",
+                switchyard_build_info::VERSION,
+                switchyard_build_info::REVISION,
                 &switchyard_dsl::ir::IR_VERSION.to_string(),
             ])
             .set(1);
@@ -334,6 +339,13 @@ mod tests {
         assert!(text.contains(r#"switchyard_config_reloads_total{result="error"} 1"#));
         assert!(text.contains(r#"switchyard_config_reloads_total{result="ok"} 0"#));
         assert!(text.contains(r#"le="120"#));
+        let build_info = format!(
+            r#"switchyard_build_info{{component="proxy",ir_version="{}",revision="{}",version="{}"}} 1"#,
+            switchyard_dsl::ir::IR_VERSION,
+            switchyard_build_info::REVISION,
+            switchyard_build_info::VERSION
+        );
+        assert!(text.contains(&build_info), "{build_info} missing:\n{text}");
         assert!(text.contains(r#"le="0.005"#));
     }
 

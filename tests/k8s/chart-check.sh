@@ -18,11 +18,17 @@
 #      chart's certificate) and check readiness, `APPLIED 2/2`, a routed chat request with a
 #      client key from a labelled Secret (401 without it), the Budget status fed by the
 #      proxies' usage reports, and the propagation time of a policy edit; uninstall both.
+#      The first release installs with the image references tests/image/check.sh built
+#      (SWITCHYARD_OPERATOR_IMAGE / SWITCHYARD_PROXY_IMAGE, from target/images/images.env),
+#      and both releases' Deployments must name exactly those images: the second one by the
+#      chart's defaults. Without the variables, the defaults switchyard/{operator,proxy}:
+#      <appVersion> are expected.
 #
 #   tests/k8s/chart-check.sh            # all steps; step 3 is SKIPPED (loudly) without a server
 #   tests/k8s/chart-check.sh --lint     # steps 1 and 2 only
 #
-# Needs: pip install --ignore-requires-python -r charts/requirements.txt
+# Needs: scripts/venv charts/requirements.txt (the chart tools in .venv, used when present), or
+# pip install --ignore-requires-python -r charts/requirements.txt
 # Step 3 needs etcd and the kube-apiserver binary (tests/k8s/build-apiserver.sh builds it;
 # SWITCHYARD_KUBE_APISERVER overrides). SWITCHYARD_REQUIRE_APISERVER=1 turns a skip into a
 # failure (for CI).
@@ -35,6 +41,8 @@ lint_only=0
 [ "${1:-}" = "--lint" ] && lint_only=1
 
 log() { echo "[chart-check] $*" >&2; }
+# python3 and kubectl from the repository's virtual environment when scripts/venv made it.
+if [ -x "$root/.venv/bin/python3" ]; then export PATH="$root/.venv/bin:$PATH"; fi
 
 work="$(mktemp -d /tmp/switchyard-chart-check-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -163,6 +171,32 @@ def token(ns, name):
     return value
 
 
+def image_refs(chart):
+    """The operator and proxy image references CI built (or the chart's defaults)."""
+    with open(os.path.join(chart, "Chart.yaml")) as f:
+        app = yaml.safe_load(f)["appVersion"]
+    return {c: os.environ.get(f"SWITCHYARD_{c.upper()}_IMAGE") or f"switchyard/{c}:{app}"
+            for c in ("operator", "proxy")}
+
+
+def image_values(refs):
+    """Chart values that name `refs` ({"proxy": "repo:tag", ...})."""
+    out = {}
+    for c, ref in refs.items():
+        repo, tag = ref.rsplit(":", 1) if ":" in ref.rsplit("/", 1)[-1] else (ref, "")
+        out[c] = {"image": {"repository": repo, "tag": tag}}
+    return out
+
+
+def expect_images(ns, full, refs, how):
+    for c, ref in refs.items():
+        got = kubectl("-n", ns, "get", "deployment", f"{full}-{c}", "-o",
+                      "jsonpath={.spec.template.spec.containers[0].image}").stdout
+        if got != ref:
+            fail(f"{full}-{c} runs image {got!r}, not the CI-built {ref!r} ({how})")
+    ok(f"images ({how}): {', '.join(refs.values())}")
+
+
 def control_tls(ns, full, pod):
     """TLS of the control channel as installed: the generated Secret (kubernetes.io/tls with
     tls.crt, tls.key, ca.crt; the certificate names the operator Service and chains to ca.crt),
@@ -203,8 +237,10 @@ def install(name, ns, chart, values=None):
 def cluster(chart, root):
     ns, rel = "switchyard", "sy"
     full = f"{rel}-switchyard"
-    install(rel, ns, chart)
-    ok("install with default values")
+    refs = image_refs(chart)
+    install(rel, ns, chart, image_values(refs))
+    ok("install with default values and the CI-built image references")
+    expect_images(ns, full, refs, "set explicitly")
     expect_objects(None, [("crd", f"{p}.switchyard.dev") for p in ("llmproviders", "routepolicies", "budgets")]
                    + [("clusterrole", f"{full}-operator"), ("clusterrolebinding", f"{full}-operator")])
     expect_objects(ns, [
@@ -276,6 +312,7 @@ def cluster(chart, root):
     full2 = f"{rel2}-switchyard"
     install(rel2, ns2, chart, ALL_ON)
     ok("install with every optional feature on")
+    expect_images(ns2, full2, refs, "the chart's default values")
     expect_objects(ns2, [
         ("hpa", f"{full2}-proxy"), ("pdb", f"{full2}-proxy"),
         ("servicemonitor", full2),

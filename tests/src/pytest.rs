@@ -1,15 +1,31 @@
 //! Running the Python SDK suites in `tests/python` from cargo tests: check the packages are
-//! installed (fail with the pip command, never skip) and run pytest against a proxy.
+//! installed (fail with the command that installs them, never skip) and run pytest against a
+//! proxy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use crate::ProxyProcess;
 
-/// The Python interpreter: `$PYTHON` or `python3`.
+/// The Python interpreter: `$PYTHON`, else the repository's virtual environment
+/// `.venv/bin/python` when it exists (`scripts/test` and `scripts/venv` create it), else
+/// `python3`.
 pub fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(python) = std::env::var("PYTHON") {
+        return python;
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
 }
 
 /// `tests/python`, where the suites and `requirements.txt` live.
@@ -30,15 +46,20 @@ pub fn require_packages(sdks: &[&str]) {
             eprintln!("SDKs: {}", String::from_utf8_lossy(&output.stdout).trim());
         }
         Ok(output) => panic!(
-            "the SDK tests need the {sdks:?} and `pytest` Python packages:\n  \
-             {} -m pip install -r {}\n{}",
+            "the SDK tests need the {sdks:?} and `pytest` Python packages in {}:\n  \
+             scripts/venv   (creates or updates {}, which the tests use)\n\
+             or, for that interpreter,\n  {} -m pip install -r {}\n{}",
+            python(),
+            repo_root().join(".venv").display(),
             python(),
             requirements.display(),
             String::from_utf8_lossy(&output.stderr)
         ),
         Err(e) => panic!(
-            "the SDK tests need Python 3 ({e}); install python3 and then\n  \
-             python3 -m pip install -r {}",
+            "the SDK tests need Python 3 ({} does not run: {e}); install python3, then run\n  \
+             scripts/venv   (creates {} with {})",
+            python(),
+            repo_root().join(".venv").display(),
             requirements.display()
         ),
     }
