@@ -76,6 +76,7 @@ ALL_ON = {
     "proxy": {
         "threads": 2,
         "allowAnonymous": True,
+        "adminToken": {"existingSecret": "my-admin-token"},
         "extraArgs": ["--max-body-bytes=2097152"],
         "extraEnv": [{"name": "EXTRA", "value": "1"}],
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5},
@@ -167,7 +168,7 @@ def token(ns, name):
     out = kubectl("-n", ns, "get", "secret", name, "-o", "jsonpath={.data.token}").stdout
     value = base64.b64decode(out).decode()
     if len(value) != 48:
-        fail(f"control token has {len(value)} characters")
+        fail(f"{name} holds a token of {len(value)} characters")
     return value
 
 
@@ -247,7 +248,7 @@ def cluster(chart, root):
         ("deployment", f"{full}-operator"), ("deployment", f"{full}-proxy"),
         ("service", f"{full}-operator"), ("service", f"{full}-proxy"), ("service", f"{full}-proxy-admin"),
         ("serviceaccount", f"{full}-operator"), ("serviceaccount", f"{full}-proxy"),
-        ("secret", f"{full}-control-token"),
+        ("secret", f"{full}-control-token"), ("secret", f"{full}-proxy-admin-token"),
         ("role", f"{full}-operator-leader-election"), ("rolebinding", f"{full}-operator-leader-election"),
     ])
     sa = f"system:serviceaccount:{ns}:{full}-operator"
@@ -280,16 +281,21 @@ def cluster(chart, root):
         fail("proxy root filesystem is writable")
     ok("proxy Deployment: control-plane URL, grace period, read-only root")
 
+    if not any(a.startswith("--admin-token-file=") for a in pod["containers"][0]["args"]):
+        fail("the proxies' /admin/* is not behind the admin token")
     before = token(ns, f"{full}-control-token")
+    admin_before = token(ns, f"{full}-proxy-admin-token")
     tls_before = control_tls(ns, full, pod)
     cfg = Configuration(namespace=ns, kubeconfig=os.environ["KUBECONFIG"])
     asyncio.run(Upgrade(cfg).run(rel, chart, values={"proxy": {"replicas": 3}}, wait=False, timeout=120))
     if token(ns, f"{full}-control-token") != before:
         fail("helm upgrade changed the control-channel token")
+    if token(ns, f"{full}-proxy-admin-token") != admin_before:
+        fail("helm upgrade changed the proxies' admin token")
     replicas = kubectl("-n", ns, "get", "deployment", f"{full}-proxy", "-o", "jsonpath={.spec.replicas}").stdout
     if replicas != "3":
         fail(f"upgrade did not apply proxy.replicas=3 (got {replicas})")
-    ok("upgrade keeps the control token and applies new values")
+    ok("upgrade keeps the control and admin tokens and applies new values")
     if control_tls(ns, full, pod) != tls_before:
         fail("helm upgrade regenerated the control-channel certificate")
     ok("upgrade keeps the control-channel CA and certificate")
@@ -328,13 +334,15 @@ def cluster(chart, root):
     for name in ("POD_NAME", "SWITCHYARD_ALLOW_ANONYMOUS", "SWITCHYARD_REDIS_URL", "SWITCHYARD_REDIS_FAILURE", "EXTRA"):
         if name not in env:
             fail(f"proxy env lacks {name}: {env}")
-    if kubectl("-n", ns2, "get", "secret", f"{full2}-control-token", check=False).returncode == 0:
-        fail("controlChannel.existingSecret set, but the chart still created a token Secret")
-    for d in ("operator", "proxy"):
+    for generated in ("control-token", "proxy-admin-token"):
+        if kubectl("-n", ns2, "get", "secret", f"{full2}-{generated}", check=False).returncode == 0:
+            fail(f"an existing Secret was named, but the chart still created {full2}-{generated}")
+    for d, want in (("operator", ["my-control-token", "my-control-tls"]),
+                    ("proxy", ["my-control-token", "my-control-tls", "my-admin-token"])):
         vols = kubectl("-n", ns2, "get", "deployment", f"{full2}-{d}", "-o",
                        "jsonpath={.spec.template.spec.volumes[*].secret.secretName}").stdout.split()
-        if vols != ["my-control-token", "my-control-tls"]:
-            fail(f"{d} mounts {vols}, not controlChannel.existingSecret and controlChannel.tls.existingSecret")
+        if vols != want:
+            fail(f"{d} mounts {vols}, not the existing Secrets {want}")
     ok("namespace scope, HPA, PDB, ServiceMonitor, Redis, anonymous and existing-token settings rendered and stored")
 
     for values, needle in (
@@ -403,11 +411,11 @@ def override(args, **flags):
     return out + [f"--{k.replace('_', '-')}={v}" for k, v in flags.items()]
 
 
-def http_get(url):
+def http_get(url, headers=None):
     import urllib.error
     import urllib.request
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -438,6 +446,10 @@ def stack(ns, full, bins, work):
     token_file = os.path.join(work, "token")
     with open(token_file, "w") as f:
         f.write(token(ns, f"{full}-control-token"))
+    admin_token = token(ns, f"{full}-proxy-admin-token")
+    admin_token_file = os.path.join(work, "admin-token")
+    with open(admin_token_file, "w") as f:
+        f.write(admin_token)
     # The chart's generated TLS Secret, as the pods mount it; the proxies dial loopback and
     # verify the certificate against the operator Service's name, as in the cluster.
     tls_dir = os.path.join(work, "control-tls")
@@ -467,7 +479,8 @@ def stack(ns, full, bins, work):
                             control_ca_file=os.path.join(tls_dir, "ca.crt"),
                             control_tls_server_name=f"{full}-operator.{ns}.svc",
                             control_token_file=token_file, state_dir=os.path.join(work, f"state-{i}"),
-                            listen=f"127.0.0.1:{listen}", admin_listen=f"127.0.0.1:{admin}")
+                            listen=f"127.0.0.1:{listen}", admin_listen=f"127.0.0.1:{admin}",
+                            admin_token_file=admin_token_file)
             env = dict(os.environ, POD_NAME=f"proxy-{i}")
             env.pop("SWITCHYARD_ALLOW_ANONYMOUS", None)
             procs.append(subprocess.Popen([os.path.join(bins, "switchyard-proxy"), *args], env=env,
@@ -505,7 +518,11 @@ def stack(ns, full, bins, work):
              lambda: any(b["name"] == "per-team-rate" for b in budgets().get("budgets", [])))
         ok(f"Budget status from the proxies' usage reports: state {budgets().get('state')}, "
            f"{[(b['name'], b['spent'], b['state']) for b in budgets()['budgets']]}")
-        version = lambda admin: json.loads(http_get(f"http://127.0.0.1:{admin}/admin/snapshot")[1])["version"]
+        snapshot = lambda admin: f"http://127.0.0.1:{admin}/admin/snapshot"
+        if http_get(snapshot(proxies[0][1]))[0] != 401:
+            fail("a proxy's /admin/snapshot answered without the chart's admin token")
+        bearer = {"authorization": f"Bearer {admin_token}"}
+        version = lambda admin: json.loads(http_get(snapshot(admin), bearer)[1])["version"]
         before = [version(a) for _, a in proxies]
         rp = json.loads(kubectl("-n", "llm-gateway", "get", "routepolicy", "platform-routing", "-o", "json").stdout)
         policy = rp["spec"]["policy"].replace('when model == "canary"', 'when model in ["canary", "canary-2"]')

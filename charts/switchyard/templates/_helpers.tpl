@@ -83,3 +83,15 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Where the token Secret is mounted in both Deployments. */}}
 {{- define "switchyard.tokenDir" -}}/var/run/switchyard/control{{- end }}
+
+{{/* Name of the Secret holding the proxies' admin token (key `token`). */}}
+{{- define "switchyard.adminTokenSecretName" -}}
+{{- if .Values.proxy.adminToken.existingSecret }}
+{{- .Values.proxy.adminToken.existingSecret }}
+{{- else }}
+{{- printf "%s-proxy-admin-token" (include "switchyard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Where the admin token Secret is mounted in the proxies. */}}
+{{- define "switchyard.adminTokenDir" -}}/var/run/switchyard/admin{{- end }}
