@@ -17,7 +17,6 @@
 
 mod client;
 mod persist;
-mod sse;
 mod tls;
 
 use std::path::PathBuf;

@@ -12,11 +12,11 @@ use switchyard_dsl::channel::{Ack, SnapshotEnvelope, UsageReport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::sse::Decoder;
 use super::tls::ClientTls;
 use super::{IDLE_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, RemoteSettings, envelope_config, persist};
 use crate::config::ConfigHandle;
 use crate::metrics::Metrics;
+use crate::translate::sse::Parser;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,7 +168,7 @@ impl Session<'_> {
         self.connected = true;
         tracing::info!(url = %self.settings.url, have, "control channel connected");
         let mut body = response.into_body();
-        let mut decoder = Decoder::default();
+        let mut events = Parser::default();
         loop {
             let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
                 Err(_) => return Err("no event or ping within the idle timeout".into()),
@@ -178,10 +178,13 @@ impl Session<'_> {
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
-            for event in decoder.feed(&chunk)? {
-                if event.name == "snapshot" {
+            for event in events.push(&chunk) {
+                if event.event.as_deref() == Some("snapshot") {
                     self.on_snapshot(&event.data).await;
                 }
+            }
+            if events.overflowed() {
+                return Err("an event-stream line is too long".into());
             }
         }
     }
