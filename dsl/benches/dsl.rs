@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard_dsl::ir::{Model, Provider, ProviderKind};
+use switchyard_dsl::ir::{Provider, ProviderKind};
 use switchyard_dsl::{RequestView, Snapshot, Source, compile, decide};
 
 const PROVIDERS: usize = 20;
@@ -14,25 +14,22 @@ const MODELS: usize = 10;
 
 fn catalogue() -> Vec<Provider> {
     (0..PROVIDERS)
-        .map(|p| Provider {
-            name: format!("provider-{p}"),
-            kind: ProviderKind::OpenaiCompatible,
-            base_url: None,
-            credential: None,
-            models: (0..MODELS)
-                .map(|m| Model {
-                    name: format!("model-{m}"),
-                    input_micro_usd_per_mtok: (p * 7 + m * 3) as u64 * 10_000,
-                    output_micro_usd_per_mtok: (p * 5 + m * 11) as u64 * 10_000,
-                    context_window: None,
-                    max_output_tokens: None,
+        .map(|p| {
+            let models: Vec<(String, u64, u64)> = (0..MODELS)
+                .map(|m| {
+                    let (input, output) = ((p * 7 + m * 3) as u64, (p * 5 + m * 11) as u64);
+                    (format!("model-{m}"), input * 10_000, output * 10_000)
                 })
-                .collect(),
-            rate_limits: Default::default(),
-            timeouts: Default::default(),
-            api_version: None,
-            mock: None,
-            health_check: None,
+                .collect();
+            let models: Vec<(&str, u64, u64)> = models
+                .iter()
+                .map(|(n, i, o)| (n.as_str(), *i, *o))
+                .collect();
+            Provider::priced(
+                format!("provider-{p}"),
+                ProviderKind::OpenaiCompatible,
+                &models,
+            )
         })
         .collect()
 }

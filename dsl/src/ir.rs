@@ -57,6 +57,46 @@ pub struct Provider {
     pub health_check: Option<HealthCheck>,
 }
 
+impl Provider {
+    /// A provider of `kind` serving `models` at a price of one micro-dollar per million tokens
+    /// each way, with nothing else set: the starting point of catalogues in tests, benches
+    /// and tools, whose other fields are set as needed.
+    pub fn new(name: impl Into<String>, kind: ProviderKind, models: &[&str]) -> Self {
+        let priced: Vec<(&str, u64, u64)> = models.iter().map(|m| (*m, 1, 1)).collect();
+        Self::priced(name, kind, &priced)
+    }
+
+    /// [`Provider::new`] with each model's input and output price (micro-dollars per million
+    /// tokens): `(name, input, output)`.
+    pub fn priced(
+        name: impl Into<String>,
+        kind: ProviderKind,
+        models: &[(&str, u64, u64)],
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            base_url: None,
+            credential: None,
+            models: models
+                .iter()
+                .map(|&(m, input, output)| Model {
+                    name: m.into(),
+                    input_micro_usd_per_mtok: input,
+                    output_micro_usd_per_mtok: output,
+                    context_window: None,
+                    max_output_tokens: None,
+                })
+                .collect(),
+            rate_limits: RateLimits::default(),
+            timeouts: ProviderTimeouts::default(),
+            api_version: None,
+            mock: None,
+            health_check: None,
+        }
+    }
+}
+
 /// Active health checks of a provider: a one-token streamed completion to each of its models
 /// that a route uses, every `interval_ms`, so ejected or slow targets are seen to recover
 /// without sending them client requests.

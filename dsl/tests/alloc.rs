@@ -5,34 +5,14 @@
 use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use switchyard_dsl::ir::{Model, Provider, ProviderKind};
+use switchyard_dsl::ir::{Provider, ProviderKind};
 use switchyard_dsl::{RequestView, Source, compile, decide};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn provider(name: &str, models: &[&str]) -> Provider {
-    Provider {
-        name: name.into(),
-        kind: ProviderKind::Openai,
-        base_url: None,
-        credential: None,
-        models: models
-            .iter()
-            .map(|m| Model {
-                name: (*m).into(),
-                input_micro_usd_per_mtok: 1,
-                output_micro_usd_per_mtok: 1,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: Default::default(),
-        timeouts: Default::default(),
-        api_version: None,
-        mock: None,
-        health_check: None,
-    }
+    Provider::new(name, ProviderKind::Openai, models)
 }
 
 const POLICY: &str = r#"

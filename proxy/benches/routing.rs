@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard_dsl::ir::{Model, Provider, ProviderKind, Snapshot};
+use switchyard_dsl::ir::{Provider, ProviderKind, Snapshot};
 use switchyard_dsl::{RequestFeatures, Source, decide};
 use switchyard_proxy::router::health::HealthRegistry;
 use switchyard_proxy::router::observe::RoutingObserver;
@@ -42,27 +42,7 @@ impl RequestFeatures for Chat {
 }
 
 fn snapshot(policy: &str) -> Snapshot {
-    let catalogue = [Provider {
-        name: "p".into(),
-        kind: ProviderKind::Mock,
-        base_url: None,
-        credential: None,
-        models: ["a", "b", "c"]
-            .iter()
-            .map(|m| Model {
-                name: (*m).into(),
-                input_micro_usd_per_mtok: 1,
-                output_micro_usd_per_mtok: 1,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: Default::default(),
-        timeouts: Default::default(),
-        api_version: None,
-        mock: None,
-        health_check: None,
-    }];
+    let catalogue = [Provider::new("p", ProviderKind::Mock, &["a", "b", "c"])];
     let sources = [Source::new("bench.policy", policy)];
     switchyard_dsl::compile(&sources, &catalogue)
         .snapshot

@@ -1,29 +1,9 @@
 //! The provider catalogue the dsl integration tests compile against.
 
-use switchyard_dsl::ir::{Model, Provider, ProviderKind};
+use switchyard_dsl::ir::{Provider, ProviderKind};
 
 pub fn provider(name: &str, kind: ProviderKind, models: &[(&str, u64, u64)]) -> Provider {
-    Provider {
-        name: name.into(),
-        kind,
-        base_url: None,
-        credential: None,
-        models: models
-            .iter()
-            .map(|&(m, i, o)| Model {
-                name: m.into(),
-                input_micro_usd_per_mtok: i,
-                output_micro_usd_per_mtok: o,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: Default::default(),
-        timeouts: Default::default(),
-        api_version: None,
-        mock: None,
-        health_check: None,
-    }
+    Provider::priced(name, kind, models)
 }
 
 /// openai, deepseek, anthropic, mistral and the rest the tests name, with real-looking prices.

@@ -138,21 +138,12 @@ impl ProviderAdapter for OpenAi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_dsl::ir::{ProviderTimeouts, RateLimits};
 
     fn provider(kind: ProviderKind, base: Option<&str>) -> Provider {
-        Provider {
-            name: "p".into(),
-            kind,
-            base_url: base.map(str::to_owned),
-            credential: None,
-            models: vec![],
-            rate_limits: RateLimits::default(),
-            timeouts: ProviderTimeouts::default(),
-            api_version: Some("2024-06-01".into()),
-            mock: None,
-            health_check: None,
-        }
+        let mut p = Provider::new("p", kind, &[]);
+        p.base_url = base.map(str::to_owned);
+        p.api_version = Some("2024-06-01".into());
+        p
     }
 
     #[test]

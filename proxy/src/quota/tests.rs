@@ -1,32 +1,12 @@
 //! Unit tests of admission, settlement, top-ups and scope keys over the in-memory store.
 
-use switchyard_dsl::ir::{Model, Provider, ProviderKind, ProviderTimeouts, RateLimits};
+use switchyard_dsl::ir::{Provider, ProviderKind};
 use switchyard_dsl::{RequestView, Snapshot, Source, compile, decide};
 
 use super::*;
 
 fn provider(name: &str, models: &[(&str, u64, u64)]) -> Provider {
-    Provider {
-        name: name.into(),
-        kind: ProviderKind::Mock,
-        base_url: None,
-        credential: None,
-        models: models
-            .iter()
-            .map(|(m, i, o)| Model {
-                name: (*m).into(),
-                input_micro_usd_per_mtok: *i,
-                output_micro_usd_per_mtok: *o,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: RateLimits::default(),
-        timeouts: ProviderTimeouts::default(),
-        api_version: None,
-        mock: None,
-        health_check: None,
-    }
+    Provider::priced(name, ProviderKind::Mock, models)
 }
 
 fn snapshot(budgets: &str) -> Snapshot {

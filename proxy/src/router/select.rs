@@ -340,28 +340,8 @@ mod tests {
     }
 
     fn route(triggers: &str) -> Route {
-        use switchyard_dsl::ir::{Model, Provider, ProviderKind};
-        let catalogue = [Provider {
-            name: "p".into(),
-            kind: ProviderKind::Mock,
-            base_url: None,
-            credential: None,
-            models: ["a", "b"]
-                .iter()
-                .map(|m| Model {
-                    name: (*m).into(),
-                    input_micro_usd_per_mtok: 1,
-                    output_micro_usd_per_mtok: 1,
-                    context_window: None,
-                    max_output_tokens: None,
-                })
-                .collect(),
-            rate_limits: Default::default(),
-            timeouts: Default::default(),
-            api_version: None,
-            mock: None,
-            health_check: None,
-        }];
+        use switchyard_dsl::ir::{Provider, ProviderKind};
+        let catalogue = [Provider::new("p", ProviderKind::Mock, &["a", "b"])];
         let policy = format!("route r {{\n  use p/a\n  failover to p/b when {triggers}\n}}\n");
         let sources = [switchyard_dsl::Source::new("t.policy", &policy)];
         let compiled = switchyard_dsl::compile(&sources, &catalogue);

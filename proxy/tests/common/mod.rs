@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
-use switchyard_dsl::ir::{
-    MockBehaviour, Model, Provider, ProviderKind, ProviderTimeouts, RateLimits, Snapshot,
-};
+use switchyard_dsl::ir::{MockBehaviour, Provider, ProviderKind, Snapshot};
 use switchyard_dsl::{Source, compile};
 use switchyard_mock::{Config, MockServer, Script};
 use switchyard_proxy::config::{ActiveConfig, CredentialState};
@@ -35,27 +33,9 @@ pub fn provider(
     base_url: Option<String>,
     models: &[&str],
 ) -> Provider {
-    Provider {
-        name: name.into(),
-        kind,
-        base_url,
-        credential: None,
-        models: models
-            .iter()
-            .map(|m| Model {
-                name: (*m).into(),
-                input_micro_usd_per_mtok: 1,
-                output_micro_usd_per_mtok: 1,
-                context_window: None,
-                max_output_tokens: None,
-            })
-            .collect(),
-        rate_limits: RateLimits::default(),
-        timeouts: ProviderTimeouts::default(),
-        api_version: None,
-        mock: None,
-        health_check: None,
-    }
+    let mut p = Provider::new(name, kind, models);
+    p.base_url = base_url;
+    p
 }
 
 /// An OpenAI-compatible provider pointing at a mock server.
