@@ -47,6 +47,28 @@ RESULTS="$OUT/results.jsonl"
 
 log() { echo "--- $*" >&2; }
 
+# The process each target's CPU time is read from (nginx: its master, whose workers are children).
+declare -A TPID
+CLK_TCK=$(getconf CLK_TCK)
+# utime+stime of a process and its direct children, in clock ticks.
+cpu_ticks() {
+  python3 - "$1" <<'PY'
+import os, sys
+pid, total = sys.argv[1], 0
+for p in os.listdir("/proc"):
+    if not p.isdigit():
+        continue
+    try:
+        fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    # After the command name: state, ppid, ..., utime (14th field of the line), stime (15th).
+    if p == pid or fields[1] == pid:
+        total += int(fields[11]) + int(fields[12])
+print(total)
+PY
+}
+
 # --- cleanup: every process this script started, by pid -----------------------------------
 TMP=$(mktemp -d -t switchyard-bench-XXXXXX)
 chmod 755 "$TMP"  # nginx workers may run as another user
@@ -90,6 +112,7 @@ done
   > "$TMP/mock.out" 2> "$TMP/mock.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s "$TMP/mock.out" ]] && break; sleep 0.05; done
+TPID[direct]=${PIDS[-1]}
 MOCK=$(sed -n 's/^listening on //p' "$TMP/mock.out")
 [[ -n "$MOCK" ]] || { log "switchyard-mock did not start"; cat "$TMP/mock.log" >&2; exit 1; }
 declare -A URL
@@ -136,6 +159,7 @@ http {
 EOF
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
   PIDS+=($!)
+  TPID[nginx]=$!
   wait_for_port "127.0.0.1:$port" nginx || { cat "$dir/logs/error.log" >&2; exit 1; }
   URL[nginx]="http://127.0.0.1:$port/v1/chat/completions"
   log "nginx at 127.0.0.1:$port"
@@ -216,6 +240,7 @@ EOF
   "$proxy_bin" --config "$dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
     "${auth_args[@]}" "$@" > "$TMP/$name.log" 2>&1 &
   PIDS+=($!)
+  TPID[$name]=$!
   local deadline=$((SECONDS + 20))
   until [[ "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "http://127.0.0.1:$admin/readyz")" == 200 ]]; do
     ((SECONDS < deadline)) || { log "switchyard-proxy not ready"; cat "$TMP/$name.log" >&2; exit 1; }
@@ -256,10 +281,25 @@ run() { # scenario, target, loadgen args...
   shift 2
   [[ "$target" == proxy-cache* ]] && set -- "$@" --header "x-switchyard-cache: allow"
   log "$scenario → $target"
+  local before after
+  before=$(cpu_ticks "${TPID[$target]}")
   "$BIN/loadgen" --url "${URL[$target]}" --duration "$DURATION" --warmup "$WARMUP" \
     --threads "$LOADGEN_THREADS" --label "$target" --json --header "authorization: Bearer $BENCH_KEY" "$@" \
-    | python3 -c 'import json, sys; r = json.load(sys.stdin); r["scenario"] = sys.argv[1]; print(json.dumps(r))' "$scenario" \
-    >> "$RESULTS"
+    > "$TMP/loadgen.json"
+  after=$(cpu_ticks "${TPID[$target]}")
+  # CPU per request: the target's utime+stime over the whole run (warmup included) divided by
+  # the requests of the whole run, estimated at the achieved rate over warmup + duration.
+  python3 - "$scenario" "$before" "$after" "$CLK_TCK" "$WARMUP" "$TMP/loadgen.json" >> "$RESULTS" <<'PY'
+import json, re, sys
+scenario, before, after, tck, warmup, path = sys.argv[1:7]
+r = json.load(open(path))
+n, unit = re.fullmatch(r"([0-9.]+)(ms|s|m)", warmup).groups()
+warmup_s = float(n) * {"ms": 1e-3, "s": 1, "m": 60}[unit]
+requests = r["achieved_rate"] * (r["duration_s"] + warmup_s)
+r["scenario"] = scenario
+r["cpu_us_per_request"] = (int(after) - int(before)) / int(tck) * 1e6 / requests if requests else None
+print(json.dumps(r))
+PY
 }
 
 for rate in $RATES; do
@@ -283,8 +323,8 @@ keys = ["p50", "p90", "p99", "p99_9", "max"]
 direct = {r["scenario"]: r for r in rows if r["label"] == "direct"}
 nginx = {r["scenario"]: r for r in rows if r["label"] == "nginx"}
 
-print("| scenario | target | achieved req/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | added p50 ms | added p99 ms |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| scenario | target | achieved req/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | added p50 ms | added p99 ms | CPU µs/req |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     lat = r["latency_ms"]
     base = direct.get(r["scenario"])
@@ -293,7 +333,8 @@ for r in rows:
     else:
         added = ["", ""]
     cells = [r["scenario"], r["label"], f"{r['achieved_rate']:.0f}", str(r["errors"])]
-    cells += [f"{lat[k]:.3f}" for k in keys] + added
+    cpu = r.get("cpu_us_per_request")
+    cells += [f"{lat[k]:.3f}" for k in keys] + added + [f"{cpu:.0f}" if cpu is not None else ""]
     print("| " + " | ".join(cells) + " |")
 
 tput = [r for r in rows if r["scenario"].startswith("max throughput")]
