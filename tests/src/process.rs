@@ -300,6 +300,31 @@ impl ProxyProcess {
     pub fn log(&self) -> String {
         self.guard.log_text()
     }
+
+    /// The value of one series on `/metrics`, named as Prometheus prints it
+    /// (`switchyard_connections_open{listener="client"}`); `None` when it is absent.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let metrics = http::get(self.admin, "/metrics").ok()?;
+        metrics.text().lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
+    /// Waits up to `limit` until series `series` satisfies `holds`; panics with the metrics
+    /// otherwise.
+    pub fn wait_for_metric(&self, series: &str, limit: Duration, holds: impl Fn(f64) -> bool) {
+        let start = Instant::now();
+        while !self.metric(series).is_some_and(&holds) {
+            if start.elapsed() > limit {
+                let all = http::get(self.admin, "/metrics")
+                    .map(|r| r.text())
+                    .unwrap_or_default();
+                panic!("{series} never reached the expected value within {limit:?}:\n{all}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Why a proxy did not become ready.

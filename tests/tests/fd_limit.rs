@@ -69,27 +69,11 @@ fn idle_clients_cannot_exhaust_descriptors_under_a_low_ulimit() {
     let health = http::get(proxy.admin_addr(), "/healthz").expect("the admin port answers");
     assert_eq!(health.status, 200);
     // The kernel accepts connections before the proxy does: wait for it to have seen them.
-    let start = Instant::now();
-    loop {
-        let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
-        let refused: u64 = metrics
-            .text()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("switchyard_connections_refused_total{listener=\"client\"} ")
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .expect("the refused-connections counter");
-        if refused > 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no connection was refused:\n{}",
-            metrics.text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    proxy.wait_for_metric(
+        "switchyard_connections_refused_total{listener=\"client\"}",
+        Duration::from_secs(30),
+        |refused| refused > 0.0,
+    );
     // A client now gets an answer at once (a 503 while the slots are taken), not a hang.
     let answer = http::get(proxy.listen_addr(), "/v1/models").expect("an answer");
     assert!(

@@ -183,15 +183,9 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     while !proxy.log().contains("listening on") && start.elapsed() < CLOSE_WITHIN {
         std::thread::sleep(Duration::from_millis(20));
     }
-    wait_for_metric(
-        &proxy,
-        "switchyard_connections_open{listener=\"client\"} 0\n",
-    );
+    proxy.wait_for_metric(OPEN, CLOSE_WITHIN, |n| n == 0.0);
     let idle: Vec<TcpStream> = (0..4).map(|_| connect(proxy.listen_addr())).collect();
-    wait_for_metric(
-        &proxy,
-        "switchyard_connections_open{listener=\"client\"} 4\n",
-    );
+    proxy.wait_for_metric(OPEN, CLOSE_WITHIN, |n| n == 4.0);
 
     let refused_before = refused_total(&proxy);
     let refused = http::get(proxy.listen_addr(), "/v1/models").expect("an answer");
@@ -200,7 +194,7 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     assert_eq!(refused.json().expect("JSON")["error"]["code"], "overloaded");
     let health = http::get(proxy.admin_addr(), "/healthz").expect("admin answers");
     assert_eq!(health.status, 200);
-    assert_eq!(refused_total(&proxy), refused_before + 1);
+    assert_eq!(refused_total(&proxy), refused_before + 1.0);
 
     drop(idle);
     let start = Instant::now();
@@ -218,32 +212,15 @@ fn connections_over_the_cap_are_refused_and_the_admin_port_still_answers() {
     }
 }
 
-/// `switchyard_connections_refused_total` now.
-fn refused_total(proxy: &ProxyProcess) -> u64 {
-    let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
-    metrics
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix("switchyard_connections_refused_total{listener=\"client\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the refused-connections counter")
-}
+const OPEN: &str = "switchyard_connections_open{listener=\"client\"}";
+const REFUSED: &str = "switchyard_connections_refused_total{listener=\"client\"}";
+const HELD: &str = "switchyard_request_body_bytes_held";
 
-/// Waits until the proxy's metrics contain the line `want`.
-fn wait_for_metric(proxy: &ProxyProcess, want: &str) {
-    let start = Instant::now();
-    loop {
-        let metrics = http::get(proxy.admin_addr(), "/metrics").expect("metrics");
-        if metrics.text().contains(want) {
-            return;
-        }
-        assert!(
-            start.elapsed() < CLOSE_WITHIN,
-            "the metrics never showed {want:?}:\n{}",
-            metrics.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `switchyard_connections_refused_total` of the client listener now.
+fn refused_total(proxy: &ProxyProcess) -> f64 {
+    proxy
+        .metric(REFUSED)
+        .expect("the refused-connections counter")
 }
 
 #[test]
@@ -272,7 +249,7 @@ fn request_bodies_held_at_once_are_capped() {
     slow.write_all(&big[..1000]).expect("write a first part");
 
     // 800 kB are held for the first request: 300 kB more do not fit under 1 MB.
-    wait_for_metric(&proxy, "switchyard_request_body_bytes_held 800000\n");
+    proxy.wait_for_metric(HELD, CLOSE_WITHIN, |n| n == 800_000.0);
     let second = chat_body(300_000);
     let post_second = || {
         http::request(
@@ -302,7 +279,7 @@ fn request_bodies_held_at_once_are_capped() {
     let first = read_answer(&slow);
     assert_eq!(first.status, 200, "{}", first.text());
     // The first request's bytes are given back once its handler is done.
-    wait_for_metric(&proxy, "switchyard_request_body_bytes_held 0\n");
+    proxy.wait_for_metric(HELD, CLOSE_WITHIN, |n| n == 0.0);
     let again = post_second();
     assert_eq!(again.status, 200, "{}", again.text());
 }
