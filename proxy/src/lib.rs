@@ -1,7 +1,9 @@
 //! The Switchyard data plane: an OpenAI- and Anthropic-compatible LLM gateway on pingora.
 //!
 //! ```text
-//!  client ──▶ service (one ProxyHttp) ──▶ api::request (borrowed top-level JSON)
+//!  client ──▶ listener (connection cap, header and idle deadlines)
+//!                │
+//!             service (one ProxyHttp) ──▶ api::request (borrowed top-level JSON)
 //!                │   /v1/messages: api::anthropic │ model, stream, prompt estimate
 //!                │   (translated to OpenAI chat)  ▼
 //!                │                      switchyard_dsl::decide(snapshot)
@@ -12,7 +14,8 @@
 //!                                 └──── stream (SSE relay, checks) ◀──┘ upstream (pooled)
 //! ```
 //!
-//! The whole exchange happens in `request_filter`: the body is read in full (size-limited),
+//! The listener bounds connections before pingora parses anything (`listener`); the whole
+//! exchange happens in `request_filter`: the body is read in full within `body`'s bounds,
 //! routed, sent to each candidate in turn and relayed back chunk by chunk. Nothing is retried
 //! or failed over once a byte has reached the client. Every provider answers the router in
 //! OpenAI's shapes (Anthropic and Gemini adapters translate as they read); answers to
