@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -233,6 +234,28 @@ impl Settings {
         if self.max_body_bytes == 0 {
             return bad("--max-body-bytes must be at least 1".into());
         }
+        let limits = &self.limits;
+        if limits.max_buffered_body_bytes < self.max_body_bytes {
+            return bad(format!(
+                "--max-buffered-body-bytes ({}) is below --max-body-bytes ({}): a body the \
+                 proxy accepts could never be held",
+                limits.max_buffered_body_bytes, self.max_body_bytes
+            ));
+        }
+        if [
+            limits.header_timeout,
+            limits.body_timeout,
+            limits.idle_timeout,
+        ]
+        .contains(&Duration::ZERO)
+            || limits.max_connections == 0
+        {
+            return bad(
+                "--header-timeout, --body-timeout, --idle-timeout and --max-connections must be \
+                 above zero"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -330,6 +353,31 @@ mod tests {
             .expect_err("no CA")
             .to_string();
         assert!(err.contains("--control-ca-file"), "{err}");
+    }
+
+    #[test]
+    fn client_limits_that_could_never_serve_are_refused() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["switchyard-proxy", "--config", "x"];
+            args.extend_from_slice(extra);
+            Settings::try_parse_from(args).expect("parses")
+        };
+        parse(&[]).validate().expect("defaults are valid");
+        assert!(
+            parse(&[
+                "--max-buffered-body-bytes",
+                "1000",
+                "--max-body-bytes",
+                "2000"
+            ])
+            .validate()
+            .is_err()
+        );
+        assert!(parse(&["--header-timeout", "0s"]).validate().is_err());
+        assert!(parse(&["--max-connections", "0"]).validate().is_err());
+        parse(&["--idle-timeout", "5s", "--max-connections", "10"])
+            .validate()
+            .expect("valid");
     }
 
     #[test]
