@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod ctx;
 pub mod listener;
+pub mod log_sink;
 pub mod metrics;
 pub mod providers;
 pub mod quota;
