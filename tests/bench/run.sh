@@ -22,6 +22,9 @@
 # Target `proxy-cache` is the proxy with `cache for 10m` on its route and the load generator sending
 # `x-switchyard-cache: allow`: after the first request every one is a cache hit;
 # `proxy-cache-redis` is the same with the cache in a redis-server this script starts.
+# Targets `floor-forward` and `floor-relay` are pingora with no Switchyard code
+# (proxy/examples/pingora_floor.rs): its own proxy phases, and the shape switchyard-proxy has
+# (body read in request_filter, upstream over the pooled Connector); what the framework costs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -102,6 +105,9 @@ wait_for_port() { # host:port, what
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
   log "building release binaries"
   (cd "$ROOT" && cargo build --release --bin switchyard-proxy --bin switchyard-mock --bin loadgen)
+  if [[ "$TARGETS" == *floor* ]]; then
+    (cd "$ROOT" && cargo build --release --example pingora_floor)
+  fi
 fi
 for bin in switchyard-mock loadgen; do
   [[ -x "$BIN/$bin" ]] || { log "missing $BIN/$bin (run without NO_BUILD)"; exit 1; }
@@ -250,6 +256,19 @@ EOF
   log "switchyard-proxy ($name) at 127.0.0.1:$port"
 }
 
+# --- pingora_floor: the framework with nothing of Switchyard's -----------------------------
+start_floor() { # target name, mode
+  local port bin="$BIN/examples/pingora_floor"
+  [[ -x "$bin" ]] || { log "missing $bin (run without NO_BUILD)"; exit 1; }
+  port=$(free_port)
+  "$bin" "$2" "127.0.0.1:$port" "$MOCK" > "$TMP/$1.log" 2>&1 &
+  PIDS+=($!)
+  TPID[$1]=$!
+  wait_for_port "127.0.0.1:$port" "$1" || { cat "$TMP/$1.log" >&2; exit 1; }
+  URL[$1]="http://127.0.0.1:$port/v1/chat/completions"
+  log "pingora_floor $2 at 127.0.0.1:$port"
+}
+
 start_redis() {
   command -v redis-server >/dev/null || { log "installing redis-server"; apt-get install -y -qq redis-server >&2; }
   REDIS_PORT=$(free_port)
@@ -265,13 +284,15 @@ for target in $TARGETS; do
     nginx) start_nginx ;;
     proxy) start_proxy proxy ;;
     proxy-latency) start_proxy proxy-latency ;;
+    floor-forward) start_floor floor-forward forward ;;
+    floor-relay) start_floor floor-relay relay ;;
     proxy-baseline) start_proxy proxy-baseline ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
     proxy-cache) start_proxy proxy-cache ;;
     proxy-cache-redis)
       [[ -n "${REDIS_PORT:-}" ]] || start_redis
       start_proxy proxy-cache-redis --cache-redis-url "redis://127.0.0.1:$REDIS_PORT/1" ;;
-    *) log "unknown target $target (direct, nginx, proxy, proxy-latency, proxy-baseline, proxy-redis, proxy-cache, proxy-cache-redis)"; exit 1 ;;
+    *) log "unknown target $target (direct, nginx, proxy, proxy-latency, floor-forward, floor-relay, proxy-baseline, proxy-redis, proxy-cache, proxy-cache-redis)"; exit 1 ;;
   esac
 done
 
