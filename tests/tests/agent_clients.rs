@@ -339,6 +339,15 @@ fn claude_code_through_an_anthropic_target() {
     // The proxy sent the provider's key (the mock requires it), not the client's.
     assert_eq!(first["headers"]["x-api-key"], "[redacted]");
     assert_eq!(first["headers"]["anthropic-version"], "2023-06-01");
+    // The betas that let Anthropic accept the beta fields in the body went along.
+    let betas = first["headers"]["anthropic-beta"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        betas.contains("context-management-") && first["body"]["context_management"].is_object(),
+        "anthropic-beta {betas:?} for {:#}",
+        first["body"]
+    );
     // Claude Code's real request shape reached the target as it was sent.
     let body = &first["body"];
     assert_eq!(body["stream"], true, "{body}");
