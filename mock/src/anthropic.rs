@@ -223,16 +223,35 @@ fn choice(value: Option<&Value>) -> Choice {
     }
 }
 
-/// Whether the last turn is the user handing back tool results.
-fn answering_tool_result(messages: &[Message]) -> bool {
-    messages.last().is_some_and(|m| {
-        m.role == "user"
-            && m.content.as_array().is_some_and(|blocks| {
-                blocks
-                    .iter()
-                    .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-            })
+/// The first message whose role the API refuses: roles are `user` and `assistant`, and
+/// `system` (mid-conversation instructions, as Claude Code sends them) right after a user
+/// turn.
+fn misplaced_role(messages: &[Message]) -> Option<&Message> {
+    messages.iter().enumerate().find_map(|(i, m)| {
+        let after_user = i > 0 && messages[i - 1].role == "user";
+        match m.role.as_str() {
+            "user" | "assistant" => None,
+            "system" if after_user => None,
+            _ => Some(m),
+        }
     })
+}
+
+/// Whether the last turn (mid-conversation system messages aside) is the user handing back
+/// tool results.
+fn answering_tool_result(messages: &[Message]) -> bool {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role != "system")
+        .is_some_and(|m| {
+            m.role == "user"
+                && m.content.as_array().is_some_and(|blocks| {
+                    blocks
+                        .iter()
+                        .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                })
+        })
 }
 
 /// `POST /v1/messages/count_tokens`.
@@ -260,13 +279,10 @@ pub fn messages(body: &[u8], ctx: &Ctx<'_>) -> Reply {
             "messages: at least one message is required",
         ));
     }
-    if let Some(bad) = req
-        .messages
-        .iter()
-        .find(|m| m.role != "user" && m.role != "assistant")
-    {
+    if let Some(bad) = misplaced_role(&req.messages) {
         return Reply::Error(ApiError::invalid_request(format!(
-            "messages: Unexpected role \"{}\". Allowed roles are \"user\" or \"assistant\".",
+            "messages: Unexpected role \"{}\". Allowed roles are \"user\" or \"assistant\", \
+             and \"system\" right after a user turn.",
             bad.role
         )));
     }
@@ -699,6 +715,38 @@ mod tests {
         let blocks = [(40, false), (40, true), (40, false), (40, true), (8, false)];
         assert_eq!(input_usage(&blocks), (2, 20, 20));
         assert_eq!(input_usage(&[(9, false)]), (3, 0, 0));
+    }
+
+    #[test]
+    fn system_messages_only_after_a_user_turn() {
+        let m = |role: &str, content: Value| Message {
+            role: role.into(),
+            content,
+        };
+        let result = json!([{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]);
+        let ok = [
+            m("user", json!("hi")),
+            m("assistant", json!("calling")),
+            m("user", result),
+            m("system", json!("new instructions")),
+        ];
+        assert!(misplaced_role(&ok).is_none());
+        assert!(
+            answering_tool_result(&ok),
+            "a trailing system message hides the result"
+        );
+        let first = [m("system", json!("x")), m("user", json!("hi"))];
+        assert_eq!(
+            misplaced_role(&first).map(|m| m.role.as_str()),
+            Some("system")
+        );
+        let after_assistant = [
+            m("user", json!("a")),
+            m("assistant", json!("b")),
+            m("system", json!("c")),
+        ];
+        assert!(misplaced_role(&after_assistant).is_some());
+        assert!(misplaced_role(&[m("tool", json!("x"))]).is_some());
     }
 
     #[test]

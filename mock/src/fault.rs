@@ -101,7 +101,7 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
         /// Tool calls in the answer (parallel calls: the named or first tool, then the next
-        /// ones offered); 1 when absent.
+        /// ones offered); 1 when absent; 0 answers with text even where a call would come.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         calls: Option<u32>,
     },

@@ -4,7 +4,10 @@
 //! The rule, the same for every wire format:
 //!
 //! - a `tool_call` fault forces a call (its `name`, else the first tool offered, else
-//!   `mock_tool`; its `arguments`, else ones made from the tool's schema);
+//!   `mock_tool`; its `arguments`, else ones made from the tool's schema) — or, with
+//!   `calls: 0`, forces text even where a call would come: as the default fault it makes
+//!   agent clients (Claude Code, Codex) end their run after one answer, where the random
+//!   calls below would keep them looping;
 //! - no tools offered, or a tool choice of "none": text;
 //! - a choice that demands a tool ("required" / "any" / a named tool): a call;
 //! - "auto" (or no choice): a call, unless the request is answering a tool result (its last
@@ -45,7 +48,7 @@ pub struct Forced {
     pub arguments: Option<Value>,
     /// Text said before the call (a text block or content beside it).
     pub text: Option<String>,
-    /// Calls in one answer (parallel tool calls); 1 when absent.
+    /// Calls in one answer (parallel tool calls); 1 when absent; 0 answers with text.
     pub calls: Option<u32>,
 }
 
@@ -103,6 +106,9 @@ pub fn decide(
     seed: u64,
 ) -> Option<Call> {
     if let Some(forced) = forced {
+        if forced.calls == Some(0) {
+            return None;
+        }
         let name = forced
             .name
             .clone()
@@ -302,6 +308,13 @@ mod tests {
         assert_eq!(call.name, "mock_tool");
         assert_eq!(call.arguments, json!({"a": 1}));
         assert_eq!(call.text_tokens(), ["Let", " me", " look."]);
+        // `calls: 0` answers with text even where a call is demanded.
+        let text = Forced {
+            calls: Some(0),
+            ..Forced::default()
+        };
+        assert!(decide(&tools, &Choice::Any, false, Some(&text), 1).is_none());
+        assert!(decide(&tools, &Choice::Auto, false, Some(&text), 1).is_none());
     }
 
     #[test]

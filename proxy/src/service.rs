@@ -231,9 +231,11 @@ impl Gateway {
         };
         // The hold keeps the body's bytes counted until the request is done with them.
         let (mut bytes, _held) = crate::body::read(session, &self.body).await?;
-        // A Messages body is routed as its OpenAI translation; the original goes to
-        // Anthropic targets as is.
-        let native = (endpoint == Endpoint::Messages).then(|| bytes.clone());
+        // A Messages body is routed as its OpenAI translation; the original (with its
+        // `anthropic-beta` header) goes to Anthropic targets as is.
+        let native = (endpoint == Endpoint::Messages).then(|| {
+            crate::api::anthropic::Native::new(bytes.clone(), &session.req_header().headers)
+        });
         if endpoint == Endpoint::Messages {
             bytes = crate::api::anthropic::to_openai(&bytes)?;
         }

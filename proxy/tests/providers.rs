@@ -485,3 +485,51 @@ async fn models_list_in_anthropic_shape_for_anthropic_sdks() {
     let plain = get(&proxy.url, "/v1/models").await.json();
     assert_eq!(plain["object"], "list");
 }
+
+/// Claude Code's request shape: beta fields enabled by `anthropic-beta` (an Anthropic target
+/// gets the header with the body) and a mid-conversation system message (kept in place for
+/// an OpenAI target, passed through to an Anthropic one).
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_betas_and_mid_conversation_system_messages() {
+    let mut body = messages_body(false);
+    body["messages"] = json!([
+        {"role": "user", "content": "Hello there"},
+        {"role": "system", "content": [{"type": "text", "text": "cwd: /tmp", "cache_control": {"type": "ephemeral"}}]},
+    ]);
+    body["context_management"] =
+        json!({"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]});
+    let betas = "claude-code-20250219,context-management-2025-06-27";
+    let send = |url: String| {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/messages"))
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", betas)
+            .json(&body)
+            .send()
+    };
+
+    let (m, proxy) = single(ProviderKind::Anthropic).await;
+    let r = send(proxy.url.clone()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let seen = &m.state().requests()[0];
+    assert_eq!(
+        seen.headers.get("anthropic-beta").map(String::as_str),
+        Some(betas)
+    );
+    assert_eq!(seen.body["messages"], body["messages"]);
+    assert_eq!(seen.body["context_management"], body["context_management"]);
+
+    let (m, proxy) = single(ProviderKind::OpenaiCompatible).await;
+    let r = send(proxy.url.clone()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let seen = &m.state().requests()[0];
+    assert!(!seen.headers.contains_key("anthropic-beta"));
+    let roles: Vec<&str> = seen.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["system", "user", "system"], "{}", seen.body);
+    assert_eq!(seen.body["messages"][2]["content"], "cwd: /tmp");
+}

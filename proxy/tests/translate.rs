@@ -234,7 +234,7 @@ fn anthropic_client_requests_are_validated_with_clear_errors() {
         ),
         (
             base(serde_json::json!([{"role": "wizard", "content": "x"}])),
-            "`messages.0.role` must be `user` or `assistant`, not `wizard`",
+            "`messages.0.role` must be `user`, `assistant` or `system`, not `wizard`",
         ),
         (
             {

@@ -12,6 +12,36 @@ use crate::translate::anthropic_openai;
 /// `RequestCtx::endpoint` of a Messages request.
 pub const LABEL: &str = "messages";
 
+/// A Messages client's own request, which Anthropic targets get as is (model replaced):
+/// the body and its `anthropic-beta` header. The beta fields in the body need the header
+/// upstream: Claude Code sends `context_management`, effort and deferred tools, and without
+/// the header Anthropic answers 400 "Extra inputs are not permitted".
+#[derive(Debug, Clone)]
+pub struct Native {
+    /// The body as the client sent it.
+    pub body: Bytes,
+    /// The client's `anthropic-beta` values, comma-joined (the header may repeat).
+    pub anthropic_beta: Option<String>,
+}
+
+impl Native {
+    /// The client's body and `anthropic-beta` header(s); values that are not visible ASCII
+    /// are left out.
+    pub fn new(body: Bytes, headers: &http::HeaderMap) -> Self {
+        let betas: Vec<&str> = headers
+            .get_all("anthropic-beta")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        Self {
+            body,
+            anthropic_beta: (!betas.is_empty()).then(|| betas.join(",")),
+        }
+    }
+}
+
 /// The OpenAI chat body for a Messages body.
 pub fn to_openai(body: &[u8]) -> Result<Bytes, ApiError> {
     if body.is_empty() {
@@ -159,6 +189,27 @@ mod tests {
         )
         .expect("ok"));
         assert_eq!(o["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn native_requests_keep_their_betas() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(Native::new(Bytes::new(), &headers).anthropic_beta, None);
+        headers.append(
+            "anthropic-beta",
+            http::HeaderValue::from_static("claude-code-20250219,context-management-2025-06-27"),
+        );
+        headers.append(
+            "anthropic-beta",
+            http::HeaderValue::from_static(" effort-2025-11-24 "),
+        );
+        headers.append("anthropic-beta", http::HeaderValue::from_static(""));
+        let native = Native::new(Bytes::from_static(b"{}"), &headers);
+        assert_eq!(
+            native.anthropic_beta.as_deref(),
+            Some("claude-code-20250219,context-management-2025-06-27,effort-2025-11-24")
+        );
+        assert_eq!(native.body, Bytes::from_static(b"{}"));
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl ProviderAdapter for Anthropic {
         // An Anthropic client's own body goes as is (cache_control, thinking and the
         // rest survive); anything else is translated.
         let body = match &req.native {
-            Some(native) => match serde_json::from_slice::<Value>(native) {
+            Some(native) => match serde_json::from_slice::<Value>(&native.body) {
                 Ok(mut v) => {
                     v["model"] = Value::String(req.model.to_owned());
                     Bytes::from(v.to_string())
@@ -96,7 +96,7 @@ impl ProviderAdapter for Anthropic {
         opts.model = req.model.to_owned();
         let (dest, prefix) = translated::base(req.provider, ANTHROPIC_BASE_URL)?;
         let path = messages_path(&prefix);
-        let header = translated::request_header(
+        let mut header = translated::request_header(
             req,
             &dest,
             &path,
@@ -104,6 +104,11 @@ impl ProviderAdapter for Anthropic {
             |key| vec![("x-api-key", key.to_owned())],
             &[("anthropic-version", ANTHROPIC_VERSION)],
         )?;
+        if let Some(betas) = req.native.as_ref().and_then(|n| n.anthropic_beta.clone()) {
+            header.insert_header("anthropic-beta", betas).map_err(|_| {
+                AttemptError::Unavailable("cannot build the upstream request".into())
+            })?;
+        }
         translated::send(
             &self.upstream,
             req,

@@ -44,9 +44,10 @@ pub struct AttemptRequest<'a> {
     /// The upstream model name.
     pub model: &'a str,
     pub body: Bytes,
-    /// The client's own body when its API is not OpenAI's: an Anthropic Messages body,
-    /// which the Anthropic adapter sends as is (model replaced) instead of translating.
-    pub native: Option<Bytes>,
+    /// The client's own request when its API is not OpenAI's: an Anthropic Messages body,
+    /// which the Anthropic adapter sends as is (model replaced, `anthropic-beta` kept)
+    /// instead of translating.
+    pub native: Option<crate::api::anthropic::Native>,
     pub stream: bool,
     /// Connect deadline (TCP + TLS).
     pub connect_timeout: Duration,

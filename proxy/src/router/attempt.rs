@@ -206,8 +206,8 @@ pub struct AttemptPlan<'a> {
     pub body: Bytes,
     pub stream: bool,
     pub total_deadline: Option<Instant>,
-    /// The client's own body, for a provider that speaks the client's API.
-    pub native: Option<Bytes>,
+    /// The client's own request, for a provider that speaks the client's API.
+    pub native: Option<crate::api::anthropic::Native>,
     /// The target's statistics: the attempt counts as in flight there while it runs.
     pub stats: std::sync::Arc<TargetStats>,
     /// What the request holds while it is answered.

@@ -47,8 +47,8 @@ pub struct Job<'a> {
     pub decision: Decision<'a>,
     pub body: &'a RequestBody<'a>,
     pub endpoint: Endpoint,
-    /// The client's own body when its API is not OpenAI's (an Anthropic Messages body).
-    pub native: Option<&'a Bytes>,
+    /// The client's own request when its API is not OpenAI's (an Anthropic Messages body).
+    pub native: Option<&'a crate::api::anthropic::Native>,
     /// The request's budget reservation and cache capture buffer.
     pub holds: attempt::Holds<'a>,
 }

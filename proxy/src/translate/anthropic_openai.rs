@@ -80,9 +80,25 @@ fn validate(req: &Value, messages: &[Value]) -> Result<()> {
     for (i, m) in messages.iter().enumerate() {
         match m["role"].as_str() {
             Some("user" | "assistant") => {}
+            // Mid-conversation instructions (Claude Code sends its environment this way):
+            // text only, as the top-level `system`.
+            Some("system") => {
+                let text_only = match &m["content"] {
+                    Value::String(_) => true,
+                    Value::Array(blocks) => blocks.iter().all(|b| b["type"] == "text"),
+                    _ => false,
+                };
+                if !text_only {
+                    return Err(bad(format!(
+                        "`messages.{i}.content` of a `system` message must be a string or \
+                         an array of `text` blocks"
+                    )));
+                }
+                continue;
+            }
             Some(other) => {
                 return Err(bad(format!(
-                    "`messages.{i}.role` must be `user` or `assistant`, not {}",
+                    "`messages.{i}.role` must be `user`, `assistant` or `system`, not {}",
                     quoted(other)
                 )));
             }
@@ -126,6 +142,14 @@ pub fn request(req: &Value) -> Result<Value> {
     }
     for m in messages {
         let role = m["role"].as_str().unwrap_or("user");
+        if role == "system" {
+            // Stays where it is: OpenAI takes system messages anywhere in the list.
+            let text = text_of(&m["content"]);
+            if !text.is_empty() {
+                out.push(json!({"role": "system", "content": text}));
+            }
+            continue;
+        }
         let blocks = match &m["content"] {
             Value::String(s) => vec![json!({"type": "text", "text": s})],
             Value::Array(a) => a.clone(),
@@ -483,5 +507,61 @@ impl Stream {
             &error_body(ErrorClass::ServerError, message),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claude Code sends its environment as a `system` message after the first user turn,
+    /// with `cache_control` on the block.
+    #[test]
+    fn mid_conversation_system_messages_keep_their_place() {
+        let req = json!({
+            "model": "m",
+            "max_tokens": 5,
+            "system": [{"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+                {"role": "system", "content": [
+                    {"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}},
+                    {"type": "text", "text": "cwd: /tmp"}
+                ]},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Again"},
+                {"role": "system", "content": "Be brief."}
+            ]
+        });
+        let out = request(&req).expect("translates");
+        let roles: Vec<&str> = out["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["role"].as_str())
+            .collect();
+        assert_eq!(
+            roles,
+            ["system", "user", "system", "assistant", "user", "system"]
+        );
+        assert_eq!(out["messages"][0]["content"], "You are an agent.");
+        assert_eq!(out["messages"][2]["content"], "# Environment\ncwd: /tmp");
+        assert_eq!(out["messages"][5]["content"], "Be brief.");
+    }
+
+    #[test]
+    fn system_messages_carry_text_only() {
+        let req = json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}
+            ]
+        });
+        let err = request(&req).expect_err("refused").to_string();
+        assert!(
+            err.contains("`messages.1.content` of a `system` message"),
+            "{err}"
+        );
     }
 }
