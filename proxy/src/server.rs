@@ -129,7 +129,6 @@ pub fn build_with_quota(
 ) -> Result<(Server, Arc<crate::quota::Quota>)> {
     let mut conf = ServerConf::new().ok_or_else(|| Error::Server("no default config".into()))?;
     conf.threads = settings.worker_threads();
-    conf.work_stealing = settings.scheduling == crate::settings::Scheduling::WorkStealing;
     conf.grace_period_seconds = Some(settings.grace_period_seconds);
     conf.graceful_shutdown_timeout_seconds = Some(settings.grace_period_seconds);
     conf.daemon = false;

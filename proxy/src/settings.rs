@@ -16,15 +16,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// `--listen`, routing every request through the policies found in `--config`. Prints
 /// `listening on ADDR` and `admin listening on ADDR` on stdout once each port accepts
 /// connections. SIGINT stops at once; SIGTERM drains for `--grace-period-seconds`.
-/// How worker threads share requests (`--scheduling`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scheduling {
-    /// One runtime per thread; each connection stays on the thread it was given.
-    PerThread,
-    /// One runtime for all threads; idle threads steal queued tasks.
-    WorkStealing,
-}
-
 #[derive(Debug, Clone, Parser)]
 #[command(name = "switchyard-proxy", version, about, long_about)]
 pub struct Settings {
@@ -90,13 +81,6 @@ pub struct Settings {
     /// Worker threads of the proxy service (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-
-    /// How worker threads share requests: `per-thread` gives each thread its own runtime
-    /// and the connections handed to it (no cross-thread wake-ups, like nginx's workers: the
-    /// least CPU per request); `work-stealing` lets idle threads take queued work (evens out
-    /// uneven load at some CPU cost).
-    #[arg(long, value_name = "MODE", value_enum, default_value_t = Scheduling::PerThread)]
-    pub scheduling: Scheduling,
 
     /// On SIGTERM, seconds to keep accepting before closing listeners, and again at most
     /// to let in-flight requests finish. Keep it below the pod's termination grace period.
@@ -288,7 +272,6 @@ impl Settings {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             threads: Some(1),
-            scheduling: Scheduling::PerThread,
             grace_period_seconds: 1,
             draw_seed: None,
             allow_anonymous: true,
