@@ -18,7 +18,7 @@
 # `proxy-latency` is the proxy with latency and error-rate triggers, a failover target and a
 # hedge that never fires (2 s), so every request checks its window statistics; target
 # `proxy-baseline` runs the plain policy on another build of the proxy, BASELINE_BIN (e.g. a
-# commit before a change), for A/B runs.
+# commit before a change), for A/B runs, with BASELINE_ARGS (extra proxy flags) if set.
 # Target `proxy-cache` is the proxy with `cache for 10m` on its route and the load generator sending
 # `x-switchyard-cache: allow`: after the first request every one is a cache hit;
 # `proxy-cache-redis` is the same with the cache in a redis-server this script starts.
@@ -286,7 +286,8 @@ for target in $TARGETS; do
     proxy-latency) start_proxy proxy-latency ;;
     floor-forward) start_floor floor-forward forward ;;
     floor-relay) start_floor floor-relay relay ;;
-    proxy-baseline) start_proxy proxy-baseline ;;
+    # shellcheck disable=SC2086 # BASELINE_ARGS is a list of words
+    proxy-baseline) start_proxy proxy-baseline ${BASELINE_ARGS:-} ;;
     proxy-redis) start_redis; start_proxy proxy-redis --redis-url "redis://127.0.0.1:$REDIS_PORT/0" ;;
     proxy-cache) start_proxy proxy-cache ;;
     proxy-cache-redis)
