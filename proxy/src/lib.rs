@@ -21,6 +21,7 @@
 //! OpenAI's shapes (Anthropic and Gemini adapters translate as they read); answers to
 //! Anthropic clients are translated back in `stream` and `api::anthropic`.
 
+pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod auth;

@@ -332,27 +332,26 @@ impl Gateway {
             ctx.provider.as_deref().unwrap_or("-"),
             ctx.model.as_deref().unwrap_or("-"),
         );
-        tracing::info!(
-            target: "switchyard::access",
-            method = %req.method,
-            path = %crate::api::bounded(req.uri.path()),
-            endpoint = ctx.endpoint,
-            requested_model = ctx.requested_model.as_deref(),
+        crate::access_log::Line {
+            method: req.method.as_str(),
+            path: &crate::api::bounded(req.uri.path()),
+            endpoint: ctx.endpoint,
+            requested_model: ctx.requested_model.as_deref(),
             route,
             provider,
             model,
             status,
-            attempts = ctx.attempts,
-            stream = ctx.stream,
-            stream_error = ctx.stream_error,
-            cache = ctx.cache,
-            duration_ms = duration.as_secs_f64() * 1e3,
-            ttft_ms = ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
-            input_tokens = ctx.usage.map(|u| u.input),
-            output_tokens = ctx.usage.map(|u| u.output),
-            error = ctx.error.as_deref(),
-            "request"
-        );
+            attempts: ctx.attempts,
+            stream: ctx.stream,
+            stream_error: ctx.stream_error,
+            cache: ctx.cache,
+            duration_ms: duration.as_secs_f64() * 1e3,
+            ttft_ms: ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
+            input_tokens: ctx.usage.map(|u| u.input),
+            output_tokens: ctx.usage.map(|u| u.output),
+            error: ctx.error.as_deref(),
+        }
+        .write();
         let metrics: &Metrics = &self.router.metrics;
         metrics.request_finished(route, provider, model, status, duration, ctx.ttft);
         if let Some(u) = ctx.usage {

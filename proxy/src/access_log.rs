@@ -1,0 +1,156 @@
+//! The access log: one JSON line per request, in the shape `tracing_subscriber`'s JSON
+//! formatter gives every other log line (`timestamp`, `level`, `fields`, `target`), so log
+//! pipelines read both alike.
+//!
+//! Formatting the line through a `tracing` event cost about 4 µs per request (the JSON
+//! formatter's field visitors), a twentieth of the proxy's CPU at 5k req/s. The binary
+//! therefore hands its log sink to [`install`], and the line is serialised straight into
+//! it. `RUST_LOG` still decides: the line is written only when target `switchyard::access` is
+//! enabled at `info`. Without an installed sink (the library inside tests) the line is an
+//! ordinary `tracing` event with the same fields.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::log_sink::BatchedSink;
+
+/// The log target of access-log lines (for `RUST_LOG`, e.g. `switchyard::access=off`).
+pub const TARGET: &str = "switchyard::access";
+
+static SINK: OnceLock<BatchedSink> = OnceLock::new();
+
+/// Sends access-log lines straight to `sink` (the one the `tracing` subscriber writes to,
+/// so lines of both kinds stay in order within a batch). Only the first call counts.
+pub fn install(sink: BatchedSink) {
+    let _ = SINK.set(sink);
+}
+
+/// One finished request, as logged. Absent values are left out, as `tracing` does.
+#[derive(Debug, Serialize)]
+pub struct Line<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub endpoint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_model: Option<&'a str>,
+    pub route: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub status: u16,
+    pub attempts: u32,
+    pub stream: bool,
+    pub stream_error: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'a str>,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+/// The whole line around [`Line`]'s fields.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    timestamp: String,
+    level: &'static str,
+    fields: Fields<'a>,
+    target: &'static str,
+}
+
+#[derive(Serialize)]
+struct Fields<'a> {
+    message: &'static str,
+    #[serde(flatten)]
+    line: &'a Line<'a>,
+}
+
+impl Line<'_> {
+    /// Writes the line where access-log lines go, if `RUST_LOG` enables them.
+    pub fn write(&self) {
+        if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            return;
+        }
+        match SINK.get() {
+            Some(sink) => {
+                let mut out = Vec::with_capacity(512);
+                self.serialize_into(&mut out);
+                // The sink buffers in memory; writing to it cannot fail.
+                let _ = sink.clone().write_all(&out);
+            }
+            None => tracing::info!(target: TARGET, line = ?self, "request"),
+        }
+    }
+
+    /// The JSON line, newline-terminated.
+    fn serialize_into(&self, out: &mut Vec<u8>) {
+        let envelope = Envelope {
+            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now())
+                .to_string(),
+            level: "INFO",
+            fields: Fields {
+                message: "request",
+                line: self,
+            },
+            target: TARGET,
+        };
+        // Serialising plain strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &envelope);
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_has_the_shape_of_every_other_log_line() {
+        let line = Line {
+            method: "POST",
+            path: "/v1/chat/completions",
+            endpoint: "chat",
+            requested_model: Some("gpt-4o"),
+            route: "all",
+            provider: "openai",
+            model: "gpt-4o-2024",
+            status: 200,
+            attempts: 1,
+            stream: false,
+            stream_error: false,
+            cache: None,
+            duration_ms: 1.5,
+            ttft_ms: Some(0.75),
+            input_tokens: Some(12),
+            output_tokens: None,
+            error: Some("quote \" and\nnewline"),
+        };
+        let mut out = Vec::new();
+        line.serialize_into(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["target"], "switchyard::access");
+        assert!(
+            humantime::parse_rfc3339(v["timestamp"].as_str().expect("timestamp")).is_ok(),
+            "{v}"
+        );
+        let f = &v["fields"];
+        assert_eq!(f["message"], "request");
+        assert_eq!(f["requested_model"], "gpt-4o");
+        assert_eq!(f["status"], 200);
+        assert_eq!(f["ttft_ms"], 0.75);
+        assert_eq!(f["input_tokens"], 12);
+        assert_eq!(f["error"], "quote \" and\nnewline");
+        for absent in ["cache", "output_tokens"] {
+            assert!(f.get(absent).is_none(), "{absent} left out: {f}");
+        }
+    }
+}
