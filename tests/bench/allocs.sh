@@ -18,19 +18,22 @@ EXE=$(readlink -f "/proc/$PID/exe")
 LIBC=$(awk '$6 ~ /libc\.so/ {print $6; exit}' "/proc/$PID/maps")
 
 events=()
-add_probe() { # binary, symbol, event group
-  local name="$3:$2"
-  perf probe -q -x "$1" --add "$2" 2>/dev/null || true
-  if perf probe -l 2>/dev/null | grep -q "$name "; then events+=(-e "$name"); fi
+add_probe() { # binary, symbol
+  local name
+  perf probe -q -f -x "$1" --add "$2" 2>/dev/null || true
+  # perf names the event GROUP:SYMBOL, the group after the binary's file name.
+  name=$(perf probe -l 2>/dev/null | awk -v sym="$2" -v bin="$1" \
+    '$0 ~ (" in " bin "\\)") && $1 ~ (":" sym "$") {print $1; exit}')
+  if [[ -n "$name" ]]; then events+=(-e "$name"); fi
 }
-if nm -D --defined-only "$EXE" 2>/dev/null | grep -q mi_malloc_aligned \
-  || nm "$EXE" 2>/dev/null | grep -q ' mi_malloc_aligned$'; then
+# (grep without -q reads all of nm's output: an early exit would fail the pipe under pipefail)
+if nm "$EXE" 2>/dev/null | grep ' mi_malloc_aligned$' >/dev/null; then
   for sym in mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned; do
-    add_probe "$EXE" "$sym" probe_switchyard
+    add_probe "$EXE" "$sym"
   done
 fi
 for sym in malloc calloc realloc posix_memalign; do
-  add_probe "$LIBC" "$sym" probe_libc
+  add_probe "$LIBC" "$sym"
 done
 ((${#events[@]})) || { echo "no allocator probes could be added" >&2; exit 1; }
 
