@@ -8,11 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::index::RouteIndex;
+
 /// Bumped whenever the meaning or shape of the IR changes; a data plane refuses snapshots whose
-/// version it does not know and keeps serving the last good one.
+/// version it does not know and keeps serving the last good one. The route index is derived
+/// on load and not part of the serialized IR, so it did not change the version.
 pub const IR_VERSION: u32 = 1;
 
+/// Build one with [`Snapshot::new`] (or deserialize one): both build the route index that
+/// [`crate::decide()`] walks. Code that edits `routes` in place calls [`Snapshot::reindex`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "SnapshotData")]
 pub struct Snapshot {
     pub ir_version: u32,
     /// Hex SHA-256 of the snapshot's canonical JSON with this field empty. Content identity:
@@ -24,6 +30,30 @@ pub struct Snapshot {
     /// In evaluation order: the first route whose condition matches wins.
     pub routes: Vec<Route>,
     pub budgets: Vec<Budget>,
+    /// Which routes can match which requested model; derived from `routes`, never serialized.
+    #[serde(skip)]
+    index: RouteIndex,
+}
+
+/// The serialized form of a [`Snapshot`]: everything but the derived index, which is rebuilt
+/// on load. Keep the fields in step with [`Snapshot`] (a round-trip test checks).
+#[derive(Deserialize)]
+struct SnapshotData {
+    ir_version: u32,
+    hash: String,
+    providers: Vec<Provider>,
+    targets: Vec<Target>,
+    routes: Vec<Route>,
+    budgets: Vec<Budget>,
+}
+
+impl From<SnapshotData> for Snapshot {
+    fn from(d: SnapshotData) -> Self {
+        let mut s = Snapshot::new(d.providers, d.targets, d.routes, d.budgets);
+        s.ir_version = d.ir_version;
+        s.hash = d.hash;
+        s
+    }
 }
 
 /// Index into [`Snapshot::targets`].
@@ -489,6 +519,36 @@ pub enum OnOverrun {
 }
 
 impl Snapshot {
+    /// A snapshot of the current [`IR_VERSION`] with its route index built and `hash` empty
+    /// (call [`Snapshot::seal`] to set it).
+    pub fn new(
+        providers: Vec<Provider>,
+        targets: Vec<Target>,
+        routes: Vec<Route>,
+        budgets: Vec<Budget>,
+    ) -> Self {
+        let index = RouteIndex::build(&routes);
+        Self {
+            ir_version: IR_VERSION,
+            hash: String::new(),
+            providers,
+            targets,
+            routes,
+            budgets,
+            index,
+        }
+    }
+
+    /// Rebuilds the route index after `routes` was changed in place.
+    pub fn reindex(&mut self) {
+        self.index = RouteIndex::build(&self.routes);
+    }
+
+    /// The route index [`crate::decide()`] walks.
+    pub fn index(&self) -> &RouteIndex {
+        &self.index
+    }
+
     /// Computes the content hash over the canonical JSON form (with `hash` empty).
     pub fn compute_hash(&self) -> String {
         use sha2::{Digest, Sha256};
