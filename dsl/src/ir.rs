@@ -49,10 +49,25 @@ struct SnapshotData {
 
 impl From<SnapshotData> for Snapshot {
     fn from(d: SnapshotData) -> Self {
-        let mut s = Snapshot::new(d.providers, d.targets, d.routes, d.budgets);
-        s.ir_version = d.ir_version;
-        s.hash = d.hash;
-        s
+        // Field by field, so that a field added to `Snapshot` but not here fails to compile.
+        let SnapshotData {
+            ir_version,
+            hash,
+            providers,
+            targets,
+            routes,
+            budgets,
+        } = d;
+        Snapshot {
+            ir_version,
+            hash,
+            providers,
+            targets,
+            routes,
+            budgets,
+            index: RouteIndex::default(),
+        }
+        .settled()
     }
 }
 
@@ -533,18 +548,11 @@ impl Snapshot {
     /// A snapshot of the current [`IR_VERSION`] with its route index built and `hash` empty
     /// (call [`Snapshot::seal`] to set it).
     pub fn new(
-        mut providers: Vec<Provider>,
-        mut targets: Vec<Target>,
-        mut routes: Vec<Route>,
-        mut budgets: Vec<Budget>,
+        providers: Vec<Provider>,
+        targets: Vec<Target>,
+        routes: Vec<Route>,
+        budgets: Vec<Budget>,
     ) -> Self {
-        // Compiled and deserialized lists grow by doubling; a 10,000-route snapshot lives for
-        // the whole time it is served, so give the slack back once.
-        providers.shrink_to_fit();
-        targets.shrink_to_fit();
-        routes.shrink_to_fit();
-        budgets.shrink_to_fit();
-        let index = RouteIndex::build(&routes);
         Self {
             ir_version: IR_VERSION,
             hash: String::new(),
@@ -552,8 +560,21 @@ impl Snapshot {
             targets,
             routes,
             budgets,
-            index,
+            index: RouteIndex::default(),
         }
+        .settled()
+    }
+
+    /// Builds the index and trims the lists: compiled and deserialized lists grow by doubling,
+    /// and a 10,000-route snapshot lives for as long as it is served, so the slack goes back
+    /// once.
+    fn settled(mut self) -> Self {
+        self.providers.shrink_to_fit();
+        self.targets.shrink_to_fit();
+        self.routes.shrink_to_fit();
+        self.budgets.shrink_to_fit();
+        self.reindex();
+        self
     }
 
     /// Rebuilds the route index after `routes` was changed in place.
