@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard_dsl::decide::eval;
+use switchyard_dsl::index::RouteIndex;
 use switchyard_dsl::ir::{Provider, ProviderKind};
 use switchyard_dsl::{RequestView, Snapshot, Source, compile, decide};
 
@@ -205,6 +206,28 @@ fn bench_scale(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("10k_routes", |b| {
         b.iter(|| compile(black_box(&sources), black_box(&catalogue)))
+    });
+    group.finish();
+
+    // What a proxy does with a pushed 10,000-route snapshot: parse the JSON (which rebuilds
+    // the route index), and the index build on its own; what a publisher does: JSON and hash.
+    let Some(snapshot) = compile(&sources, &catalogue).snapshot else {
+        panic!("scale policy does not compile")
+    };
+    let json = serde_json::to_string(&snapshot).expect("serializes");
+    let mut group = c.benchmark_group("scale_load");
+    group.sample_size(10);
+    group.bench_function("10k_routes_from_json", |b| {
+        b.iter(|| serde_json::from_str::<Snapshot>(black_box(&json)).map(|s| s.routes.len()))
+    });
+    group.bench_function("10k_routes_index_build", |b| {
+        b.iter(|| RouteIndex::build(black_box(&snapshot.routes)))
+    });
+    group.bench_function("10k_routes_to_json", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&snapshot)).map(|v| v.len()))
+    });
+    group.bench_function("10k_routes_hash", |b| {
+        b.iter(|| black_box(&snapshot).compute_hash())
     });
     group.finish();
 }
