@@ -1,11 +1,15 @@
 //! Compile time for a large policy and per-request decision time.
 //!
 //! Goals: compiling 10,000 routes under 1 s; `decide` on a 100-route policy under 2 µs for a
-//! request that matches the last route.
+//! request that matches the last route. The `scale` group compares the linear first-match scan
+//! with the model index at 100 / 1,000 / 10,000 routes (issue #19).
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard_dsl::decide::eval;
+use switchyard_dsl::index::RouteIndex;
 use switchyard_dsl::ir::{Provider, ProviderKind};
 use switchyard_dsl::{RequestView, Snapshot, Source, compile, decide};
 
@@ -129,5 +133,104 @@ fn bench_decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_compile, bench_decide);
+/// `n` routes `route rN { when model == "mN" and header("x-team") == "tK" use P/M }`, the
+/// shape of issue #19's measurements (K = N mod 50).
+fn scale_policy(n: usize) -> String {
+    let mut out = String::with_capacity(n * 100);
+    for i in 0..n {
+        out.push_str(&format!(
+            "route r{i} {{\n  when model == \"m{i}\" and header(\"x-team\") == \"t{}\"\n  use {}\n}}\n",
+            i % 50,
+            target(i)
+        ));
+    }
+    out
+}
+
+/// The decision before the model index: the first route in policy order whose condition
+/// holds (the selection step after it is the same either way and costs a few ns).
+fn linear_route(snapshot: &Snapshot, request: &RequestView<'_>) -> Option<usize> {
+    snapshot
+        .routes
+        .iter()
+        .position(|r| eval(&r.condition, request))
+}
+
+fn bench_scale(c: &mut Criterion) {
+    let catalogue = catalogue();
+    let mut group = c.benchmark_group("scale");
+    group.sample_size(30);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for n in [100usize, 1_000, 10_000] {
+        let compiled = compile(&[Source::new("scale.sy", scale_policy(n))], &catalogue);
+        let Some(snapshot) = compiled.snapshot else {
+            panic!(
+                "scale policy does not compile: {:?}",
+                compiled.diagnostics.first()
+            )
+        };
+        let requests: Vec<(&str, String, String, Option<usize>)> =
+            [("first", 0), ("middle", n / 2), ("last", n - 1)]
+                .into_iter()
+                .map(|(name, i)| (name, format!("m{i}"), format!("t{}", i % 50), Some(i)))
+                .chain([("no_match", "unknown".to_string(), "t0".to_string(), None)])
+                .collect();
+        for (name, model, team, expected) in &requests {
+            let headers = [("x-team", team.as_str())];
+            let req = RequestView {
+                model,
+                headers: &headers,
+                ..Default::default()
+            };
+            assert_eq!(linear_route(&snapshot, &req), *expected);
+            assert_eq!(
+                decide(&snapshot, &req, 0.5).map(|d| d.route_index()),
+                *expected
+            );
+            group.bench_function(format!("{n}/{name}/linear"), |b| {
+                b.iter(|| linear_route(black_box(&snapshot), black_box(&req)))
+            });
+            group.bench_function(format!("{n}/{name}/indexed"), |b| {
+                b.iter(|| {
+                    decide(black_box(&snapshot), black_box(&req), black_box(0.42))
+                        .map(|d| d.route_index())
+                })
+            });
+        }
+    }
+    group.finish();
+
+    let sources = [Source::new("scale.sy", scale_policy(10_000))];
+    let mut group = c.benchmark_group("scale_compile");
+    group.sample_size(10);
+    group.bench_function("10k_routes", |b| {
+        b.iter(|| compile(black_box(&sources), black_box(&catalogue)))
+    });
+    group.finish();
+
+    // What a proxy does with a pushed 10,000-route snapshot: parse the JSON (which rebuilds
+    // the route index), and the index build on its own; what a publisher does: JSON and hash.
+    let Some(snapshot) = compile(&sources, &catalogue).snapshot else {
+        panic!("scale policy does not compile")
+    };
+    let json = serde_json::to_string(&snapshot).expect("serializes");
+    let mut group = c.benchmark_group("scale_load");
+    group.sample_size(10);
+    group.bench_function("10k_routes_from_json", |b| {
+        b.iter(|| serde_json::from_str::<Snapshot>(black_box(&json)).map(|s| s.routes.len()))
+    });
+    group.bench_function("10k_routes_index_build", |b| {
+        b.iter(|| RouteIndex::build(black_box(&snapshot.routes)))
+    });
+    group.bench_function("10k_routes_to_json", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&snapshot)).map(|v| v.len()))
+    });
+    group.bench_function("10k_routes_hash", |b| {
+        b.iter(|| black_box(&snapshot).compute_hash())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_compile, bench_decide, bench_scale);
 criterion_main!(benches);

@@ -168,16 +168,25 @@ impl Iterator for Candidates<'_> {
 
 /// Picks the route for `request`; `draw` is uniform in `[0, 1)` and chooses a split arm.
 /// `None` means no route matches (the proxy answers `404`).
+///
+/// The first route in policy order whose condition holds wins. Only the routes the
+/// snapshot's [`crate::index::RouteIndex`] lists for the request's model (plus the routes that
+/// match any model) are evaluated, so the cost follows those, not the size of the policy.
 pub fn decide<'s, R: RequestFeatures + ?Sized>(
     snapshot: &'s Snapshot,
     request: &R,
     draw: f64,
 ) -> Option<Decision<'s>> {
-    let route_index = snapshot
-        .routes
-        .iter()
-        .position(|r| eval(&r.condition, request))?;
-    let route = &snapshot.routes[route_index];
+    let index = snapshot.index();
+    debug_assert_eq!(
+        index.route_count(),
+        snapshot.routes.len(),
+        "stale route index: call Snapshot::reindex after editing routes"
+    );
+    let (route_index, route) = index
+        .candidates(request.model())
+        .filter_map(|i| snapshot.routes.get(i).map(|r| (i, r)))
+        .find(|(_, r)| eval(&r.condition, request))?;
     let (primary, arm) = match &route.selection {
         Selection::Single(t) => (*t, None),
         Selection::Cheapest(ts) | Selection::Fastest { targets: ts, .. } => (*ts.first()?, None),

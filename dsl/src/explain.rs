@@ -1,9 +1,10 @@
 //! Human explanation of a route decision, for `switchyard explain`.
 //!
-//! Walks the routes the way [`crate::decide()`] does, but records why each one before the match
-//! was skipped (the failing part of its condition, printed back in policy syntax, with the
-//! request's actual value), then everything the data plane will do with the match. Allocation
-//! is fine here: this is a diagnostic tool, not the request path.
+//! Walks the routes the way [`crate::decide()`] does — only those the model index lists for
+//! the request's model, counting the others as skipped by the index — and records why each one
+//! before the match was skipped (the failing part of its condition, printed back in policy
+//! syntax, with the request's actual value), then everything the data plane will do with the
+//! match. Allocation is fine here: this is a diagnostic tool, not the request path.
 
 use std::fmt;
 
@@ -17,6 +18,8 @@ use crate::units::{format_bp, format_duration_ms, format_hundredths, format_micr
 /// One route considered before (and including) the match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteStep {
+    /// Position in the policy (0-based index into [`Snapshot::routes`]).
+    pub index: usize,
     pub name: String,
     pub origin: String,
     pub matched: bool,
@@ -29,8 +32,12 @@ pub struct RouteStep {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation {
     pub draw: f64,
-    /// Routes in order up to and including the match (all of them when none matches).
+    /// The routes evaluated, in policy order, up to and including the match (all the model
+    /// index lists when none matches).
     pub steps: Vec<RouteStep>,
+    /// Routes before the match (all routes when none matches) that the model index skipped
+    /// without evaluating them: their condition cannot match the requested model.
+    pub skipped_by_index: usize,
     /// The matched route's name; `None` means the proxy answers `404`.
     pub route: Option<String>,
     /// How the selection picked the primary target.
@@ -56,6 +63,7 @@ pub fn explain<R: RequestFeatures + ?Sized>(
     let mut ex = Explanation {
         draw,
         steps: Vec::new(),
+        skipped_by_index: 0,
         route: None,
         selection: None,
         candidates: Vec::new(),
@@ -64,7 +72,11 @@ pub fn explain<R: RequestFeatures + ?Sized>(
         budgets: Vec::new(),
         budget_details: Vec::new(),
     };
-    for route in &snapshot.routes {
+    for (index, route) in snapshot
+        .index()
+        .candidates(request.model())
+        .filter_map(|i| snapshot.routes.get(i).map(|r| (i, r)))
+    {
         let matched = eval(&route.condition, request);
         let reason = if matched {
             "matched".to_string()
@@ -72,6 +84,7 @@ pub fn explain<R: RequestFeatures + ?Sized>(
             format!("skipped: {}", why_false(&route.condition, request))
         };
         ex.steps.push(RouteStep {
+            index,
             name: route.name.clone(),
             origin: route.origin.clone(),
             matched,
@@ -81,6 +94,11 @@ pub fn explain<R: RequestFeatures + ?Sized>(
             break;
         }
     }
+    let scanned = match ex.steps.last() {
+        Some(s) if s.matched => s.index + 1,
+        _ => snapshot.routes.len(),
+    };
+    ex.skipped_by_index = scanned - ex.steps.len();
     let Some(decision) = decide(snapshot, request, draw) else {
         return ex;
     };
@@ -108,8 +126,24 @@ pub fn explain<R: RequestFeatures + ?Sized>(
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "routes:")?;
-        for (i, s) in self.steps.iter().enumerate() {
-            writeln!(f, "  {}. {} ({}): {}", i + 1, s.name, s.origin, s.reason)?;
+        for s in &self.steps {
+            writeln!(
+                f,
+                "  {}. {} ({}): {}",
+                s.index + 1,
+                s.name,
+                s.origin,
+                s.reason
+            )?;
+        }
+        if self.skipped_by_index > 0 {
+            let n = self.skipped_by_index;
+            writeln!(
+                f,
+                "  skipped by the model index: {} route{} (they cannot match this model)",
+                thousands(n as u64),
+                if n == 1 { "" } else { "s" }
+            )?;
         }
         let Some(route) = &self.route else {
             return writeln!(f, "no route matches → 404");
@@ -316,6 +350,19 @@ fn budget_text(snapshot: &Snapshot, b: &Budget) -> String {
     )
 }
 
+/// `9997` → `9,997`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A count in the largest unit that keeps it whole (`2000000` → `2M`).
 fn count_text(n: u64) -> String {
     match n {
@@ -432,4 +479,17 @@ fn why_false<R: RequestFeatures + ?Sized>(c: &Condition, request: &R) -> String 
         Condition::Stream(_) => format!("stream is {}", request.stream()),
     };
     format!("`{}` is false ({value})", condition_text(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(9_997), "9,997");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

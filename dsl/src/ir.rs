@@ -8,11 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::index::RouteIndex;
+
 /// Bumped whenever the meaning or shape of the IR changes; a data plane refuses snapshots whose
-/// version it does not know and keeps serving the last good one.
+/// version it does not know and keeps serving the last good one. The route index is derived
+/// on load and not part of the serialized IR, so it did not change the version.
 pub const IR_VERSION: u32 = 1;
 
+/// Build one with [`Snapshot::new`] (or deserialize one): both build the route index that
+/// [`crate::decide()`] walks. Code that edits `routes` in place calls [`Snapshot::reindex`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "SnapshotData")]
 pub struct Snapshot {
     pub ir_version: u32,
     /// Hex SHA-256 of the snapshot's canonical JSON with this field empty. Content identity:
@@ -24,6 +30,56 @@ pub struct Snapshot {
     /// In evaluation order: the first route whose condition matches wins.
     pub routes: Vec<Route>,
     pub budgets: Vec<Budget>,
+    /// Which routes can match which requested model; derived from `routes`, never serialized.
+    #[serde(skip)]
+    index: RouteIndex,
+}
+
+/// The serialized form of a [`Snapshot`]: everything but the derived index, which is rebuilt
+/// on load. Keep the fields in step with [`Snapshot`] (a round-trip test checks).
+#[derive(Deserialize)]
+struct SnapshotData {
+    ir_version: u32,
+    hash: String,
+    providers: Vec<Provider>,
+    targets: Vec<Target>,
+    routes: Vec<Route>,
+    budgets: Vec<Budget>,
+}
+
+impl From<SnapshotData> for Snapshot {
+    fn from(d: SnapshotData) -> Self {
+        // Field by field, so that a field added to `Snapshot` but not here fails to compile.
+        let SnapshotData {
+            ir_version,
+            hash,
+            providers,
+            targets,
+            routes,
+            budgets,
+        } = d;
+        Snapshot {
+            ir_version,
+            hash,
+            providers,
+            targets,
+            routes,
+            budgets,
+            index: RouteIndex::default(),
+        }
+        .settled()
+    }
+}
+
+/// [`Snapshot`]'s serialized fields, borrowed, in the same order: the same JSON.
+#[derive(Serialize)]
+struct UnhashedSnapshot<'a> {
+    ir_version: u32,
+    hash: &'a str,
+    providers: &'a [Provider],
+    targets: &'a [Target],
+    routes: &'a [Route],
+    budgets: &'a [Budget],
 }
 
 /// Index into [`Snapshot::targets`].
@@ -489,13 +545,68 @@ pub enum OnOverrun {
 }
 
 impl Snapshot {
+    /// A snapshot of the current [`IR_VERSION`] with its route index built and `hash` empty
+    /// (call [`Snapshot::seal`] to set it).
+    pub fn new(
+        providers: Vec<Provider>,
+        targets: Vec<Target>,
+        routes: Vec<Route>,
+        budgets: Vec<Budget>,
+    ) -> Self {
+        Self {
+            ir_version: IR_VERSION,
+            hash: String::new(),
+            providers,
+            targets,
+            routes,
+            budgets,
+            index: RouteIndex::default(),
+        }
+        .settled()
+    }
+
+    /// Builds the index and trims the lists: compiled and deserialized lists grow by doubling,
+    /// and a 10,000-route snapshot lives for as long as it is served, so the slack goes back
+    /// once.
+    fn settled(mut self) -> Self {
+        self.providers.shrink_to_fit();
+        self.targets.shrink_to_fit();
+        self.routes.shrink_to_fit();
+        self.budgets.shrink_to_fit();
+        self.reindex();
+        self
+    }
+
+    /// Rebuilds the route index after `routes` was changed in place.
+    pub fn reindex(&mut self) {
+        self.index = RouteIndex::build(&self.routes);
+    }
+
+    /// The route index [`crate::decide()`] walks.
+    pub fn index(&self) -> &RouteIndex {
+        &self.index
+    }
+
     /// Computes the content hash over the canonical JSON form (with `hash` empty).
     pub fn compute_hash(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut unhashed = self.clone();
-        unhashed.hash.clear();
-        let json = serde_json::to_vec(&unhashed).expect("IR serializes: plain data only");
-        hex::encode(Sha256::digest(&json))
+        let mut hasher = Sha256::new();
+        serde_json::to_writer(&mut hasher, &self.unhashed())
+            .expect("IR serializes: plain data only");
+        hex::encode(hasher.finalize())
+    }
+
+    /// The snapshot as serialized, with `hash` empty, borrowed (no copy of 10,000 routes to
+    /// hash them).
+    fn unhashed(&self) -> UnhashedSnapshot<'_> {
+        UnhashedSnapshot {
+            ir_version: self.ir_version,
+            hash: "",
+            providers: &self.providers,
+            targets: &self.targets,
+            routes: &self.routes,
+            budgets: &self.budgets,
+        }
     }
 
     /// Sets `hash` from the content; call after building.
@@ -516,5 +627,40 @@ impl Snapshot {
     pub fn target_name(&self, id: TargetId) -> String {
         let t = self.target(id);
         format!("{}/{}", self.provider(t.provider).name, t.model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_the_json_with_an_empty_hash() {
+        use sha2::{Digest, Sha256};
+        let route = Route {
+            name: "r".into(),
+            origin: "o".into(),
+            condition: Condition::Model(StringMatch::Exact("m".into())),
+            selection: Selection::Single(TargetId(0)),
+            failover: Vec::new(),
+            triggers: Triggers::default(),
+            retry: Retry::default(),
+            timeouts: Timeouts::default(),
+            hedge: None,
+            cache_ttl_ms: None,
+            exposed_models: vec!["m".into()],
+        };
+        let provider = Provider::new("p", ProviderKind::Mock, &["m"]);
+        let target = Target {
+            provider: ProviderId(0),
+            model_index: 0,
+            model: "m".into(),
+        };
+        let sealed = Snapshot::new(vec![provider], vec![target], vec![route], Vec::new()).seal();
+        let mut cleared = sealed.clone();
+        cleared.hash.clear();
+        let json = serde_json::to_vec(&cleared).expect("serializes");
+        assert_eq!(sealed.hash, hex::encode(Sha256::digest(&json)));
+        assert_eq!(sealed.hash.len(), 64);
     }
 }

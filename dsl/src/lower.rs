@@ -50,15 +50,7 @@ pub fn lower(checked: &Checked) -> Snapshot {
         .iter()
         .filter_map(|b| lw.budget(b))
         .collect();
-    Snapshot {
-        ir_version: ir::IR_VERSION,
-        hash: String::new(),
-        providers: lw.providers,
-        targets: lw.targets,
-        routes,
-        budgets,
-    }
-    .seal()
+    Snapshot::new(lw.providers, lw.targets, routes, budgets).seal()
 }
 
 struct Lowerer<'a> {

@@ -16,6 +16,7 @@ fn provider(name: &str, models: &[&str]) -> Provider {
 }
 
 const POLICY: &str = r#"
+route pinned { when model in ["o1", "o3"] and header("x-pin") == "yes" use openai/gpt-4o }
 route a { when model matches "gpt-4*" and not header("x-team") in ["a", "b"] use openai/gpt-4o }
 route b { when prompt_tokens > 10k or stream == false and key == "k" use openai/gpt-4o }
 route c {

@@ -435,18 +435,16 @@ budget team-support { for team "support" limit 2M tokens per minute, $500 per mo
 /// A snapshot with one route splitting over `weights.len()` targets, built by hand.
 fn split_snapshot(weights: &[u32]) -> Snapshot {
     let p = provider("p", ProviderKind::Mock, &[("m", 0, 0)]);
-    Snapshot {
-        ir_version: ir::IR_VERSION,
-        hash: String::new(),
-        providers: vec![p],
-        targets: (0..weights.len())
+    Snapshot::new(
+        vec![p],
+        (0..weights.len())
             .map(|_| Target {
                 provider: ir::ProviderId(0),
                 model_index: 0,
                 model: "m".into(),
             })
             .collect(),
-        routes: vec![Route {
+        vec![Route {
             name: "split".into(),
             origin: "test".into(),
             condition: Condition::Always,
@@ -468,8 +466,8 @@ fn split_snapshot(weights: &[u32]) -> Snapshot {
             cache_ttl_ms: None,
             exposed_models: Vec::new(),
         }],
-        budgets: Vec::new(),
-    }
+        Vec::new(),
+    )
 }
 
 /// Weights (whole percentages) summing to 100, 1 to 6 arms, zeros allowed.

@@ -43,14 +43,7 @@ impl ActiveConfig {
     pub fn empty() -> Self {
         Self {
             version: 0,
-            snapshot: switchyard_dsl::Snapshot {
-                ir_version: switchyard_dsl::ir::IR_VERSION,
-                hash: String::new(),
-                providers: Vec::new(),
-                targets: Vec::new(),
-                routes: Vec::new(),
-                budgets: Vec::new(),
-            },
+            snapshot: switchyard_dsl::Snapshot::new(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             credentials: Vec::new(),
             keys: crate::auth::KeyTable::default(),
         }
