@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::status::{Condition, PolicyDiagnostic};
+use crate::status::{ObjectStatus, PolicyDiagnostic};
 
 /// Spending rules in the Switchyard policy language (`budget NAME { ... }` blocks).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
@@ -36,22 +36,9 @@ pub struct BudgetSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetStatus {
-    /// `Accepted`, `Compiled` (message: the rendered diagnostics) and `Applied`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Version of the newest snapshot that contains this generation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_version: Option<i64>,
-    /// Content hash (hex SHA-256) of that snapshot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_hash: Option<String>,
-    /// Proxy pods running that snapshot out of all proxy pods, e.g. `3/3`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_pods: Option<String>,
+    /// Conditions, generation and snapshot fields, at the top level of the status.
+    #[serde(flatten)]
+    pub object: ObjectStatus,
     /// Compiler errors and warnings about `spec.policy`, positioned in the policy text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<PolicyDiagnostic>,

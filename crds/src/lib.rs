@@ -35,7 +35,7 @@ pub use provider::{
 };
 pub use route_policy::{RoutePolicy, RoutePolicySpec, RoutePolicyStatus};
 pub use sources::{compile, sources};
-pub use status::{Condition, DiagnosticSeverity, PolicyDiagnostic};
+pub use status::{Condition, DiagnosticSeverity, ObjectStatus, PolicyDiagnostic};
 
 /// The API group of every Switchyard resource.
 pub const GROUP: &str = "switchyard.dev";

@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::status::Condition;
+use crate::status::{ObjectStatus, describe_conditions};
 
 /// The schema pattern of a duration string (`5s`, `1500ms`, `2m`, `1.5h`, `1d`), as the
 /// compiler reads them. The API server enforces it at admission.
@@ -261,21 +261,17 @@ pub struct MockSpec {
 /// What the operator observed about an `LLMProvider`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = provider_conditions)]
 pub struct LLMProviderStatus {
-    /// `Accepted` (valid and in the catalogue, credentials resolved) and `Applied`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// The `metadata.generation` the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Version of the newest snapshot that contains this generation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_version: Option<i64>,
-    /// Content hash (hex SHA-256) of that snapshot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_hash: Option<String>,
-    /// Proxy pods running that snapshot out of all proxy pods, e.g. `3/3`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_pods: Option<String>,
+    /// Conditions, generation and snapshot fields, at the top level of the status.
+    #[serde(flatten)]
+    pub object: ObjectStatus,
+}
+
+/// A provider is not compiled: its conditions are `Accepted` and `Applied` only.
+fn provider_conditions(schema: &mut schemars::Schema) {
+    describe_conditions(
+        schema,
+        "`Accepted` (valid and in the catalogue, credentials resolved) and `Applied`.",
+    );
 }

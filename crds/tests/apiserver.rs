@@ -32,7 +32,7 @@ use switchyard_tests::apiserver::ApiServer;
 use switchyard_crds::status::{condition_status, condition_type};
 use switchyard_crds::{
     Budget, BudgetState, BudgetStatus, BudgetUsage, Condition, DiagnosticSeverity, LLMProvider,
-    LLMProviderStatus, Loaded, PolicyDiagnostic, RoutePolicy, RoutePolicyStatus,
+    LLMProviderStatus, Loaded, ObjectStatus, PolicyDiagnostic, RoutePolicy, RoutePolicyStatus,
 };
 
 const FIELD_MANAGER: &str = "switchyard-crd-test";
@@ -154,11 +154,7 @@ async fn committed_crds_and_examples_on_a_real_apiserver() {
             &config.providers,
             |p: &LLMProvider| p.spec.clone(),
             |_, generation| LLMProviderStatus {
-                conditions: conditions_for(&[condition_type::ACCEPTED], generation),
-                observed_generation: Some(generation),
-                snapshot_version: Some(7),
-                snapshot_hash: Some(HASH.to_string()),
-                applied_pods: Some("2/3".to_string()),
+                object: object_status(condition_type::ACCEPTED, generation),
             },
             |p| {
                 vec![
@@ -175,11 +171,7 @@ async fn committed_crds_and_examples_on_a_real_apiserver() {
             &config.route_policies,
             |r: &RoutePolicy| r.spec.clone(),
             |_, generation| RoutePolicyStatus {
-                conditions: conditions_for(&[condition_type::COMPILED], generation),
-                observed_generation: Some(generation),
-                snapshot_version: Some(7),
-                snapshot_hash: Some(HASH.to_string()),
-                applied_pods: Some("2/3".to_string()),
+                object: object_status(condition_type::COMPILED, generation),
                 diagnostics: vec![diagnostic()],
             },
             |_| {
@@ -198,11 +190,7 @@ async fn committed_crds_and_examples_on_a_real_apiserver() {
             &config.budgets,
             |b: &Budget| b.spec.clone(),
             |_, generation| BudgetStatus {
-                conditions: conditions_for(&[condition_type::COMPILED], generation),
-                observed_generation: Some(generation),
-                snapshot_version: Some(7),
-                snapshot_hash: Some(HASH.to_string()),
-                applied_pods: Some("2/3".to_string()),
+                object: object_status(condition_type::COMPILED, generation),
                 diagnostics: vec![diagnostic()],
                 state: Some(BudgetState::Warning),
                 budgets: vec![BudgetUsage {
@@ -237,6 +225,17 @@ async fn committed_crds_and_examples_on_a_real_apiserver() {
 }
 
 const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// The shared status fields, with `type_` and `Applied` conditions.
+fn object_status(type_: &str, generation: i64) -> ObjectStatus {
+    ObjectStatus {
+        conditions: conditions_for(&[type_], generation),
+        observed_generation: Some(generation),
+        snapshot_version: Some(7),
+        snapshot_hash: Some(HASH.to_string()),
+        applied_pods: Some("2/3".to_string()),
+    }
+}
 
 fn conditions_for(types: &[&str], generation: i64) -> Vec<Condition> {
     types

@@ -4,7 +4,7 @@
 //! or `exhausted`: status holds the previous state, so a crossing is reported once per window.
 
 use kube::runtime::events::{Event, EventType};
-use switchyard_crds::{Budget, BudgetState, BudgetStatus, Condition};
+use switchyard_crds::{Budget, BudgetState, BudgetStatus, ObjectStatus};
 
 use crate::compile::Kind;
 use crate::reconcile::Watched;
@@ -18,12 +18,8 @@ impl Watched for Budget {
         self.status.as_ref()
     }
 
-    fn current_conditions(&self) -> &[Condition] {
-        self.status.as_ref().map_or(&[], |s| &s.conditions)
-    }
-
     fn desired_status(&self, obs: &Observed<'_>) -> BudgetStatus {
-        let c = status::policy(obs);
+        let (object, diagnostics) = status::policy(obs);
         let current = self.status.clone().unwrap_or_default();
         let origin = format!("{}/{}", obs.key.namespace, obs.key.name);
         let budgets = obs
@@ -43,19 +39,15 @@ impl Watched for Budget {
             None => (current.state, current.budgets),
         };
         BudgetStatus {
-            conditions: c.conditions,
-            observed_generation: c.observed_generation,
-            snapshot_version: c.snapshot_version,
-            snapshot_hash: c.snapshot_hash,
-            applied_pods: c.applied_pods,
-            diagnostics: c.diagnostics,
+            object,
+            diagnostics,
             state,
             budgets: usages,
         }
     }
 
-    fn conditions_of(status: &BudgetStatus) -> &[Condition] {
-        &status.conditions
+    fn object_status(status: &BudgetStatus) -> &ObjectStatus {
+        &status.object
     }
 
     fn status_events(&self, desired: &BudgetStatus) -> Vec<Event> {

@@ -42,19 +42,19 @@ impl Stores {
             .providers
             .state()
             .iter()
-            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .filter_map(|o| o.status.as_ref()?.object.snapshot_version)
             .max();
         let r = self
             .route_policies
             .state()
             .iter()
-            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .filter_map(|o| o.status.as_ref()?.object.snapshot_version)
             .max();
         let b = self
             .budgets
             .state()
             .iter()
-            .filter_map(|o| o.status.as_ref()?.snapshot_version)
+            .filter_map(|o| o.status.as_ref()?.object.snapshot_version)
             .max();
         [p, r, b]
             .into_iter()

@@ -1,6 +1,6 @@
 //! `LLMProvider` reconcile: `Accepted` (catalogue errors, Secret resolution) and the rollout.
 
-use switchyard_crds::{Condition, LLMProvider, LLMProviderStatus};
+use switchyard_crds::{LLMProvider, LLMProviderStatus, ObjectStatus};
 
 use crate::compile::Kind;
 use crate::reconcile::Watched;
@@ -14,22 +14,13 @@ impl Watched for LLMProvider {
         self.status.as_ref()
     }
 
-    fn current_conditions(&self) -> &[Condition] {
-        self.status.as_ref().map_or(&[], |s| &s.conditions)
-    }
-
     fn desired_status(&self, obs: &Observed<'_>) -> LLMProviderStatus {
-        let c = status::provider(obs);
         LLMProviderStatus {
-            conditions: c.conditions,
-            observed_generation: c.observed_generation,
-            snapshot_version: c.snapshot_version,
-            snapshot_hash: c.snapshot_hash,
-            applied_pods: c.applied_pods,
+            object: status::provider(obs),
         }
     }
 
-    fn conditions_of(status: &LLMProviderStatus) -> &[Condition] {
-        &status.conditions
+    fn object_status(status: &LLMProviderStatus) -> &ObjectStatus {
+        &status.object
     }
 }

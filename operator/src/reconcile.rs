@@ -12,8 +12,8 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchyard_crds::Condition;
 use switchyard_crds::status::condition_status;
+use switchyard_crds::{Condition, ObjectStatus};
 
 use crate::compile::{Kind, ObjectKey};
 use crate::context::Context;
@@ -42,9 +42,15 @@ pub trait Watched:
     type Status: Serialize + PartialEq + Debug + Send + Sync;
 
     fn current_status(&self) -> Option<&Self::Status>;
-    fn current_conditions(&self) -> &[Condition];
     fn desired_status(&self, obs: &Observed<'_>) -> Self::Status;
-    fn conditions_of(status: &Self::Status) -> &[Condition];
+    /// The conditions and snapshot fields every kind's status has.
+    fn object_status(status: &Self::Status) -> &ObjectStatus;
+
+    /// The conditions currently stored (none before the first status write).
+    fn current_conditions(&self) -> &[Condition] {
+        self.current_status()
+            .map_or(&[], |s| &Self::object_status(s).conditions)
+    }
 
     /// Events beyond the conditions' (budget thresholds) when `desired` replaces the
     /// current status.
@@ -126,7 +132,7 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         )
         .await?;
         tracing::debug!(object = %key, "status written");
-        publish_events(&ctx, obj.as_ref(), K::conditions_of(&desired)).await;
+        publish_events(&ctx, obj.as_ref(), &K::object_status(&desired).conditions).await;
         for event in obj.status_events(&desired) {
             if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
                 tracing::warn!(error = %e, "cannot record event");

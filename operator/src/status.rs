@@ -5,21 +5,10 @@
 //! reconciling twice yields equal statuses and no second write.
 
 use switchyard_crds::status::{condition_status, condition_type};
-use switchyard_crds::{Condition, PolicyDiagnostic};
+use switchyard_crds::{Condition, ObjectStatus, PolicyDiagnostic};
 
 use crate::compile::{ObjectKey, Outcome, render};
 use crate::publish::{Publication, Rollout};
-
-/// The parts every status has.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Common {
-    pub conditions: Vec<Condition>,
-    pub observed_generation: Option<i64>,
-    pub snapshot_version: Option<i64>,
-    pub snapshot_hash: Option<String>,
-    pub applied_pods: Option<String>,
-    pub diagnostics: Vec<PolicyDiagnostic>,
-}
 
 /// What a status is computed from.
 #[derive(Debug)]
@@ -64,7 +53,7 @@ fn condition(
 }
 
 /// `Applied`, the snapshot fields and `appliedPods`, shared by all kinds.
-fn applied(obs: &Observed<'_>, status: &mut Common, usable: bool) {
+fn applied(obs: &Observed<'_>, status: &mut ObjectStatus, usable: bool) {
     let Some(live) = obs.live else {
         status.conditions.push(condition(
             obs,
@@ -147,10 +136,10 @@ fn applied(obs: &Observed<'_>, status: &mut Common, usable: bool) {
 }
 
 /// Status of an `LLMProvider`.
-pub fn provider(obs: &Observed<'_>) -> Common {
-    let mut status = Common {
+pub fn provider(obs: &Observed<'_>) -> ObjectStatus {
+    let mut status = ObjectStatus {
         observed_generation: Some(obs.generation),
-        ..Common::default()
+        ..ObjectStatus::default()
     };
     let accepted = match obs.outcome.rejected.get(obs.key) {
         Some(r) => condition(
@@ -175,18 +164,18 @@ pub fn provider(obs: &Observed<'_>) -> Common {
     status
 }
 
-/// Status of a `RoutePolicy` or `Budget`.
-pub fn policy(obs: &Observed<'_>) -> Common {
-    let mut status = Common {
+/// Status of a `RoutePolicy` or `Budget`: the shared fields and the policy's diagnostics.
+pub fn policy(obs: &Observed<'_>) -> (ObjectStatus, Vec<PolicyDiagnostic>) {
+    let mut status = ObjectStatus {
         observed_generation: Some(obs.generation),
-        diagnostics: obs
-            .outcome
-            .diagnostics
-            .get(obs.key)
-            .cloned()
-            .unwrap_or_default(),
-        ..Common::default()
+        ..ObjectStatus::default()
     };
+    let diagnostics = obs
+        .outcome
+        .diagnostics
+        .get(obs.key)
+        .cloned()
+        .unwrap_or_default();
     status.conditions.push(condition(
         obs,
         condition_type::ACCEPTED,
@@ -195,11 +184,8 @@ pub fn policy(obs: &Observed<'_>) -> Common {
         "taken into the configuration".into(),
     ));
     let errors = obs.outcome.errors(obs.key);
-    let warnings: Vec<&PolicyDiagnostic> = status
-        .diagnostics
-        .iter()
-        .filter(|d| !errors.contains(d))
-        .collect();
+    let warnings: Vec<&PolicyDiagnostic> =
+        diagnostics.iter().filter(|d| !errors.contains(d)).collect();
     let compiled = if !errors.is_empty() {
         condition(
             obs,
@@ -245,5 +231,5 @@ pub fn policy(obs: &Observed<'_>) -> Common {
     let usable = compiled.status == condition_status::TRUE;
     status.conditions.push(compiled);
     applied(obs, &mut status, usable);
-    status
+    (status, diagnostics)
 }
