@@ -91,8 +91,7 @@ impl Line<'_> {
     /// The JSON line, newline-terminated.
     fn serialize_into(&self, out: &mut Vec<u8>) {
         let envelope = Envelope {
-            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now())
-                .to_string(),
+            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
             level: "INFO",
             fields: Fields {
                 message: "request",
