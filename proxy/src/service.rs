@@ -58,6 +58,8 @@ pub struct Gateway {
     pub allow_anonymous: bool,
     /// Answers of routes with `cache for`.
     pub cache: Arc<crate::cache::ResponseCache>,
+    /// `/v1/models` bodies of the configuration in force.
+    pub models_cache: models::ModelsCache,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -111,6 +113,7 @@ impl Gateway {
             quota: Arc::new(crate::quota::Quota::default()),
             allow_anonymous: true,
             cache: Arc::new(crate::cache::ResponseCache::default()),
+            models_cache: models::ModelsCache::default(),
         }
     }
 
@@ -201,8 +204,11 @@ impl Gateway {
         ctx.endpoint = "models";
         let cfg = self.config.current();
         let body = match path.strip_prefix("/v1/models/") {
-            None => models::list(&cfg.snapshot, self.created),
-            Some(id) => models::one(&cfg.snapshot, id, self.created)
+            None => self
+                .models_cache
+                .list(cfg.version, &cfg.snapshot, self.created),
+            Some(id) => (self.models_cache)
+                .one(cfg.version, &cfg.snapshot, id, self.created)
                 .ok_or_else(|| ApiError::unknown_model(id))?,
         };
         // Anthropic SDKs list models too; they always send `anthropic-version`.
