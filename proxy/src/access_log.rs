@@ -22,9 +22,10 @@ pub const TARGET: &str = "switchyard::access";
 static SINK: OnceLock<BatchedSink> = OnceLock::new();
 
 /// Sends access-log lines straight to `sink` (the one the `tracing` subscriber writes to,
-/// so lines of both kinds stay in order within a batch). Only the first call counts.
-pub fn install(sink: BatchedSink) {
-    let _ = SINK.set(sink);
+/// so lines of both kinds stay in order), deferred to its next batch. Only the first call
+/// counts.
+pub fn install(sink: &BatchedSink) {
+    let _ = SINK.set(sink.deferred());
 }
 
 /// One finished request, as logged. Absent values are left out, as `tracing` does.

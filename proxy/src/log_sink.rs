@@ -3,8 +3,11 @@
 //!
 //! One access-log line per request made the per-line writer (a channel to a writer thread)
 //! cost a thread wake-up and a `write(2)` per request — about a tenth of the proxy's CPU at
-//! 5k req/s. Here a request only copies its line; the writer wakes every
-//! [`FLUSH_INTERVAL`], or at once when [`FLUSH_BYTES`] are waiting. Nothing is dropped:
+//! 5k req/s. Here a request only copies its line ([`BatchedSink::deferred`]); the writer
+//! wakes every [`FLUSH_INTERVAL`], or at once when [`FLUSH_BYTES`] are waiting. Every other
+//! line (start-up, reloads, warnings, errors: few, and read by people and tests right after
+//! the event) wakes the writer at once, and goes out with whatever is waiting before it, so
+//! lines keep their order. Nothing is dropped:
 //! past [`MAX_PENDING_BYTES`] the logging caller waits for the writer (a stuck stderr slows
 //! requests rather than growing memory without bound), and dropping the [`FlushGuard`]
 //! writes out whatever is left.
@@ -12,7 +15,7 @@
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a line may wait before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
@@ -24,6 +27,8 @@ pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
+    /// A line that should not wait for the interval is among `bytes`.
+    urgent: bool,
     closed: bool,
 }
 
@@ -42,10 +47,22 @@ impl Shared {
     }
 }
 
-/// The writer handed to `tracing_subscriber` (cheap to clone: one `Arc`).
+/// The writer handed to `tracing_subscriber` (cheap to clone: one `Arc`). Its lines wake the
+/// writer at once; [`BatchedSink::deferred`] gives one whose lines wait for the next batch.
 #[derive(Clone)]
 pub struct BatchedSink {
     shared: Arc<Shared>,
+    urgent: bool,
+}
+
+impl BatchedSink {
+    /// A writer whose lines wait for the next batch (the per-request access log).
+    pub fn deferred(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            urgent: false,
+        }
+    }
 }
 
 /// Writes out the remaining lines and stops the writer thread when dropped.
@@ -70,6 +87,7 @@ pub fn batched<W: Write + Send + 'static>(out: W) -> std::io::Result<(BatchedSin
     Ok((
         BatchedSink {
             shared: Arc::clone(&shared),
+            urgent: true,
         },
         FlushGuard {
             shared,
@@ -80,17 +98,31 @@ pub fn batched<W: Write + Send + 'static>(out: W) -> std::io::Result<(BatchedSin
 
 fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     let mut batch = Vec::new();
+    let mut last_write = Instant::now();
     loop {
         let closed = {
             let mut pending = shared.lock();
-            if pending.bytes.is_empty() && !pending.closed {
+            // Lines gather until one is urgent, enough are waiting, the proxy is closing, or
+            // the oldest has waited an interval.
+            while !pending.closed && !pending.urgent && pending.bytes.len() < FLUSH_BYTES {
+                let due = last_write + FLUSH_INTERVAL;
+                let now = Instant::now();
+                if !pending.bytes.is_empty() && now >= due {
+                    break;
+                }
+                let wait = if pending.bytes.is_empty() {
+                    FLUSH_INTERVAL
+                } else {
+                    due - now
+                };
                 pending = shared
                     .wake_writer
-                    .wait_timeout(pending, FLUSH_INTERVAL)
+                    .wait_timeout(pending, wait)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
             std::mem::swap(&mut batch, &mut pending.bytes);
+            pending.urgent = false;
             pending.closed
         };
         shared.drained.notify_all();
@@ -98,13 +130,10 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
             // A failing stderr has nowhere to report to; the lines are dropped, not retried.
             let _ = out.write_all(&batch).and_then(|()| out.flush());
             batch.clear();
+            last_write = Instant::now();
         }
         if closed && shared.lock().bytes.is_empty() {
             return;
-        }
-        // Let lines gather between batches instead of waking for each one.
-        if !closed {
-            std::thread::sleep(FLUSH_INTERVAL.min(Duration::from_millis(5)));
         }
     }
 }
@@ -120,7 +149,8 @@ impl Write for BatchedSink {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         pending.bytes.extend_from_slice(buf);
-        if pending.bytes.len() >= FLUSH_BYTES || pending.closed {
+        pending.urgent |= self.urgent;
+        if self.urgent || pending.bytes.len() >= FLUSH_BYTES || pending.closed {
             self.shared.wake_writer.notify_one();
         }
         Ok(buf.len())
@@ -210,6 +240,32 @@ mod tests {
             let expected: Vec<String> = (0..5_000).map(|i| format!("t{t} line {i:05}")).collect();
             assert_eq!(own, expected, "thread {t}'s lines, whole and in order");
         }
+    }
+
+    #[test]
+    fn an_urgent_line_goes_out_at_once_with_the_deferred_ones_before_it() {
+        let out = Captured::default();
+        let (sink, _guard) = batched(out.clone()).expect("thread");
+        sink.deferred().write_all(b"access 1\n").expect("write");
+        sink.clone().write_all(b"warning\n").expect("write");
+        // Long before the guard's final flush (and far above a thread wake-up).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.0.lock().expect("lock").len() < 17 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(&*out.0.lock().expect("lock"), b"access 1\nwarning\n");
+    }
+
+    #[test]
+    fn deferred_lines_wait_for_the_interval_not_for_exit() {
+        let out = Captured::default();
+        let (sink, _guard) = batched(out.clone()).expect("thread");
+        sink.deferred().write_all(b"access\n").expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.0.lock().expect("lock").is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(&*out.0.lock().expect("lock"), b"access\n");
     }
 
     #[test]

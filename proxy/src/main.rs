@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     // out what is left when `main` returns.
     let (writer, _flush_on_exit) = switchyard_proxy::log_sink::batched(std::io::stderr())
         .context("starting the log writer")?;
-    switchyard_proxy::access_log::install(writer.clone());
+    switchyard_proxy::access_log::install(&writer);
     tracing_subscriber::fmt()
         .json()
         .with_writer(writer)
