@@ -100,6 +100,9 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         Err(e) => tracing::error!(error = %e, "budgets are counted in memory"),
     }
     gateway.cache = Arc::new(response_cache(settings, shared));
+    gateway.responses = Arc::new(crate::responses_store::ResponsesStore::new(
+        settings.responses.clone(),
+    ));
     gateway
 }
 

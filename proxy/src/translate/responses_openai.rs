@@ -1,0 +1,798 @@
+//! OpenAI Responses clients (`POST /v1/responses`) served through the chat-shaped router: the
+//! request's input items become an OpenAI chat request, and the chat answer (whole or as
+//! chunks) becomes a Responses `response` object or the Responses event stream.
+//!
+//! What has no chat equivalent is not dropped in silence: built-in tools (web search, file
+//! search, code interpreter, ...) and input items only the Responses API knows are reported
+//! in [`ChatRequest::untranslatable`], and a target that speaks only chat refuses them.
+
+use serde_json::{Map, Value, json};
+
+use super::sse::Parser;
+use super::{Result, bad};
+
+/// The chat request for a Responses request, and what could not be expressed in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub body: Value,
+    /// Why a chat-only target cannot serve it (a built-in tool, an item type), if it cannot.
+    pub untranslatable: Option<String>,
+}
+
+/// `input` as a list of items: a string is one user message.
+pub fn input_items(input: &Value) -> Result<Vec<Value>> {
+    match input {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![json!({
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": s}],
+        })]),
+        Value::Array(items) => Ok(items.clone()),
+        _ => Err(bad("`input` must be a string or an array of input items")),
+    }
+}
+
+/// Chat text of Responses content: a string or parts with `text` (or `refusal`).
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str().or_else(|| p["refusal"].as_str()))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// Chat content parts of a user or system message's Responses content.
+fn user_content(content: &Value, at: &str) -> Result<Value> {
+    let parts = match content {
+        Value::String(s) => return Ok(Value::String(s.clone())),
+        Value::Array(parts) => parts,
+        _ => return Err(bad(format!("`{at}.content` must be a string or an array"))),
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, p) in parts.iter().enumerate() {
+        match p["type"].as_str() {
+            Some("input_text" | "output_text" | "text") => {
+                out.push(json!({"type": "text", "text": p["text"].as_str().unwrap_or("")}));
+            }
+            Some("input_image") => match p["image_url"].as_str() {
+                Some(url) => {
+                    let mut image = json!({"url": url});
+                    if let Some(d) = p["detail"].as_str() {
+                        image["detail"] = json!(d);
+                    }
+                    out.push(json!({"type": "image_url", "image_url": image}));
+                }
+                None => {
+                    return Err(bad(format!(
+                        "`{at}.content.{j}`: only images given by `image_url` can be translated \
+                         (not `file_id`)"
+                    )));
+                }
+            },
+            Some(t) => {
+                return Err(bad(format!(
+                    "`{at}.content.{j}.type` `{}` cannot be translated to chat completions",
+                    crate::api::bounded(t)
+                )));
+            }
+            None => return Err(bad(format!("`{at}.content.{j}.type` is required"))),
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+/// Appends the chat messages of one input item.
+fn push_item(out: &mut Vec<Value>, item: &Value, i: usize) -> Result<()> {
+    let at = format!("input.{i}");
+    let kind = item["type"]
+        .as_str()
+        .unwrap_or(if item["role"].is_string() {
+            "message"
+        } else {
+            ""
+        });
+    match kind {
+        "message" => {
+            let role = match item["role"].as_str() {
+                Some("user") => "user",
+                Some("assistant") => "assistant",
+                Some("system" | "developer") => "system",
+                Some(r) => {
+                    return Err(bad(format!(
+                        "`{at}.role` `{}` is not a message role",
+                        crate::api::bounded(r)
+                    )));
+                }
+                None => return Err(bad(format!("`{at}.role` is required"))),
+            };
+            if role == "assistant" {
+                out.push(json!({"role": "assistant", "content": text_of(&item["content"])}));
+            } else {
+                out.push(json!({"role": role, "content": user_content(&item["content"], &at)?}));
+            }
+        }
+        "function_call" => {
+            let (Some(call_id), Some(name)) = (item["call_id"].as_str(), item["name"].as_str())
+            else {
+                return Err(bad(format!("`{at}` needs `call_id` and `name`")));
+            };
+            let call = json!({
+                "id": call_id, "type": "function",
+                "function": {"name": name, "arguments": item["arguments"].as_str().unwrap_or("{}")},
+            });
+            // Calls made in one turn go back as one assistant message.
+            match out.last_mut() {
+                Some(m) if m["role"] == "assistant" && m["tool_calls"].is_array() => {
+                    if let Some(calls) = m["tool_calls"].as_array_mut() {
+                        calls.push(call);
+                    }
+                }
+                Some(m) if m["role"] == "assistant" && m.get("tool_calls").is_none() => {
+                    m["tool_calls"] = json!([call]);
+                }
+                _ => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+            }
+        }
+        "function_call_output" => {
+            let Some(call_id) = item["call_id"].as_str() else {
+                return Err(bad(format!("`{at}.call_id` is required")));
+            };
+            out.push(json!({
+                "role": "tool", "tool_call_id": call_id, "content": text_of(&item["output"]),
+            }));
+        }
+        // Reasoning is the model's own; a chat target neither takes nor needs it back.
+        "reasoning" => {}
+        "" => return Err(bad(format!("`{at}.type` is required"))),
+        other => {
+            return Err(bad(format!(
+                "input item type `{}` cannot be translated to chat completions",
+                crate::api::bounded(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Input item types a translation can carry.
+const ITEM_TYPES: &[&str] = &[
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+];
+
+/// Why `items` and `tools` cannot go to a chat-only target, if they cannot.
+pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
+    for t in tools.as_array().into_iter().flatten() {
+        match t["type"].as_str() {
+            Some("function") => {}
+            Some(other) => {
+                return Some(format!(
+                    "the built-in tool `{}`",
+                    crate::api::bounded(other)
+                ));
+            }
+            None => return Some("a tool without `type`".into()),
+        }
+    }
+    items.iter().find_map(|item| match item["type"].as_str() {
+        Some(t) if !ITEM_TYPES.contains(&t) => Some(format!(
+            "input items of type `{}`",
+            crate::api::bounded(t)
+        )),
+        _ => None,
+    })
+}
+
+/// The chat request for a Responses request `req` whose input is `items` (the stored
+/// conversation already prepended when `previous_response_id` was given).
+pub fn request(req: &Value, items: &[Value]) -> Result<ChatRequest> {
+    let model = req["model"]
+        .as_str()
+        .ok_or_else(|| bad("you must provide a model parameter"))?;
+    let untranslatable = untranslatable(&req["tools"], items);
+    let mut messages = Vec::with_capacity(items.len() + 1);
+    match &req["instructions"] {
+        Value::Null => {}
+        Value::String(s) => messages.push(json!({"role": "system", "content": s})),
+        _ => return Err(bad("`instructions` must be a string")),
+    }
+    for (i, item) in items.iter().enumerate() {
+        let t = item["type"].as_str().unwrap_or("message");
+        if ITEM_TYPES.contains(&t) {
+            push_item(&mut messages, item, i)?;
+        }
+    }
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("messages".into(), Value::Array(messages));
+    let tools: Vec<Value> = req["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["type"] == "function")
+        .map(|t| {
+            let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
+            if let Some(d) = t["description"].as_str() {
+                f["description"] = json!(d);
+            }
+            if let Some(s) = t["strict"].as_bool() {
+                f["strict"] = json!(s);
+            }
+            json!({"type": "function", "function": f})
+        })
+        .collect();
+    if !tools.is_empty() {
+        out.insert("tools".into(), Value::Array(tools));
+        match &req["tool_choice"] {
+            Value::Null => {}
+            Value::String(s) => {
+                out.insert("tool_choice".into(), json!(s));
+            }
+            c if c["type"] == "function" => {
+                out.insert(
+                    "tool_choice".into(),
+                    json!({"type": "function", "function": {"name": c["name"]}}),
+                );
+            }
+            _ => {}
+        }
+        if let Some(p) = req["parallel_tool_calls"].as_bool() {
+            out.insert("parallel_tool_calls".into(), json!(p));
+        }
+    }
+    for (from, to) in [
+        ("max_output_tokens", "max_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("user", "user"),
+        ("metadata", "metadata"),
+        ("top_logprobs", "top_logprobs"),
+    ] {
+        if !req[from].is_null() {
+            out.insert(to.into(), req[from].clone());
+        }
+    }
+    if let Some(effort) = req["reasoning"]["effort"]
+        .as_str()
+        .filter(|e| ["minimal", "low", "medium", "high"].contains(e))
+    {
+        out.insert("reasoning_effort".into(), json!(effort));
+    }
+    let format = &req["text"]["format"];
+    match format["type"].as_str() {
+        Some("json_schema") => {
+            let mut schema = json!({
+                "name": format["name"].as_str().unwrap_or("response"),
+                "schema": format["schema"],
+            });
+            if let Some(s) = format["strict"].as_bool() {
+                schema["strict"] = json!(s);
+            }
+            if let Some(d) = format["description"].as_str() {
+                schema["description"] = json!(d);
+            }
+            out.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": schema}),
+            );
+        }
+        Some("json_object") => {
+            out.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        _ => {}
+    }
+    if req["stream"].as_bool() == Some(true) {
+        out.insert("stream".into(), json!(true));
+        // The Responses stream always ends with usage.
+        out.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    Ok(ChatRequest {
+        body: Value::Object(out),
+        untranslatable,
+    })
+}
+
+/// What the answer echoes of the request, and its id and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Echo {
+    pub id: String,
+    pub created_at: u64,
+    /// The request's members the response object repeats.
+    pub request: Map<String, Value>,
+}
+
+/// A member's value when the request leaves it out.
+type DefaultValue = fn() -> Value;
+
+/// Request members a response object repeats, with OpenAI's defaults.
+const ECHOED: &[(&str, DefaultValue)] = &[
+    ("instructions", || Value::Null),
+    ("max_output_tokens", || Value::Null),
+    ("metadata", || json!({})),
+    ("parallel_tool_calls", || json!(true)),
+    ("previous_response_id", || Value::Null),
+    ("reasoning", || json!({"effort": null, "summary": null})),
+    ("store", || json!(true)),
+    ("temperature", || json!(1.0)),
+    ("text", || json!({"format": {"type": "text"}})),
+    ("tool_choice", || json!("auto")),
+    ("tools", || json!([])),
+    ("top_p", || json!(1.0)),
+    ("truncation", || json!("disabled")),
+    ("user", || Value::Null),
+];
+
+impl Echo {
+    /// The echo of `req` for a response `id` created at `created_at`.
+    pub fn new(id: String, created_at: u64, req: &Value) -> Self {
+        let request = ECHOED
+            .iter()
+            .map(|(k, default)| {
+                let v = match &req[*k] {
+                    Value::Null => default(),
+                    v => v.clone(),
+                };
+                ((*k).to_owned(), v)
+            })
+            .collect();
+        Self {
+            id,
+            created_at,
+            request,
+        }
+    }
+
+    /// A response object with `status` and no output yet.
+    pub fn response(&self, model: &str, status: &str) -> Value {
+        let mut v = Map::new();
+        v.insert("id".into(), json!(self.id));
+        v.insert("object".into(), json!("response"));
+        v.insert("created_at".into(), json!(self.created_at));
+        v.insert("status".into(), json!(status));
+        v.insert("error".into(), Value::Null);
+        v.insert("incomplete_details".into(), Value::Null);
+        v.insert("model".into(), json!(model));
+        v.insert("output".into(), json!([]));
+        v.insert("usage".into(), Value::Null);
+        for (k, val) in &self.request {
+            v.insert(k.clone(), val.clone());
+        }
+        Value::Object(v)
+    }
+
+    fn item_id(&self, prefix: &str, n: usize) -> String {
+        let tail = self.id.strip_prefix("resp_").unwrap_or(&self.id);
+        format!("{prefix}_{tail}_{n}")
+    }
+}
+
+/// Responses usage for chat usage.
+pub fn usage(u: &Value) -> Value {
+    let input = u["prompt_tokens"].as_u64().unwrap_or(0);
+    let output = u["completion_tokens"].as_u64().unwrap_or(0);
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {
+            "cached_tokens": u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
+        },
+        "output_tokens": output,
+        "output_tokens_details": {
+            "reasoning_tokens":
+                u["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0),
+        },
+        "total_tokens": u["total_tokens"].as_u64().unwrap_or(input + output),
+    })
+}
+
+/// `status` and `incomplete_details` for a chat `finish_reason`.
+fn status_of(finish: Option<&str>) -> (&'static str, Value) {
+    match finish {
+        Some("length") => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some("content_filter") => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
+    }
+}
+
+fn message_item(id: String, text: &str, status: &str) -> Value {
+    json!({
+        "type": "message", "id": id, "status": status, "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    })
+}
+
+fn call_item(id: String, call_id: &Value, name: &Value, arguments: &str, status: &str) -> Value {
+    json!({
+        "type": "function_call", "id": id, "call_id": call_id, "name": name,
+        "arguments": arguments, "status": status,
+    })
+}
+
+fn reasoning_item(id: String, text: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
+}
+
+/// The reasoning text some chat servers return beside the answer (DeepSeek, vLLM).
+fn reasoning_text(m: &Value) -> Option<&str> {
+    m["reasoning_content"]
+        .as_str()
+        .or_else(|| m["reasoning"].as_str())
+        .filter(|t| !t.is_empty())
+}
+
+/// The response object for a chat completion.
+pub fn response(chat: &Value, echo: &Echo, model: &str) -> Value {
+    let choice = &chat["choices"][0];
+    let msg = &choice["message"];
+    let mut output = Vec::new();
+    if let Some(r) = reasoning_text(msg) {
+        output.push(reasoning_item(echo.item_id("rs", output.len()), r));
+    }
+    let text = msg["content"].as_str().unwrap_or("");
+    let calls = msg["tool_calls"].as_array().map_or(&[][..], Vec::as_slice);
+    if let Some(refusal) = msg["refusal"].as_str() {
+        output.push(json!({
+            "type": "message", "id": echo.item_id("msg", output.len()), "status": "completed",
+            "role": "assistant", "content": [{"type": "refusal", "refusal": refusal}],
+        }));
+    } else if !text.is_empty() || calls.is_empty() {
+        output.push(message_item(
+            echo.item_id("msg", output.len()),
+            text,
+            "completed",
+        ));
+    }
+    for c in calls {
+        output.push(call_item(
+            echo.item_id("fc", output.len()),
+            &c["id"],
+            &c["function"]["name"],
+            c["function"]["arguments"].as_str().unwrap_or("{}"),
+            "completed",
+        ));
+    }
+    let (status, incomplete) = status_of(choice["finish_reason"].as_str());
+    let mut v = echo.response(model, status);
+    v["incomplete_details"] = incomplete;
+    v["output"] = Value::Array(output);
+    if chat["usage"].is_object() {
+        v["usage"] = usage(&chat["usage"]);
+    }
+    v
+}
+
+/// An item being streamed.
+#[derive(Debug)]
+struct Open {
+    output_index: usize,
+    id: String,
+    kind: OpenKind,
+    text: String,
+}
+
+#[derive(Debug)]
+enum OpenKind {
+    Text,
+    Reasoning,
+    /// A function call; `index` is the chat tool call's.
+    Call {
+        index: u64,
+        call_id: Value,
+        name: Value,
+    },
+}
+
+/// OpenAI chat chunks → Responses events, as they arrive. Every event carries a
+/// `sequence_number`; the stream ends with `response.completed` (or `.incomplete`) once the
+/// chat stream's `[DONE]` arrives, or `response.failed` for an error.
+#[derive(Debug)]
+pub struct Stream {
+    echo: Echo,
+    model: String,
+    parser: Parser,
+    seq: u64,
+    started: bool,
+    open: Vec<Open>,
+    /// Finished output items, in order.
+    output: Vec<Value>,
+    next_index: usize,
+    finish: Option<String>,
+    usage: Value,
+    /// The final response object once the stream completed (for the gateway's store).
+    pub completed: Option<Value>,
+    pub ended: bool,
+}
+
+impl Stream {
+    pub fn new(echo: Echo, model: &str) -> Self {
+        Self {
+            echo,
+            model: model.to_owned(),
+            parser: Parser::default(),
+            seq: 0,
+            started: false,
+            open: Vec::new(),
+            output: Vec::new(),
+            next_index: 0,
+            finish: None,
+            usage: Value::Null,
+            completed: None,
+            ended: false,
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, name: &str, mut v: Value) {
+        v["type"] = json!(name);
+        v["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        push_event(out, name, &v);
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let r = self.echo.response(&self.model, "in_progress");
+        self.emit(out, "response.created", json!({"response": r}));
+        let r = self.echo.response(&self.model, "in_progress");
+        self.emit(out, "response.in_progress", json!({"response": r}));
+    }
+
+    fn open_item(&mut self, out: &mut Vec<u8>, kind: OpenKind) -> usize {
+        let output_index = self.next_index;
+        self.next_index += 1;
+        let (prefix, item) = match &kind {
+            OpenKind::Text => ("msg", None),
+            OpenKind::Reasoning => ("rs", None),
+            OpenKind::Call { call_id, name, .. } => ("fc", Some((call_id.clone(), name.clone()))),
+        };
+        let id = self.echo.item_id(prefix, output_index);
+        let item = match (&kind, item) {
+            (OpenKind::Text, _) => json!({
+                "type": "message", "id": id, "status": "in_progress", "role": "assistant",
+                "content": [],
+            }),
+            (OpenKind::Reasoning, _) => json!({"type": "reasoning", "id": id, "summary": []}),
+            (_, Some((call_id, name))) => call_item(id.clone(), &call_id, &name, "", "in_progress"),
+            (_, None) => Value::Null,
+        };
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": output_index, "item": item}),
+        );
+        match kind {
+            OpenKind::Text => self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": output_index, "content_index": 0,
+                       "part": {"type": "output_text", "text": "", "annotations": []}}),
+            ),
+            OpenKind::Reasoning => self.emit(
+                out,
+                "response.reasoning_summary_part.added",
+                json!({"item_id": id, "output_index": output_index, "summary_index": 0,
+                       "part": {"type": "summary_text", "text": ""}}),
+            ),
+            OpenKind::Call { .. } => {}
+        }
+        self.open.push(Open {
+            output_index,
+            id,
+            kind,
+            text: String::new(),
+        });
+        self.open.len() - 1
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>, status: &str) {
+        let mut open = std::mem::take(&mut self.open);
+        open.sort_by_key(|o| o.output_index);
+        for o in open {
+            let (oi, id) = (o.output_index, o.id.clone());
+            let item = match &o.kind {
+                OpenKind::Text => {
+                    self.emit(
+                        out,
+                        "response.output_text.done",
+                        json!({"item_id": id, "output_index": oi, "content_index": 0,
+                               "text": o.text, "logprobs": []}),
+                    );
+                    self.emit(
+                        out,
+                        "response.content_part.done",
+                        json!({"item_id": id, "output_index": oi, "content_index": 0,
+                               "part": {"type": "output_text", "text": o.text, "annotations": []}}),
+                    );
+                    message_item(id, &o.text, status)
+                }
+                OpenKind::Reasoning => {
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_text.done",
+                        json!({"item_id": id, "output_index": oi, "summary_index": 0,
+                               "text": o.text}),
+                    );
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_part.done",
+                        json!({"item_id": id, "output_index": oi, "summary_index": 0,
+                               "part": {"type": "summary_text", "text": o.text}}),
+                    );
+                    reasoning_item(id, &o.text)
+                }
+                OpenKind::Call { call_id, name, .. } => {
+                    self.emit(
+                        out,
+                        "response.function_call_arguments.done",
+                        json!({"item_id": id, "output_index": oi, "name": name,
+                               "arguments": o.text}),
+                    );
+                    call_item(id, call_id, name, &o.text, status)
+                }
+            };
+            self.emit(
+                out,
+                "response.output_item.done",
+                json!({"output_index": oi, "item": item}),
+            );
+            self.output.push(item);
+        }
+    }
+
+    /// The open item of `kind`'s sort, opening it (and closing others) as needed.
+    fn item(&mut self, out: &mut Vec<u8>, kind: OpenKind) -> usize {
+        let found = self.open.iter().position(|o| match (&o.kind, &kind) {
+            (OpenKind::Text, OpenKind::Text) | (OpenKind::Reasoning, OpenKind::Reasoning) => true,
+            (OpenKind::Call { index: a, .. }, OpenKind::Call { index: b, .. }) => a == b,
+            _ => false,
+        });
+        if let Some(i) = found {
+            return i;
+        }
+        // Text after reasoning, or a call after text: what came before is finished.
+        let switching = self.open.iter().any(|o| {
+            matches!(
+                (&o.kind, &kind),
+                (OpenKind::Reasoning, _) | (OpenKind::Text, OpenKind::Call { .. })
+            )
+        });
+        if switching {
+            self.close(out, "completed");
+        }
+        self.open_item(out, kind)
+    }
+
+    fn delta(&mut self, out: &mut Vec<u8>, i: usize, delta: &str) {
+        let (oi, id) = (self.open[i].output_index, self.open[i].id.clone());
+        self.open[i].text.push_str(delta);
+        let (name, v) = match self.open[i].kind {
+            OpenKind::Text => (
+                "response.output_text.delta",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta,
+                       "logprobs": []}),
+            ),
+            OpenKind::Reasoning => (
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": id, "output_index": oi, "summary_index": 0, "delta": delta}),
+            ),
+            OpenKind::Call { .. } => (
+                "response.function_call_arguments.delta",
+                json!({"item_id": id, "output_index": oi, "delta": delta}),
+            ),
+        };
+        self.emit(out, name, v);
+    }
+
+    fn chunk(&mut self, out: &mut Vec<u8>, v: &Value) {
+        if v["usage"].is_object() {
+            self.usage = usage(&v["usage"]);
+        }
+        let choice = &v["choices"][0];
+        let d = &choice["delta"];
+        if let Some(r) = reasoning_text(d) {
+            let i = self.item(out, OpenKind::Reasoning);
+            self.delta(out, i, r);
+        }
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            let i = self.item(out, OpenKind::Text);
+            self.delta(out, i, t);
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap_or(0);
+            let i = self.item(
+                out,
+                OpenKind::Call {
+                    index,
+                    call_id: call["id"].clone(),
+                    name: call["function"]["name"].clone(),
+                },
+            );
+            if let Some(a) = call["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                self.delta(out, i, a);
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_owned());
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.start(out);
+        let (status, incomplete) = status_of(self.finish.as_deref());
+        self.close(out, if status == "completed" { status } else { "incomplete" });
+        let mut r = self.echo.response(&self.model, status);
+        r["incomplete_details"] = incomplete;
+        r["output"] = Value::Array(std::mem::take(&mut self.output));
+        r["usage"] = std::mem::take(&mut self.usage);
+        let name = if status == "completed" {
+            "response.completed"
+        } else {
+            "response.incomplete"
+        };
+        self.emit(out, name, json!({"response": r.clone()}));
+        self.completed = Some(r);
+        self.ended = true;
+    }
+
+    /// Adds chat chunk bytes; returns the Responses events they complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for ev in self.parser.push(bytes) {
+            if self.ended {
+                break;
+            }
+            if ev.data == "[DONE]" {
+                self.end(&mut out);
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            if v["error"].is_object() {
+                let msg = super::error_message(&v).unwrap_or("upstream error").to_owned();
+                out.extend(self.failed(&msg));
+                continue;
+            }
+            self.start(&mut out);
+            self.chunk(&mut out, &v);
+        }
+        out
+    }
+
+    /// The `response.failed` event that ends a stream broken off after it started.
+    pub fn failed(&mut self, message: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        self.start(&mut out);
+        let mut r = self.echo.response(&self.model, "failed");
+        r["error"] = json!({"code": "server_error", "message": message});
+        r["output"] = Value::Array(std::mem::take(&mut self.output));
+        self.emit(&mut out, "response.failed", json!({"response": r}));
+        self.ended = true;
+        out
+    }
+}
+
+fn push_event(out: &mut Vec<u8>, name: &str, v: &Value) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Writing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+    out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests;
