@@ -181,7 +181,11 @@ impl ResponsesStore {
     /// Forgets `id`; `false` when it was not there (for this owner).
     pub fn remove(&self, id: &str, owner: Option<&str>) -> bool {
         let mut inner = self.lock();
-        if inner.map.get(id).is_none_or(|e| e.owner.as_deref() != owner) {
+        if inner
+            .map
+            .get(id)
+            .is_none_or(|e| e.owner.as_deref() != owner)
+        {
             return false;
         }
         if let Some(e) = inner.map.remove(id) {

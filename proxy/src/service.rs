@@ -183,7 +183,9 @@ impl Gateway {
                     self.proxy(session, ctx, Endpoint::Responses).await
                 }
             }
-            p if p.starts_with("/v1/responses/") => self.held_response(session, ctx, &method, p).await,
+            p if p.starts_with("/v1/responses/") => {
+                self.held_response(session, ctx, &method, p).await
+            }
             "/v1/embeddings" => self.proxy(session, ctx, Endpoint::Embeddings).await,
             "/v1/messages" => {
                 ctx.endpoint = crate::api::anthropic::LABEL;
@@ -315,13 +317,18 @@ impl Gateway {
             ),
             None => None,
         };
-        let cache_plan = pinned.is_none().then(|| self.cache.plan(
-            decision.route(),
-            endpoint,
-            &session.req_header().headers,
-            &bytes,
-            &body,
-        )).flatten();
+        let cache_plan = pinned
+            .is_none()
+            .then(|| {
+                self.cache.plan(
+                    decision.route(),
+                    endpoint,
+                    &session.req_header().headers,
+                    &bytes,
+                    &body,
+                )
+            })
+            .flatten();
         let admitted = self
             .quota
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)

@@ -161,7 +161,11 @@ pub enum Relay<'a> {
     ToResponses(&'a std::sync::Arc<crate::api::responses::Turn>, &'a str),
     /// Responses events relayed as they are from a target that speaks the Responses API
     /// (`provider/model` named), checked as they pass.
-    Responses(&'a std::sync::Arc<crate::api::responses::Turn>, &'a str, &'a str),
+    Responses(
+        &'a std::sync::Arc<crate::api::responses::Turn>,
+        &'a str,
+        &'a str,
+    ),
 }
 
 impl<'a> Relay<'a> {
@@ -225,9 +229,9 @@ pub async fn relay(
     // An Anthropic (Responses) client gets the checked OpenAI events as Anthropic
     // (Responses) events.
     let mut to_client = match mode {
-        Relay::ToAnthropic(model) => Some(Translator::Anthropic(anthropic_openai::Stream::new(
-            model,
-        ))),
+        Relay::ToAnthropic(model) => {
+            Some(Translator::Anthropic(anthropic_openai::Stream::new(model)))
+        }
         Relay::ToResponses(turn, model) => Some(Translator::Responses(
             crate::api::responses::Events::new(turn, model),
         )),

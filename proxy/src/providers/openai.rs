@@ -62,7 +62,8 @@ pub fn target_url(
     let host = uri.host().ok_or_else(bad)?.to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let prefix = uri.path().trim_end_matches('/');
-    let path = if provider.kind == ProviderKind::AzureOpenai && endpoint_suffix == RESPONSES_SUFFIX {
+    let path = if provider.kind == ProviderKind::AzureOpenai && endpoint_suffix == RESPONSES_SUFFIX
+    {
         // Azure's Responses API is not per deployment: the body names it.
         let version = provider
             .api_version
@@ -150,13 +151,7 @@ impl ProviderAdapter for OpenAi {
         let header = request_header(req, &dest, &path, body.len())?;
         let response = self
             .upstream
-            .send(
-                &dest,
-                header,
-                body,
-                req.connect_timeout,
-                req.read_timeout,
-            )
+            .send(&dest, header, body, req.connect_timeout, req.read_timeout)
             .await?;
         Ok(match native {
             Some(_) => Box::new(Native(response)),

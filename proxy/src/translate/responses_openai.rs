@@ -181,10 +181,9 @@ pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
         }
     }
     items.iter().find_map(|item| match item["type"].as_str() {
-        Some(t) if !ITEM_TYPES.contains(&t) => Some(format!(
-            "input items of type `{}`",
-            crate::api::bounded(t)
-        )),
+        Some(t) if !ITEM_TYPES.contains(&t) => {
+            Some(format!("input items of type `{}`", crate::api::bounded(t)))
+        }
         _ => None,
     })
 }
@@ -729,7 +728,14 @@ impl Stream {
     fn end(&mut self, out: &mut Vec<u8>) {
         self.start(out);
         let (status, incomplete) = status_of(self.finish.as_deref());
-        self.close(out, if status == "completed" { status } else { "incomplete" });
+        self.close(
+            out,
+            if status == "completed" {
+                status
+            } else {
+                "incomplete"
+            },
+        );
         let mut r = self.echo.response(&self.model, status);
         r["incomplete_details"] = incomplete;
         r["output"] = Value::Array(std::mem::take(&mut self.output));
@@ -759,7 +765,9 @@ impl Stream {
                 continue;
             };
             if v["error"].is_object() {
-                let msg = super::error_message(&v).unwrap_or("upstream error").to_owned();
+                let msg = super::error_message(&v)
+                    .unwrap_or("upstream error")
+                    .to_owned();
                 out.extend(self.failed(&msg));
                 continue;
             }
