@@ -161,7 +161,8 @@ pub fn create(body: &[u8], ctx: &Ctx<'_>, conversations: &Conversations) -> Repl
     let id = format!(
         "resp_mock{}",
         text::alphanumeric(
-            text::derive_seed(ctx.seed, &["resp", &ctx.request_id.to_string()]),
+            // The server's name too: two mocks never issue the same id.
+            text::derive_seed(ctx.seed, &["resp", ctx.owner, &ctx.request_id.to_string()]),
             32
         )
     );
