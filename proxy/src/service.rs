@@ -219,7 +219,11 @@ impl Gateway {
     ) -> Result<(), ApiError> {
         ctx.endpoint = crate::api::responses::LABEL;
         let id = path.trim_start_matches("/v1/responses/");
-        if *method != Method::GET && *method != Method::DELETE || id.contains('/') {
+        if id.is_empty() || id.contains('/') {
+            // `/cancel` and `/input_items` are not served by the gateway.
+            return Err(ApiError::unknown_path(method.as_str(), path));
+        }
+        if *method != Method::GET && *method != Method::DELETE {
             return Err(ApiError::method_not_allowed(method.as_str(), path));
         }
         let owner = ctx.identity.as_ref().map(|i| i.key.as_str());
@@ -339,8 +343,10 @@ impl Gateway {
             let name = cfg.snapshot.target_name(*t);
             ctx.downgraded = Some(format!("{name} (budget {budget})"));
         }
+        // The pin outranks a budget's downgrade: the conversation exists nowhere else.
         if pinned.is_some() {
             ctx.downgrade = pinned;
+            ctx.downgraded = None;
         }
         let quota_hold = admitted.as_ref().map(|a| crate::quota::Hold {
             quota: Arc::clone(&self.quota),

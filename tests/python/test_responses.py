@@ -283,6 +283,39 @@ def test_native_pass_through_keeps_unknown_fields(client, mocks):
     assert request["body"]["model"] == "gpt-4o"
 
 
+# --- the response cache ------------------------------------------------------------------------------
+
+
+def test_cache_hit_is_a_new_response_that_can_be_continued(client, mocks):
+    miss = client.responses.with_raw_response.create(model="cached", input="Cache me.", temperature=0)
+    hit = client.responses.with_raw_response.create(
+        model="cached", input="Cache me.", temperature=0, stream=True
+    )
+    assert miss.headers.get("x-switchyard-cache") == "miss", dict(miss.headers)
+    assert hit.headers.get("x-switchyard-cache") == "hit", dict(hit.headers)
+    first = miss.parse()
+    events = list(hit.parse())
+    assert events[-1].type == "response.completed"
+    replayed = events[-1].response
+    assert replayed.output_text == first.output_text
+    assert replayed.id != first.id
+    # A chat request whose translation is the same is keyed apart.
+    chat = client.chat.completions.with_raw_response.create(
+        model="cached", messages=[{"role": "user", "content": [{"type": "text", "text": "Cache me."}]}],
+        temperature=0,
+    )
+    assert chat.headers.get("x-switchyard-cache") == "miss"
+
+    # The replayed answer is kept like any other.
+    follow = client.responses.create(
+        model="cached", input="And more.", previous_response_id=replayed.id, temperature=0
+    )
+    assert follow.status == "completed"
+    bodies = [r["body"] for r in mocks["chat"].requests()]
+    assert [len(b["messages"]) for b in bodies] == [1, 1, 3]
+    assert bodies[-1]["messages"][1]["content"] == first.output_text
+
+
 # --- refusals and broken streams -------------------------------------------------------------------
 
 

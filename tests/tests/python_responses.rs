@@ -26,6 +26,13 @@ route native {
   split { 50% native-a/gpt-4o, 50% native-b/gpt-4o }
 }
 
+# The response cache in front of the chat-only server.
+route cached {
+  when model == "cached"
+  use chat/gpt-4o
+  cache for 10m
+}
+
 route claude {
   when model == "claude-mock"
   use claude/claude-mock

@@ -191,14 +191,37 @@ struct Probe {
 struct TypeOnly {
     #[serde(rename = "type", default)]
     kind: Option<String>,
-    #[serde(flatten)]
-    _rest: std::collections::HashMap<String, IgnoredAny>,
+}
+
+/// An input item: its type and, for messages, its parts' types (and whether an image has a
+/// URL).
+#[derive(Debug, Deserialize)]
+struct ItemProbe {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    content: Option<ContentProbe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ContentProbe {
+    Parts(Vec<PartProbe>),
+    Other(IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+struct PartProbe {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    image_url: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum InputProbe {
-    Items(Vec<TypeOnly>),
+    Items(Vec<ItemProbe>),
     Other(IgnoredAny),
 }
 
@@ -221,7 +244,20 @@ pub fn refusal(provider: &Provider, model: &str, native: &[u8]) -> Option<Bytes>
     let items: Vec<Value> = match probe.input {
         Some(InputProbe::Items(items)) => items
             .into_iter()
-            .map(|t| json!({"type": t.kind.unwrap_or_else(|| "message".into())}))
+            .map(|item| {
+                let parts: Vec<Value> = match item.content {
+                    Some(ContentProbe::Parts(parts)) => parts
+                        .into_iter()
+                        .map(|p| {
+                            let url = p.image_url.map(|_| json!(""));
+                            json!({"type": p.kind, "image_url": url})
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let kind = item.kind.unwrap_or_else(|| "message".into());
+                json!({"type": kind, "content": parts})
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -397,6 +433,14 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
     })
 }
 
+fn kept_by_provider(id: &str, target: &str) -> ApiError {
+    ApiError::invalid_field(format!(
+        "Response '{}' is kept by target `{}`, not by the gateway; ask that provider",
+        bounded(id),
+        bounded(target)
+    ))
+}
+
 /// `GET` (the stored response object) or `DELETE` of `/v1/responses/{id}` for a response the
 /// gateway holds.
 pub fn held(
@@ -410,6 +454,9 @@ pub fn held(
         ..not_found(id)
     };
     if *method == http::Method::DELETE {
+        if let Some(Held::Native { target }) = store.get(id, owner) {
+            return Err(kept_by_provider(id, &target));
+        }
         return if store.remove(id, owner) {
             Ok(Bytes::from(
                 json!({"id": id, "object": "response", "deleted": true}).to_string(),
@@ -420,11 +467,7 @@ pub fn held(
     }
     match store.get(id, owner) {
         Some(Held::Translated { response, .. }) => Ok(Bytes::from(response.to_string())),
-        Some(Held::Native { target }) => Err(ApiError::invalid_field(format!(
-            "Response '{}' is kept by target `{}`, not by the gateway; ask that provider",
-            bounded(id),
-            bounded(&target)
-        ))),
+        Some(Held::Native { target }) => Err(kept_by_provider(id, &target)),
         None => Err(missing()),
     }
 }

@@ -45,7 +45,23 @@ fn text_of(content: &Value) -> String {
     }
 }
 
-/// Chat content parts of a user or system message's Responses content.
+/// Why a content part has no chat equivalent, if it has none.
+fn foreign_part(p: &Value) -> Option<String> {
+    match p["type"].as_str() {
+        Some("input_text" | "output_text" | "text" | "refusal") => None,
+        Some("input_image") if p["image_url"].is_string() => None,
+        Some("input_image") => Some("images given by `file_id`".into()),
+        Some(t) => Some(format!(
+            "content parts of type `{}`",
+            crate::api::bounded(t)
+        )),
+        None => Some("content parts without `type`".into()),
+    }
+}
+
+/// Chat content parts of a user or system message's Responses content. Parts without a chat
+/// equivalent are left out here: [`untranslatable`] names them, and chat-only targets refuse
+/// the request.
 fn user_content(content: &Value, at: &str) -> Result<Value> {
     let parts = match content {
         Value::String(s) => return Ok(Value::String(s.clone())),
@@ -53,33 +69,19 @@ fn user_content(content: &Value, at: &str) -> Result<Value> {
         _ => return Err(bad(format!("`{at}.content` must be a string or an array"))),
     };
     let mut out = Vec::with_capacity(parts.len());
-    for (j, p) in parts.iter().enumerate() {
-        match p["type"].as_str() {
-            Some("input_text" | "output_text" | "text") => {
-                out.push(json!({"type": "text", "text": p["text"].as_str().unwrap_or("")}));
-            }
-            Some("input_image") => match p["image_url"].as_str() {
-                Some(url) => {
-                    let mut image = json!({"url": url});
-                    if let Some(d) = p["detail"].as_str() {
-                        image["detail"] = json!(d);
-                    }
-                    out.push(json!({"type": "image_url", "image_url": image}));
+    for p in parts.iter().filter(|p| foreign_part(p).is_none()) {
+        match (p["type"].as_str(), p["image_url"].as_str()) {
+            (Some("input_image"), Some(url)) => {
+                let mut image = json!({"url": url});
+                if let Some(d) = p["detail"].as_str() {
+                    image["detail"] = json!(d);
                 }
-                None => {
-                    return Err(bad(format!(
-                        "`{at}.content.{j}`: only images given by `image_url` can be translated \
-                         (not `file_id`)"
-                    )));
-                }
-            },
-            Some(t) => {
-                return Err(bad(format!(
-                    "`{at}.content.{j}.type` `{}` cannot be translated to chat completions",
-                    crate::api::bounded(t)
-                )));
+                out.push(json!({"type": "image_url", "image_url": image}));
             }
-            None => return Err(bad(format!("`{at}.content.{j}.type` is required"))),
+            _ => {
+                let text = p["text"].as_str().or_else(|| p["refusal"].as_str());
+                out.push(json!({"type": "text", "text": text.unwrap_or("")}));
+            }
         }
     }
     Ok(Value::Array(out))
@@ -184,7 +186,11 @@ pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
         Some(t) if !ITEM_TYPES.contains(&t) => {
             Some(format!("input items of type `{}`", crate::api::bounded(t)))
         }
-        _ => None,
+        _ => item["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(foreign_part),
     })
 }
 

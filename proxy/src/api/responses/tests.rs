@@ -130,6 +130,12 @@ fn native_answers_pin_the_follow_up_to_their_target() {
     )
     .expect("ok");
     assert_eq!(p.pinned.as_deref(), Some("up/gpt-4o"));
+    // The provider keeps it: the gateway neither shows nor deletes it.
+    for m in [http::Method::GET, http::Method::DELETE] {
+        let e = held(&store, &m, "resp_up1", None).expect_err("kept upstream");
+        assert!(e.message.contains("`up/gpt-4o`"), "{}", e.message);
+    }
+    assert!(store.get("resp_up1", None).is_some());
     assert!(json_of(&p.native)["previous_response_id"] == "resp_up1");
 
     // Streamed: the id comes with response.created.

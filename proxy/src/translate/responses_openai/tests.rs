@@ -139,16 +139,32 @@ fn malformed_requests_are_refused() {
     assert!(bad(json!({"model": "m", "input": [{"role": "tool", "content": "x"}]})).is_err());
     assert!(bad(json!({"model": "m", "input": [{"type": "function_call"}]})).is_err());
     assert!(bad(json!({"model": "m", "input": [{"content": "no role or type"}]})).is_err());
-    assert!(
-        bad(json!({"model": "m", "input": [{"role": "user", "content": [
-            {"type": "input_image", "file_id": "f"}]}]}))
-        .is_err()
-    );
     assert!(bad(json!({"model": "m", "instructions": 3})).is_err());
-    let e = bad(json!({"model": "m", "input": [{"role": "user", "content": [
-        {"type": "input_file", "file_id": "f"}]}]}))
-    .expect_err("refused");
-    assert!(e.0.contains("input_file"), "{e}");
+    assert!(bad(json!({"model": "m", "input": [{"role": "user", "content": 3}]})).is_err());
+}
+
+#[test]
+fn parts_without_a_chat_equivalent_are_named_for_chat_only_targets() {
+    // A native target may take them: the request is not refused, the part is named.
+    for (part, named) in [
+        (
+            json!({"type": "input_file", "file_id": "f"}),
+            "content parts of type `input_file`",
+        ),
+        (
+            json!({"type": "input_image", "file_id": "f"}),
+            "images given by `file_id`",
+        ),
+    ] {
+        let req = json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "see"}, part]}]});
+        let c = request(&req, &input_items(&req["input"]).expect("items")).expect("ok");
+        assert_eq!(c.untranslatable.as_deref(), Some(named));
+        assert_eq!(
+            c.body["messages"][0]["content"].as_array().map(Vec::len),
+            Some(1)
+        );
+    }
 }
 
 #[test]
