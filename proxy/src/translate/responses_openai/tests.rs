@@ -1,4 +1,5 @@
 use super::*;
+use crate::translate::sse::Parser;
 
 fn echo(req: &Value) -> Echo {
     Echo::new("resp_abc".into(), 1_700_000_000, req)
