@@ -11,7 +11,19 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::Value;
 
-/// The store's bounds, each a flag (and a `SWITCHYARD_*` variable).
+/// What a chat-only target does with Responses tools it cannot offer the model (built-in
+/// tools such as `web_search`, custom tools).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnsupportedTools {
+    /// Answer 400 naming the tool and the target.
+    #[default]
+    Refuse,
+    /// Offer the model only the function tools; the answer's `tools` lists what was offered.
+    Omit,
+}
+
+/// The Responses API's settings: the store's bounds and what chat-only targets do with
+/// built-in tools, each a flag (and a `SWITCHYARD_*` variable).
 #[derive(Debug, Clone, Args)]
 pub struct StoreSettings {
     /// Most Responses API answers the gateway keeps for `previous_response_id` and
@@ -37,6 +49,19 @@ pub struct StoreSettings {
     /// How long a kept Responses answer can be continued or read back.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, env = "SWITCHYARD_RESPONSES_STORE_TTL")]
     pub responses_store_ttl: Duration,
+
+    /// Responses requests with built-in tools (`web_search`, `file_search`, ...) or custom
+    /// tools, on a target that speaks only chat completions: `refuse` answers 400 naming the
+    /// tool and the target; `omit` offers the model the function tools only (the Codex CLI
+    /// always sends `web_search`: `omit` lets it run on such targets).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "refuse",
+        env = "SWITCHYARD_RESPONSES_UNSUPPORTED_TOOLS"
+    )]
+    pub responses_unsupported_tools: UnsupportedTools,
 }
 
 impl Default for StoreSettings {
@@ -45,6 +70,7 @@ impl Default for StoreSettings {
             responses_store_entries: 10_000,
             responses_store_bytes: 256 * 1024 * 1024,
             responses_store_ttl: Duration::from_secs(24 * 3600),
+            responses_unsupported_tools: UnsupportedTools::Refuse,
         }
     }
 }

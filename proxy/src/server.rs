@@ -57,8 +57,10 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     ) {
         tracing::error!(error = %e, "health checks not started");
     }
+    let mut providers = Providers::new(upstream);
+    providers.responses_unsupported_tools = settings.responses.responses_unsupported_tools;
     let router = Router {
-        providers: Providers::new(upstream),
+        providers,
         health: Arc::clone(&shared.health),
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),

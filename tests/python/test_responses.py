@@ -13,6 +13,7 @@ first tool unless it hands back a tool result.
 """
 
 import json
+import os
 
 import openai
 import pytest
@@ -326,6 +327,50 @@ def test_builtin_tool_on_a_translated_target_is_a_400_naming_both(client, mocks,
     message = caught.value.body["message"]
     assert "`web_search`" in message and f"`{target}`" in message, message
     assert sent(mocks, ANSWERING[model]) == []
+
+
+# Tools as the Codex CLI 0.169 offers them: function tools, a namespace of function tools,
+# and the built-in `web_search`.
+CODEX_TOOLS = [
+    {"type": "function", "name": "shell", "description": "Run a command", "strict": False,
+     "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
+                    "required": ["command"], "additionalProperties": False}},
+    {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [
+        {"type": "function", "name": "close_agent", "strict": False,
+         "parameters": {"type": "object", "properties": {"target": {"type": "string"}},
+                        "required": ["target"], "additionalProperties": False}}]},
+    {"type": "web_search", "external_web_access": False},
+]
+
+
+def test_codex_tools_on_a_chat_only_target_with_omit(mocks):
+    client = openai.OpenAI(base_url=os.environ["SWITCHYARD_OMITTING_URL"], api_key="sk-test",
+                           max_retries=0, timeout=30)
+    events = list(client.responses.create(
+        model="gpt-4o", input="list files", tools=CODEX_TOOLS, tool_choice="auto",
+        parallel_tool_calls=True, store=False, stream=True, reasoning={"summary": "auto"},
+        include=["reasoning.encrypted_content"], prompt_cache_key="s",
+    ))
+    assert events[-1].type == "response.completed", [e.type for e in events]
+    final = events[-1].response
+    # The answer names the tools the model was offered: the function tools only.
+    assert [t.type for t in final.tools] == ["function", "namespace"], final.tools
+    body = mocks["chat"].requests()[-1]["body"]
+    assert [t["function"]["name"] for t in body["tools"]] == ["shell", "close_agent"]
+    # The default proxy refuses the same request by name.
+    default = openai.OpenAI(base_url=os.environ["SWITCHYARD_URL"], api_key="sk-test", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        default.responses.create(model="gpt-4o", input="list files", tools=CODEX_TOOLS)
+    assert "`web_search`" in caught.value.body["message"]
+
+
+def test_namespaced_function_calls_keep_their_namespace(client, mocks):
+    r = client.responses.create(
+        model="gpt-4o", input="close it", tools=CODEX_TOOLS[1:2], tool_choice="required"
+    )
+    (call,) = [o for o in r.output if o.type == "function_call"]
+    assert call.name == "close_agent"
+    assert call.namespace == "multi_agent_v1"
 
 
 def test_builtin_tool_passes_to_a_native_target(client, mocks):

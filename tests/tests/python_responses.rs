@@ -1,7 +1,8 @@
 //! The official OpenAI Python SDK's Responses API (`client.responses.*`), unchanged, against
 //! the real proxy: `tests/python/test_responses.py` with translated targets (a chat-only
 //! OpenAI-compatible mock, an Anthropic mock), native targets (mocks that speak
-//! `/v1/responses`, declared with `responsesApi: true`), and a mock scripted to cut streams.
+//! `/v1/responses`, declared with `responsesApi: true`), and a mock scripted to cut streams;
+//! a second proxy on the same config runs with `--responses-unsupported-tools omit`.
 //!
 //! Needs `python3 -m pip install -r tests/python/requirements.txt`; fails (never skips) without.
 
@@ -97,6 +98,16 @@ fn openai_responses_api_against_the_proxy() {
         },
     );
 
+    // The same config with built-in tools omitted on chat-only targets (what the Codex CLI
+    // needs there: it always offers `web_search`).
+    let omitting = ProxyProcess::spawn_with(
+        config.path(),
+        &ProxyOptions {
+            args: vec!["--responses-unsupported-tools".into(), "omit".into()],
+            env: vec![(UPSTREAM_KEY_ENV.into(), "sk-upstream-test".into())],
+        },
+    );
+
     let mocks = serde_json::json!({
         "chat": chat.url(),
         "native-a": native_a.url(),
@@ -108,6 +119,9 @@ fn openai_responses_api_against_the_proxy() {
     pytest::run(
         &proxy,
         &["test_responses.py"],
-        &[("SWITCHYARD_MOCKS", mocks.to_string())],
+        &[
+            ("SWITCHYARD_MOCKS", mocks.to_string()),
+            ("SWITCHYARD_OMITTING_URL", omitting.base_url()),
+        ],
     );
 }

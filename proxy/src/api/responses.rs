@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchyard_dsl::ir::{Provider, ProviderKind};
 
 use super::{ApiError, Usage, bounded};
-use crate::responses_store::{Held, ResponsesStore};
+use crate::responses_store::{Held, ResponsesStore, UnsupportedTools};
 use crate::translate::responses_openai::{self, Echo};
 
 /// `RequestCtx::endpoint` of a Responses request.
@@ -191,6 +191,11 @@ struct Probe {
 struct TypeOnly {
     #[serde(rename = "type", default)]
     kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    /// A namespace's tools.
+    #[serde(default)]
+    tools: Option<Vec<TypeOnly>>,
 }
 
 /// An input item: its type and, for messages, its parts' types (and whether an image has a
@@ -227,8 +232,14 @@ enum InputProbe {
 
 /// The 400 a chat-only target gives a Responses request it cannot serve (a built-in tool,
 /// an input item without a chat equivalent): `None` when it can, or when `provider` speaks
-/// the Responses API. `native` is the request's Responses body.
-pub fn refusal(provider: &Provider, model: &str, native: &[u8]) -> Option<Bytes> {
+/// the Responses API. `native` is the request's Responses body; with
+/// [`UnsupportedTools::Omit`] only input items are checked.
+pub fn refusal(
+    provider: &Provider,
+    model: &str,
+    native: &[u8],
+    tools_mode: UnsupportedTools,
+) -> Option<Bytes> {
     if native_target(provider) {
         return None;
     }
@@ -238,7 +249,12 @@ pub fn refusal(provider: &Provider, model: &str, native: &[u8]) -> Option<Bytes>
             .tools
             .unwrap_or_default()
             .into_iter()
-            .map(|t| json!({"type": t.kind}))
+            .map(|t| {
+                let inner: Vec<Value> = (t.tools.unwrap_or_default().into_iter())
+                    .map(|f| json!({"type": f.kind, "name": f.name}))
+                    .collect();
+                json!({"type": t.kind, "name": t.name, "tools": inner})
+            })
             .collect(),
     );
     let items: Vec<Value> = match probe.input {
@@ -261,7 +277,10 @@ pub fn refusal(provider: &Provider, model: &str, native: &[u8]) -> Option<Bytes>
             .collect(),
         _ => Vec::new(),
     };
-    let what = responses_openai::untranslatable(&tools, &items)?;
+    let what = match tools_mode {
+        UnsupportedTools::Refuse => responses_openai::untranslatable(&tools, &items)?,
+        UnsupportedTools::Omit => responses_openai::untranslatable_items(&items)?,
+    };
     let message = format!(
         "{what} is not available on target `{}/{}`: it speaks chat completions, not the \
          Responses API; route this request to an `openai` or `azure-openai` provider (or an \

@@ -111,6 +111,8 @@ pub trait ProviderAdapter: Send + Sync {
 
 /// Every adapter, by provider kind.
 pub struct Providers {
+    /// What chat-only targets do with Responses built-in tools.
+    pub responses_unsupported_tools: crate::responses_store::UnsupportedTools,
     openai: openai::OpenAi,
     anthropic: anthropic::Anthropic,
     gemini: gemini::Gemini,
@@ -126,6 +128,7 @@ impl std::fmt::Debug for Providers {
 impl Providers {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         Self {
+            responses_unsupported_tools: crate::responses_store::UnsupportedTools::default(),
             openai: openai::OpenAi::new(Arc::clone(&upstream)),
             anthropic: anthropic::Anthropic::new(Arc::clone(&upstream)),
             gemini: gemini::Gemini::new(upstream),

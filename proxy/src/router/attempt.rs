@@ -266,11 +266,12 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
     };
     let adapter = providers.adapter(plan.provider.kind).map_err(failed)?;
     // A Responses request with built-in tools cannot go to a chat-only target.
+    let tools_mode = providers.responses_unsupported_tools;
     if plan.endpoint == Endpoint::Responses
         && let Some(body) = plan
             .native
             .as_ref()
-            .and_then(|n| crate::api::responses::refusal(plan.provider, plan.model, n))
+            .and_then(|n| crate::api::responses::refusal(plan.provider, plan.model, n, tools_mode))
     {
         return Err(OpenFailure {
             failure: Failure::from_response(400, &body, None),

@@ -167,11 +167,43 @@ const ITEM_TYPES: &[&str] = &[
     "reasoning",
 ];
 
-/// Why `items` and `tools` cannot go to a chat-only target, if they cannot.
-pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
+/// The function tools of `tools`, namespaces opened: each with its namespace, if any.
+fn function_tools(tools: &Value) -> Vec<(Option<&str>, &Value)> {
+    let mut out = Vec::new();
+    for t in tools.as_array().into_iter().flatten() {
+        match t["type"].as_str() {
+            Some("function") => out.push((None, t)),
+            Some("namespace") => {
+                let inner = t["tools"].as_array().into_iter().flatten();
+                out.extend(
+                    inner
+                        .filter(|f| f["type"] == "function")
+                        .map(|f| (t["name"].as_str(), f)),
+                );
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first tool of `tools` that has no chat equivalent (built-in tools, custom tools), by
+/// name.
+pub fn foreign_tool(tools: &Value) -> Option<String> {
     for t in tools.as_array().into_iter().flatten() {
         match t["type"].as_str() {
             Some("function") => {}
+            Some("namespace") => {
+                let inner = t["tools"].as_array().into_iter().flatten();
+                if let Some(f) = inner.into_iter().find(|f| f["type"] != "function") {
+                    return Some(format!(
+                        "the tool `{}` (type `{}`) of namespace `{}`",
+                        crate::api::bounded(f["name"].as_str().unwrap_or("")),
+                        crate::api::bounded(f["type"].as_str().unwrap_or("")),
+                        crate::api::bounded(t["name"].as_str().unwrap_or(""))
+                    ));
+                }
+            }
             Some(other) => {
                 return Some(format!(
                     "the built-in tool `{}`",
@@ -181,6 +213,20 @@ pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
             None => return Some("a tool without `type`".into()),
         }
     }
+    None
+}
+
+/// Why `items` and `tools` cannot go to a chat-only target, if they cannot.
+pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
+    if let Some(tool) = foreign_tool(tools) {
+        return Some(tool);
+    }
+    untranslatable_items(items)
+}
+
+/// Why `items` cannot go to a chat-only target (an item type or content part only the
+/// Responses API knows), if they cannot.
+pub fn untranslatable_items(items: &[Value]) -> Option<String> {
     items.iter().find_map(|item| match item["type"].as_str() {
         Some(t) if !ITEM_TYPES.contains(&t) => {
             Some(format!("input items of type `{}`", crate::api::bounded(t)))
@@ -215,12 +261,9 @@ pub fn request(req: &Value, items: &[Value]) -> Result<ChatRequest> {
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert("messages".into(), Value::Array(messages));
-    let tools: Vec<Value> = req["tools"]
-        .as_array()
+    let tools: Vec<Value> = function_tools(&req["tools"])
         .into_iter()
-        .flatten()
-        .filter(|t| t["type"] == "function")
-        .map(|t| {
+        .map(|(_, t)| {
             let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
             if let Some(d) = t["description"].as_str() {
                 f["description"] = json!(d);
@@ -345,11 +388,44 @@ impl Echo {
                 ((*k).to_owned(), v)
             })
             .collect();
-        Self {
+        let mut echo = Self {
             id,
             created_at,
             request,
+        };
+        // A translated answer only ever offered the function tools.
+        if let Some(tools) = echo.request.get_mut("tools").and_then(Value::as_array_mut) {
+            tools.retain(|t| t["type"] == "function" || t["type"] == "namespace");
+            for ns in tools.iter_mut() {
+                if let Some(inner) = ns.get_mut("tools").and_then(Value::as_array_mut) {
+                    inner.retain(|f| f["type"] == "function");
+                }
+            }
         }
+        echo
+    }
+
+    /// A `function_call` item (with the namespace of the function, if it has one).
+    fn call_item(
+        &self,
+        id: String,
+        call_id: &Value,
+        name: &Value,
+        arguments: &str,
+        status: &str,
+    ) -> Value {
+        let mut item = json!({
+            "type": "function_call", "id": id, "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status,
+        });
+        let tools = self.request.get("tools").unwrap_or(&Value::Null);
+        if let Some((Some(ns), _)) = function_tools(tools)
+            .into_iter()
+            .find(|(_, f)| f["name"] == *name)
+        {
+            item["namespace"] = json!(ns);
+        }
+        item
     }
 
     /// A response object with `status` and no output yet.
@@ -410,13 +486,6 @@ fn message_item(id: String, text: &str, status: &str) -> Value {
     })
 }
 
-fn call_item(id: String, call_id: &Value, name: &Value, arguments: &str, status: &str) -> Value {
-    json!({
-        "type": "function_call", "id": id, "call_id": call_id, "name": name,
-        "arguments": arguments, "status": status,
-    })
-}
-
 fn reasoning_item(id: String, text: &str) -> Value {
     json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
 }
@@ -452,7 +521,7 @@ pub fn response(chat: &Value, echo: &Echo, model: &str) -> Value {
         ));
     }
     for c in calls {
-        output.push(call_item(
+        output.push(echo.call_item(
             echo.item_id("fc", output.len()),
             &c["id"],
             &c["function"]["name"],

@@ -1,5 +1,7 @@
 use super::*;
 
+const REFUSE: UnsupportedTools = UnsupportedTools::Refuse;
+
 fn json_of(b: &[u8]) -> Value {
     serde_json::from_slice(b).expect("json")
 }
@@ -178,18 +180,31 @@ fn native_answers_pin_the_follow_up_to_their_target() {
 fn chat_only_targets_refuse_builtin_tools_by_name() {
     let body = br#"{"model":"m","input":"x","tools":[{"type":"web_search"}]}"#;
     let anthropic = provider(ProviderKind::Anthropic, false);
-    let e = json_of(&refusal(&anthropic, "claude", body).expect("refused"));
+    let e = json_of(&refusal(&anthropic, "claude", body, REFUSE).expect("refused"));
     let msg = e["error"]["message"].as_str().expect("message");
     assert!(
         msg.contains("`web_search`") && msg.contains("`p/claude`"),
         "{msg}"
     );
     assert_eq!(e["error"]["type"], "invalid_request_error");
-    assert!(refusal(&provider(ProviderKind::Openai, false), "m", body).is_none());
+    assert!(refusal(&provider(ProviderKind::Openai, false), "m", body, REFUSE).is_none());
     let plain = br#"{"model":"m","input":"x","tools":[{"type":"function","name":"f"}]}"#;
-    assert!(refusal(&anthropic, "claude", plain).is_none());
+    assert!(refusal(&anthropic, "claude", plain, REFUSE).is_none());
     let item = br#"{"model":"m","input":[{"type":"computer_call_output","call_id":"c"}]}"#;
-    assert!(refusal(&anthropic, "claude", item).is_some());
+    assert!(refusal(&anthropic, "claude", item, REFUSE).is_some());
+    // Omitted instead: the function tools are offered, items still checked.
+    let omit = UnsupportedTools::Omit;
+    assert!(refusal(&anthropic, "claude", body, omit).is_none());
+    assert!(refusal(&anthropic, "claude", item, omit).is_some());
+    // Function tools grouped in a namespace are function tools; a custom one is not.
+    let ns = br#"{"model":"m","input":"x","tools":[{"type":"namespace","name":"agents",
+        "tools":[{"type":"function","name":"spawn"}]}]}"#;
+    assert!(refusal(&anthropic, "claude", ns, REFUSE).is_none());
+    let custom = br#"{"model":"m","input":"x","tools":[{"type":"namespace","name":"agents",
+        "tools":[{"type":"custom","name":"patch"}]}]}"#;
+    let e = json_of(&refusal(&anthropic, "claude", custom, REFUSE).expect("refused"));
+    let msg = e["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("`patch`") && msg.contains("`agents`"), "{msg}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Echo, call_item, message_item, reasoning_item, reasoning_text, status_of, usage};
+use super::{Echo, message_item, reasoning_item, reasoning_text, status_of, usage};
 use crate::translate::sse::Parser;
 
 /// An item being streamed.
@@ -98,7 +98,10 @@ impl Stream {
                 "content": [],
             }),
             (OpenKind::Reasoning, _) => json!({"type": "reasoning", "id": id, "summary": []}),
-            (_, Some((call_id, name))) => call_item(id.clone(), &call_id, &name, "", "in_progress"),
+            (_, Some((call_id, name))) => {
+                self.echo
+                    .call_item(id.clone(), &call_id, &name, "", "in_progress")
+            }
             (_, None) => Value::Null,
         };
         self.emit(
@@ -173,7 +176,7 @@ impl Stream {
                         json!({"item_id": id, "output_index": oi, "name": name,
                                "arguments": o.text}),
                     );
-                    call_item(id, call_id, name, &o.text, status)
+                    self.echo.call_item(id, call_id, name, &o.text, status)
                 }
             };
             self.emit(

@@ -351,3 +351,41 @@ fn tool_call_stream_and_failures() {
         "max_output_tokens"
     );
 }
+
+#[test]
+fn namespaced_function_tools_are_offered_and_their_calls_named() {
+    let req = json!({"model": "m", "input": "x", "tools": [
+        {"type": "web_search", "external_web_access": false},
+        {"type": "namespace", "name": "agents", "description": "d", "tools": [
+            {"type": "function", "name": "spawn", "parameters": {"type": "object"}},
+            {"type": "custom", "name": "patch"}]},
+        {"type": "function", "name": "shell", "parameters": {"type": "object"}}]});
+    let c = request(&req, &input_items(&req["input"]).expect("items")).expect("ok");
+    let names: Vec<&str> = c.body["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["spawn", "shell"]);
+    assert_eq!(
+        c.untranslatable.as_deref(),
+        Some("the built-in tool `web_search`")
+    );
+    let e = echo(&req);
+    let chat = json!({"choices": [{"finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "spawn", "arguments": "{}"}},
+            {"id": "c2", "type": "function", "function": {"name": "shell", "arguments": "{}"}}]}}]});
+    let r = response(&chat, &e, "up");
+    assert_eq!(r["output"][0]["namespace"], "agents");
+    assert!(r["output"][1].get("namespace").is_none());
+    // The answer lists the tools the model was offered: no built-in, no custom tool.
+    assert_eq!(
+        r["tools"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        r["tools"]
+    );
+    assert_eq!(r["tools"][0]["tools"].as_array().map(Vec::len), Some(1));
+}
