@@ -18,6 +18,16 @@ pub struct ChatRequest {
     pub untranslatable: Option<String>,
 }
 
+/// `text` for an error message: at most 64 bytes of it (client input is echoed bounded).
+fn cut(text: &str) -> String {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < text.len() { "..." } else { "" };
+    format!("{}{more}", &text[..end])
+}
+
 /// `input` as a list of items: a string is one user message.
 pub fn input_items(input: &Value) -> Result<Vec<Value>> {
     match input {
@@ -52,7 +62,7 @@ fn foreign_part(p: &Value) -> Option<String> {
         Some("input_image") => Some("images given by `file_id`".into()),
         Some(t) => Some(format!(
             "content parts of type `{}`",
-            crate::api::bounded(t)
+            cut(t)
         )),
         None => Some("content parts without `type`".into()),
     }
@@ -105,7 +115,7 @@ fn push_item(out: &mut Vec<Value>, item: &Value, i: usize) -> Result<()> {
                 Some(r) => {
                     return Err(bad(format!(
                         "`{at}.role` `{}` is not a message role",
-                        crate::api::bounded(r)
+                        cut(r)
                     )));
                 }
                 None => return Err(bad(format!("`{at}.role` is required"))),
@@ -152,7 +162,7 @@ fn push_item(out: &mut Vec<Value>, item: &Value, i: usize) -> Result<()> {
         other => {
             return Err(bad(format!(
                 "input item type `{}` cannot be translated to chat completions",
-                crate::api::bounded(other)
+                cut(other)
             )));
         }
     }
@@ -198,16 +208,16 @@ pub fn foreign_tool(tools: &Value) -> Option<String> {
                 if let Some(f) = inner.into_iter().find(|f| f["type"] != "function") {
                     return Some(format!(
                         "the tool `{}` (type `{}`) of namespace `{}`",
-                        crate::api::bounded(f["name"].as_str().unwrap_or("")),
-                        crate::api::bounded(f["type"].as_str().unwrap_or("")),
-                        crate::api::bounded(t["name"].as_str().unwrap_or(""))
+                        cut(f["name"].as_str().unwrap_or("")),
+                        cut(f["type"].as_str().unwrap_or("")),
+                        cut(t["name"].as_str().unwrap_or(""))
                     ));
                 }
             }
             Some(other) => {
                 return Some(format!(
                     "the built-in tool `{}`",
-                    crate::api::bounded(other)
+                    cut(other)
                 ));
             }
             None => return Some("a tool without `type`".into()),
@@ -229,7 +239,7 @@ pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
 pub fn untranslatable_items(items: &[Value]) -> Option<String> {
     items.iter().find_map(|item| match item["type"].as_str() {
         Some(t) if !ITEM_TYPES.contains(&t) => {
-            Some(format!("input items of type `{}`", crate::api::bounded(t)))
+            Some(format!("input items of type `{}`", cut(t)))
         }
         _ => item["content"]
             .as_array()
