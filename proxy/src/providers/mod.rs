@@ -44,9 +44,10 @@ pub struct AttemptRequest<'a> {
     /// The upstream model name.
     pub model: &'a str,
     pub body: Bytes,
-    /// The client's own request when its API is not OpenAI's: an Anthropic Messages body,
+    /// The client's own request when its API is not OpenAI's chat: an Anthropic Messages body,
     /// which the Anthropic adapter sends as is (model replaced, `anthropic-beta` kept)
-    /// instead of translating.
+    /// instead of translating, or a Responses body, which the OpenAI adapter sends as is to
+    /// targets that speak the Responses API.
     pub native: Option<crate::api::anthropic::Native>,
     pub stream: bool,
     /// Connect deadline (TCP + TLS).

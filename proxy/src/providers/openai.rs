@@ -141,7 +141,7 @@ impl ProviderAdapter for OpenAi {
             .filter(|_| crate::api::responses::native_target(req.provider));
         let (suffix, body) = match native {
             Some(n) => {
-                let parsed = crate::api::request::RequestBody::parse(n)
+                let parsed = crate::api::request::RequestBody::parse(&n.body)
                     .map_err(|e| AttemptError::Unavailable(e.message))?;
                 (RESPONSES_SUFFIX, Bytes::from(parsed.rebuild(req.model)))
             }
