@@ -60,10 +60,7 @@ fn foreign_part(p: &Value) -> Option<String> {
         Some("input_text" | "output_text" | "text" | "refusal") => None,
         Some("input_image") if p["image_url"].is_string() => None,
         Some("input_image") => Some("images given by `file_id`".into()),
-        Some(t) => Some(format!(
-            "content parts of type `{}`",
-            cut(t)
-        )),
+        Some(t) => Some(format!("content parts of type `{}`", cut(t))),
         None => Some("content parts without `type`".into()),
     }
 }
@@ -215,10 +212,7 @@ pub fn foreign_tool(tools: &Value) -> Option<String> {
                 }
             }
             Some(other) => {
-                return Some(format!(
-                    "the built-in tool `{}`",
-                    cut(other)
-                ));
+                return Some(format!("the built-in tool `{}`", cut(other)));
             }
             None => return Some("a tool without `type`".into()),
         }
@@ -238,9 +232,7 @@ pub fn untranslatable(tools: &Value, items: &[Value]) -> Option<String> {
 /// Responses API knows), if they cannot.
 pub fn untranslatable_items(items: &[Value]) -> Option<String> {
     items.iter().find_map(|item| match item["type"].as_str() {
-        Some(t) if !ITEM_TYPES.contains(&t) => {
-            Some(format!("input items of type `{}`", cut(t)))
-        }
+        Some(t) if !ITEM_TYPES.contains(&t) => Some(format!("input items of type `{}`", cut(t))),
         _ => item["content"]
             .as_array()
             .into_iter()
@@ -303,13 +295,13 @@ pub fn request(req: &Value, items: &[Value]) -> Result<ChatRequest> {
             out.insert("parallel_tool_calls".into(), json!(p));
         }
     }
+    // `metadata` is only echoed in the answer: OpenAI's chat API refuses it without
+    // `store`, which means something else there.
     for (from, to) in [
         ("max_output_tokens", "max_tokens"),
         ("temperature", "temperature"),
         ("top_p", "top_p"),
         ("user", "user"),
-        ("metadata", "metadata"),
-        ("top_logprobs", "top_logprobs"),
     ] {
         if !req[from].is_null() {
             out.insert(to.into(), req[from].clone());

@@ -48,7 +48,6 @@ fn input_as_text_or_items_with_instructions_tools_and_options() {
     assert_eq!(b["temperature"], 0.2);
     assert_eq!(b["top_p"], 0.9);
     assert_eq!(b["reasoning_effort"], "low");
-    assert_eq!(b["metadata"]["a"], "b");
     assert_eq!(b["parallel_tool_calls"], false);
     assert_eq!(b["tools"][0]["function"]["name"], "get");
     assert_eq!(b["tools"][0]["function"]["strict"], true);
@@ -57,6 +56,7 @@ fn input_as_text_or_items_with_instructions_tools_and_options() {
     assert_eq!(b["response_format"]["json_schema"]["name"], "out");
     assert_eq!(b["stream_options"]["include_usage"], true);
     for absent in [
+        "metadata",
         "store",
         "include",
         "prompt_cache_key",
