@@ -285,7 +285,7 @@ impl Gateway {
         }
         // A Responses body is routed as its chat translation (the stored conversation
         // expanded); targets that speak the Responses API get it as the client wrote it.
-        let mut pinned = None;
+        let (mut pinned, mut cacheable) = (None, true);
         if endpoint == Endpoint::Responses {
             let owner = ctx.identity.as_ref().map(|i| i.key.clone());
             let p = crate::api::responses::prepare(&bytes, &self.responses, owner.as_deref())?;
@@ -294,7 +294,8 @@ impl Gateway {
                 body: p.native,
                 anthropic_beta: None,
             };
-            (bytes, native, pinned) = (p.chat, Some(responses_body), p.pinned);
+            (bytes, native, pinned, cacheable) =
+                (p.chat, Some(responses_body), p.pinned, p.cacheable);
         }
         let mut body = RequestBody::parse(&bytes)?;
         if endpoint == Endpoint::Embeddings {
@@ -321,8 +322,7 @@ impl Gateway {
             ),
             None => None,
         };
-        let cache_plan = pinned
-            .is_none()
+        let cache_plan = cacheable
             .then(|| {
                 self.cache.plan(
                     decision.route(),

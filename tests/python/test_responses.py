@@ -275,6 +275,20 @@ def test_three_turns_on_a_native_target_stay_with_it(client, mocks):
         assert not issued & {r["body"].get("previous_response_id") for r in mocks[other].requests()}
 
 
+def test_an_id_the_gateway_never_saw_reaches_a_native_target(client, mocks):
+    # Made at the provider without the gateway (or on another proxy replica): the follow-up
+    # goes as sent, and the target that speaks the Responses API continues it.
+    direct = mocks["cut-native"]._call("POST", "/v1/responses", {"model": "gpt-4o", "input": "hi"})
+    r = client.responses.create(model="cut-native", input="more", previous_response_id=direct["id"])
+    assert r.status == "completed"
+    assert mocks["cut-native"].requests()[-1]["body"]["previous_response_id"] == direct["id"]
+    # A chat-only target cannot continue it: OpenAI's 404, and nothing is sent.
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="gpt-4o", input="more", previous_response_id=direct["id"])
+    assert caught.value.body["code"] == "previous_response_not_found"
+    assert mocks["chat"].requests() == []
+
+
 def test_native_pass_through_keeps_unknown_fields(client, mocks):
     client.responses.create(
         model="native", input=PROMPT, extra_body={"switchyard_passthrough": {"kept": [1, 2]}}

@@ -78,6 +78,9 @@ pub struct Prepared {
     pub turn: Arc<Turn>,
     /// `provider/model` that keeps the previous response, when only it can continue.
     pub pinned: Option<String>,
+    /// Whether the chat translation stands for the whole request (false when the
+    /// conversation is kept by a provider, known or not): only then may the cache answer it.
+    pub cacheable: bool,
 }
 
 /// OpenAI's 404 for an unknown `previous_response_id`.
@@ -134,12 +137,19 @@ pub fn prepare(
     }
     let mut history = Vec::new();
     let mut pinned = None;
+    let mut cacheable = true;
     let mut native = Bytes::copy_from_slice(body);
     match &req["previous_response_id"] {
         Value::Null => {}
         Value::String(prev) => match store.get(prev, owner) {
-            None => return Err(not_found(prev)),
-            Some(Held::Native { target }) => pinned = Some(target),
+            // An id the gateway does not hold (another replica's, expired, or made without
+            // the gateway) goes as sent: a target that speaks the Responses API may hold
+            // it, and a chat-only target answers OpenAI's 404 (see [`refusal`]).
+            None => cacheable = false,
+            Some(Held::Native { target }) => {
+                pinned = Some(target);
+                cacheable = false;
+            }
             Some(Held::Translated { items, .. }) => history = items.as_ref().clone(),
         },
         _ => {
@@ -175,12 +185,15 @@ pub fn prepare(
         native,
         turn: Arc::new(turn),
         pinned,
+        cacheable,
     })
 }
 
 /// The parts of a Responses body a chat-only target may be unable to take.
 #[derive(Debug, Deserialize)]
 struct Probe {
+    #[serde(default)]
+    previous_response_id: Option<String>,
     #[serde(default)]
     tools: Option<Vec<TypeOnly>>,
     #[serde(default)]
@@ -230,20 +243,25 @@ enum InputProbe {
     Other(IgnoredAny),
 }
 
-/// The 400 a chat-only target gives a Responses request it cannot serve (a built-in tool,
-/// an input item without a chat equivalent): `None` when it can, or when `provider` speaks
-/// the Responses API. `native` is the request's Responses body; with
-/// [`UnsupportedTools::Omit`] only input items are checked.
+/// The error a chat-only target gives a Responses request it cannot serve: 400 for a
+/// built-in tool or an input item without a chat equivalent, OpenAI's 404 for a
+/// `previous_response_id` the gateway does not hold (the ones it holds are expanded and gone
+/// from the body); `None` when it can serve it, or when `provider` speaks the Responses API.
+/// `native` is the request's Responses body; with [`UnsupportedTools::Omit`] only input items
+/// are checked.
 pub fn refusal(
     provider: &Provider,
     model: &str,
     native: &[u8],
     tools_mode: UnsupportedTools,
-) -> Option<Bytes> {
+) -> Option<(u16, Bytes)> {
     if native_target(provider) {
         return None;
     }
     let probe: Probe = serde_json::from_slice(native).ok()?;
+    if let Some(id) = &probe.previous_response_id {
+        return Some((404, not_found(id).body()));
+    }
     let tools = Value::Array(
         probe
             .tools
@@ -291,7 +309,7 @@ pub fn refusal(
         "message": message, "type": "invalid_request_error", "param": "tools",
         "code": "unsupported_tool",
     }});
-    Some(Bytes::from(v.to_string()))
+    Some((400, Bytes::from(v.to_string())))
 }
 
 /// A whole answer for a Responses client. A chat completion (`native` false) becomes a

@@ -268,14 +268,14 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
     // A Responses request with built-in tools cannot go to a chat-only target.
     let tools_mode = providers.responses_unsupported_tools;
     if plan.endpoint == Endpoint::Responses
-        && let Some(body) = plan.native.as_ref().and_then(|n| {
+        && let Some((status, body)) = plan.native.as_ref().and_then(|n| {
             crate::api::responses::refusal(plan.provider, plan.model, &n.body, tools_mode)
         })
     {
         return Err(OpenFailure {
-            failure: Failure::from_response(400, &body, None),
+            failure: Failure::from_response(status, &body, None),
             response: Some(ErrorResponse {
-                status: 400,
+                status,
                 content_type: "application/json".into(),
                 retry_after: None,
                 body,

@@ -95,19 +95,21 @@ fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
     assert_eq!(store.len(), before, "store: false keeps nothing");
     assert_eq!(r3["store"], false);
 
-    // Another key does not see the conversation; unknown ids are OpenAI's 404.
-    let e = prepare(body.as_bytes(), &store, Some("other")).expect_err("not found");
-    assert_eq!(
-        (e.status, e.code),
-        (404, Some("previous_response_not_found"))
-    );
-    let e = prepare(
-        br#"{"model":"m","previous_response_id":"resp_nope"}"#,
-        &store,
-        None,
-    )
-    .expect_err("not found");
-    assert_eq!(e.status, 404);
+    // Another key does not see the conversation: to the gateway the id is unknown, so it
+    // goes as sent, uncached; a chat-only target answers OpenAI's 404, a target that speaks
+    // the Responses API gets the id (it may hold it).
+    let p = prepare(body.as_bytes(), &store, Some("other")).expect("goes as sent");
+    assert!(!p.cacheable && p.pinned.is_none());
+    assert_eq!(json_of(&p.native)["previous_response_id"], id2.as_str());
+    let chat_only = provider(ProviderKind::OpenaiCompatible, false);
+    let (status, e) = refusal(&chat_only, "m", &p.native, REFUSE).expect("404");
+    assert_eq!(status, 404);
+    assert_eq!(json_of(&e)["error"]["code"], "previous_response_not_found");
+    let openai = provider(ProviderKind::Openai, false);
+    assert!(refusal(&openai, "m", &p.native, REFUSE).is_none());
+    // A conversation the gateway holds is expanded: nothing to refuse.
+    let p = prepare(body.as_bytes(), &store, Some("k")).expect("held");
+    assert!(refusal(&chat_only, "m", &p.native, REFUSE).is_none());
 
     // GET and DELETE.
     let got = json_of(&held(&store, &http::Method::GET, &id1, Some("k")).expect("held"));
@@ -180,7 +182,11 @@ fn native_answers_pin_the_follow_up_to_their_target() {
 fn chat_only_targets_refuse_builtin_tools_by_name() {
     let body = br#"{"model":"m","input":"x","tools":[{"type":"web_search"}]}"#;
     let anthropic = provider(ProviderKind::Anthropic, false);
-    let e = json_of(&refusal(&anthropic, "claude", body, REFUSE).expect("refused"));
+    let e = json_of(
+        &refusal(&anthropic, "claude", body, REFUSE)
+            .expect("refused")
+            .1,
+    );
     let msg = e["error"]["message"].as_str().expect("message");
     assert!(
         msg.contains("`web_search`") && msg.contains("`p/claude`"),
@@ -202,7 +208,11 @@ fn chat_only_targets_refuse_builtin_tools_by_name() {
     assert!(refusal(&anthropic, "claude", ns, REFUSE).is_none());
     let custom = br#"{"model":"m","input":"x","tools":[{"type":"namespace","name":"agents",
         "tools":[{"type":"custom","name":"patch"}]}]}"#;
-    let e = json_of(&refusal(&anthropic, "claude", custom, REFUSE).expect("refused"));
+    let e = json_of(
+        &refusal(&anthropic, "claude", custom, REFUSE)
+            .expect("refused")
+            .1,
+    );
     let msg = e["error"]["message"].as_str().expect("message");
     assert!(msg.contains("`patch`") && msg.contains("`agents`"), "{msg}");
 }
