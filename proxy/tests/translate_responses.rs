@@ -92,7 +92,7 @@ fn cut_stream_ends_failed() {
     let last = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .expect("events");
     let v: Value = serde_json::from_str(last).expect("json");
     assert_eq!(v["type"], "response.failed");
