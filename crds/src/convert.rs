@@ -303,6 +303,7 @@ fn convert(loaded: &Loaded<LLMProvider>, errors: &mut Vec<LoadError>) -> Option<
         api_version: spec.api_version.clone(),
         mock,
         health_check,
+        responses_api: spec.responses_api.unwrap_or(false),
     })
 }
 

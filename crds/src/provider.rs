@@ -97,6 +97,12 @@ pub struct LLMProviderSpec {
     /// tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckSpec>,
+    /// Whether an `openai-compatible` server also speaks OpenAI's Responses API
+    /// (`POST {baseUrl}/responses`): Responses requests then pass through as the client sent
+    /// them instead of being translated to chat completions. Default false. `openai` and
+    /// `azure-openai` providers always get them passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses_api: Option<bool>,
 }
 
 /// Schedule of a provider's active health checks.

@@ -111,6 +111,11 @@ pub struct Provider {
     /// them keep their hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// An `openai-compatible` server that also speaks OpenAI's Responses API (`/responses`):
+    /// Responses requests then pass through instead of being translated to chat. `openai` and
+    /// `azure-openai` always do. False = absent from the JSON (snapshot hashes unchanged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub responses_api: bool,
 }
 
 impl Provider {
@@ -149,6 +154,7 @@ impl Provider {
             api_version: None,
             mock: None,
             health_check: None,
+            responses_api: false,
         }
     }
 }

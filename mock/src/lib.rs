@@ -20,6 +20,7 @@ pub mod fault;
 pub mod gemini;
 pub mod openai;
 pub mod reply;
+pub mod responses;
 pub mod script;
 pub mod server;
 pub mod text;

@@ -70,6 +70,8 @@ pub struct State {
     config: Config,
     ids: AtomicU64,
     inner: Mutex<Inner>,
+    /// Responses API conversations, for `previous_response_id`.
+    pub responses: crate::responses::Conversations,
 }
 
 #[derive(Debug)]
@@ -101,6 +103,7 @@ impl State {
             config,
             ids: AtomicU64::new(0),
             inner,
+            responses: crate::responses::Conversations::default(),
         }
     }
 
@@ -131,6 +134,7 @@ impl State {
     /// Back to the state at start: config faults and behaviour, empty log.
     pub fn reset(&self) {
         *self.lock() = Inner::from_config(&self.config);
+        self.responses.clear();
     }
 
     /// The behaviour for the next healthy answer.

@@ -21,7 +21,7 @@ use crate::fault::Fault;
 use crate::reply::{ApiError, Reply, SseEvent};
 use crate::script::{self, RecordedRequest, Script, State};
 use crate::text;
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, gemini, openai, responses};
 
 /// The header that names the server on every response.
 pub const SERVER_HEADER: &str = "x-mock-server";
@@ -222,6 +222,10 @@ async fn answer(
             openai::model(&p["/v1/models/".len()..], &ctx)
         }
         (Format::OpenAi, _, p) => Reply::Error(openai::unknown_route(method, p)),
+        (Format::Responses, &Method::POST, "/v1/responses") => {
+            responses::create(&bytes, &ctx, &state.responses)
+        }
+        (Format::Responses, _, p) => Reply::Error(openai::unknown_route(method, p)),
         (Format::Anthropic, &Method::POST, "/v1/messages") => anthropic::messages(&bytes, &ctx),
         (Format::Anthropic, &Method::POST, "/v1/messages/count_tokens") => {
             anthropic::count_tokens(&bytes)
@@ -246,7 +250,12 @@ async fn answer(
                 (&fault, format.fault_error(&fault))
             {
                 events.truncate(*after_chunks as usize);
-                events.push(format.stream_error_event(&e));
+                events.push(match format {
+                    Format::Responses => {
+                        responses::stream_error_event(&e, u64::from(*after_chunks))
+                    }
+                    _ => format.stream_error_event(&e),
+                });
             }
             Reply::Stream(events)
         }
@@ -313,6 +322,8 @@ pub enum Format {
     Anthropic,
     /// Gemini: `/v1beta/*`, and `/v1/models/{model}:{action}`.
     Gemini,
+    /// OpenAI Responses: `/v1/responses*` (errors in OpenAI's shape).
+    Responses,
 }
 
 impl Format {
@@ -320,6 +331,8 @@ impl Format {
     pub fn of(method: &Method, path: &str, headers: &hyper::HeaderMap) -> Self {
         if path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':')) {
             Self::Gemini
+        } else if path == "/v1/responses" || path.starts_with("/v1/responses/") {
+            Self::Responses
         } else if path == "/v1/messages"
             || path.starts_with("/v1/messages/")
             || (method == Method::GET
@@ -335,7 +348,7 @@ impl Format {
     /// The error a fault answers with, in this format's words.
     pub fn fault_error(self, fault: &Fault) -> Option<ApiError> {
         match self {
-            Self::OpenAi => openai::fault_error(fault),
+            Self::OpenAi | Self::Responses => openai::fault_error(fault),
             Self::Anthropic => anthropic::fault_error(fault),
             Self::Gemini => gemini::fault_error(fault),
         }
@@ -344,7 +357,7 @@ impl Format {
     /// An error body in this format's shape.
     pub fn error_body(self, e: &ApiError) -> Value {
         match self {
-            Self::OpenAi => openai::error_body(e),
+            Self::OpenAi | Self::Responses => openai::error_body(e),
             Self::Anthropic => anthropic::error_body(e),
             Self::Gemini => gemini::error_body(e),
         }
@@ -353,7 +366,7 @@ impl Format {
     /// The `malformed_chunk` event in this format's framing.
     pub fn malformed_event(self) -> SseEvent {
         match self {
-            Self::OpenAi => openai::malformed_event(),
+            Self::OpenAi | Self::Responses => openai::malformed_event(),
             Self::Anthropic => anthropic::malformed_event(),
             Self::Gemini => gemini::malformed_event(),
         }
@@ -362,7 +375,7 @@ impl Format {
     /// The in-stream error event of a `stream_error` fault.
     pub fn stream_error_event(self, e: &ApiError) -> SseEvent {
         match self {
-            Self::OpenAi => openai::stream_error_event(e),
+            Self::OpenAi | Self::Responses => openai::stream_error_event(e),
             Self::Anthropic => anthropic::stream_error_event(e),
             Self::Gemini => gemini::stream_error_event(e),
         }
@@ -372,7 +385,7 @@ impl Format {
     pub fn auth_error(self, headers: &hyper::HeaderMap, query: Option<&str>) -> Option<ApiError> {
         let has = |name: &str| headers.get(name).is_some_and(|v| !v.is_empty());
         match self {
-            Self::OpenAi => (!has("authorization")).then(|| ApiError {
+            Self::OpenAi | Self::Responses => (!has("authorization")).then(|| ApiError {
                 status: 401,
                 code: Some("invalid_api_key".to_owned()),
                 ..ApiError::invalid_request(

@@ -5,6 +5,7 @@
 //!                │
 //!             service (one ProxyHttp) ──▶ api::request (borrowed top-level JSON)
 //!                │   /v1/messages: api::anthropic │ model, stream, prompt estimate
+//!                │   /v1/responses: api::responses│
 //!                │   (translated to OpenAI chat)  ▼
 //!                │                      switchyard_dsl::decide(snapshot)
 //!                │                             │ candidates
@@ -19,7 +20,8 @@
 //! routed, sent to each candidate in turn and relayed back chunk by chunk. Nothing is retried
 //! or failed over once a byte has reached the client. Every provider answers the router in
 //! OpenAI's shapes (Anthropic and Gemini adapters translate as they read); answers to
-//! Anthropic clients are translated back in `stream` and `api::anthropic`.
+//! Anthropic and Responses clients are translated back in `stream`, `api::anthropic` and
+//! `api::responses` (with `responses_store` keeping conversations for `previous_response_id`).
 
 pub mod access_log;
 pub mod admin;
@@ -36,6 +38,7 @@ pub mod metrics;
 pub mod providers;
 pub mod quota;
 pub mod redis_link;
+pub mod responses_store;
 pub mod router;
 pub mod server;
 pub mod service;

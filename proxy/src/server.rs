@@ -57,8 +57,10 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     ) {
         tracing::error!(error = %e, "health checks not started");
     }
+    let mut providers = Providers::new(upstream);
+    providers.responses_unsupported_tools = settings.responses.responses_unsupported_tools;
     let router = Router {
-        providers: Providers::new(upstream),
+        providers,
         health: Arc::clone(&shared.health),
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),
@@ -100,6 +102,9 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         Err(e) => tracing::error!(error = %e, "budgets are counted in memory"),
     }
     gateway.cache = Arc::new(response_cache(settings, shared));
+    gateway.responses = Arc::new(crate::responses_store::ResponsesStore::new(
+        settings.responses.clone(),
+    ));
     gateway
 }
 

@@ -60,6 +60,8 @@ pub struct Gateway {
     pub cache: Arc<crate::cache::ResponseCache>,
     /// `/v1/models` bodies of the configuration in force.
     pub models_cache: models::ModelsCache,
+    /// Responses API answers kept for `previous_response_id`.
+    pub responses: Arc<crate::responses_store::ResponsesStore>,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -114,6 +116,7 @@ impl Gateway {
             allow_anonymous: true,
             cache: Arc::new(crate::cache::ResponseCache::default()),
             models_cache: models::ModelsCache::default(),
+            responses: Arc::new(crate::responses_store::ResponsesStore::default()),
         }
     }
 
@@ -172,6 +175,17 @@ impl Gateway {
                 Err(ApiError::method_not_allowed(method.as_str(), &path))
             }
             "/v1/chat/completions" => self.proxy(session, ctx, Endpoint::ChatCompletions).await,
+            "/v1/responses" => {
+                ctx.endpoint = crate::api::responses::LABEL;
+                if method != Method::POST {
+                    Err(ApiError::method_not_allowed(method.as_str(), &path))
+                } else {
+                    self.proxy(session, ctx, Endpoint::Responses).await
+                }
+            }
+            p if p.starts_with("/v1/responses/") => {
+                self.held_response(session, ctx, &method, p).await
+            }
             "/v1/embeddings" => self.proxy(session, ctx, Endpoint::Embeddings).await,
             "/v1/messages" => {
                 ctx.endpoint = crate::api::anthropic::LABEL;
@@ -193,6 +207,29 @@ impl Gateway {
         if let Err(e) = result {
             respond::send_error(session, ctx, &e).await;
         }
+    }
+
+    /// `GET` or `DELETE` of a Responses API answer the gateway keeps.
+    async fn held_response(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        method: &Method,
+        path: &str,
+    ) -> Result<(), ApiError> {
+        ctx.endpoint = crate::api::responses::LABEL;
+        let id = path.trim_start_matches("/v1/responses/");
+        if id.is_empty() || id.contains('/') {
+            // `/cancel` and `/input_items` are not served by the gateway.
+            return Err(ApiError::unknown_path(method.as_str(), path));
+        }
+        if *method != Method::GET && *method != Method::DELETE {
+            return Err(ApiError::method_not_allowed(method.as_str(), path));
+        }
+        let owner = ctx.identity.as_ref().map(|i| i.key.as_str());
+        let body = crate::api::responses::held(&self.responses, method, id, owner)?;
+        respond::send_json(session, ctx, body).await;
+        Ok(())
     }
 
     async fn models(
@@ -234,16 +271,31 @@ impl Gateway {
             Endpoint::ChatCompletions => "chat",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => crate::api::anthropic::LABEL,
+            Endpoint::Responses => crate::api::responses::LABEL,
         };
         // The hold keeps the body's bytes counted until the request is done with them.
         let (mut bytes, _held) = crate::body::read(session, &self.body).await?;
         // A Messages body is routed as its OpenAI translation; the original (with its
         // `anthropic-beta` header) goes to Anthropic targets as is.
-        let native = (endpoint == Endpoint::Messages).then(|| {
+        let mut native = (endpoint == Endpoint::Messages).then(|| {
             crate::api::anthropic::Native::new(bytes.clone(), &session.req_header().headers)
         });
         if endpoint == Endpoint::Messages {
             bytes = crate::api::anthropic::to_openai(&bytes)?;
+        }
+        // A Responses body is routed as its chat translation (the stored conversation
+        // expanded); targets that speak the Responses API get it as the client wrote it.
+        let (mut pinned, mut cacheable) = (None, true);
+        if endpoint == Endpoint::Responses {
+            let owner = ctx.identity.as_ref().map(|i| i.key.clone());
+            let p = crate::api::responses::prepare(&bytes, &self.responses, owner.as_deref())?;
+            ctx.client = crate::api::client::ClientApi::Responses(p.turn);
+            let responses_body = crate::api::anthropic::Native {
+                body: p.native,
+                anthropic_beta: None,
+            };
+            (bytes, native, pinned, cacheable) =
+                (p.chat, Some(responses_body), p.pinned, p.cacheable);
         }
         let mut body = RequestBody::parse(&bytes)?;
         if endpoint == Endpoint::Embeddings {
@@ -260,13 +312,27 @@ impl Gateway {
         };
         let decision = decide(&cfg.snapshot, &features, self.draw.next())
             .ok_or_else(|| ApiError::unknown_model(&body.model))?;
-        let cache_plan = self.cache.plan(
-            decision.route(),
-            endpoint,
-            &session.req_header().headers,
-            &bytes,
-            &body,
-        );
+        // A conversation a provider keeps continues there, and only there.
+        let pinned = match pinned {
+            Some(name) => Some(
+                (0..cfg.snapshot.targets.len() as u32)
+                    .map(switchyard_dsl::ir::TargetId)
+                    .find(|t| cfg.snapshot.target_name(*t) == name)
+                    .ok_or_else(|| crate::api::responses::target_gone(&name))?,
+            ),
+            None => None,
+        };
+        let cache_plan = cacheable
+            .then(|| {
+                self.cache.plan(
+                    decision.route(),
+                    endpoint,
+                    &session.req_header().headers,
+                    &bytes,
+                    &body,
+                )
+            })
+            .flatten();
         let admitted = self
             .quota
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
@@ -276,6 +342,11 @@ impl Gateway {
             ctx.downgrade = Some(*t);
             let name = cfg.snapshot.target_name(*t);
             ctx.downgraded = Some(format!("{name} (budget {budget})"));
+        }
+        // The pin outranks a budget's downgrade: the conversation exists nowhere else.
+        if pinned.is_some() {
+            ctx.downgrade = pinned;
+            ctx.downgraded = None;
         }
         let quota_hold = admitted.as_ref().map(|a| crate::quota::Hold {
             quota: Arc::clone(&self.quota),

@@ -12,7 +12,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// `switchyard-proxy`: an OpenAI-compatible LLM gateway.
 ///
-/// Serves `POST /v1/chat/completions`, `POST /v1/embeddings` and `GET /v1/models` on
+/// Serves `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/messages`,
+/// `POST /v1/embeddings` and `GET /v1/models` on
 /// `--listen`, routing every request through the policies found in `--config`. Prints
 /// `listening on ADDR` and `admin listening on ADDR` on stdout once each port accepts
 /// connections. SIGINT stops at once; SIGTERM drains for `--grace-period-seconds`.
@@ -142,6 +143,10 @@ pub struct Settings {
     /// Deadlines and caps of the client listener.
     #[command(flatten)]
     pub limits: crate::listener::ConnectionLimits,
+
+    /// Bounds of the Responses API store (`previous_response_id`).
+    #[command(flatten)]
+    pub responses: crate::responses_store::StoreSettings,
 
     // -- Security in transit (control channel) and at the admin port.
     /// PEM file of the CA that signed the operator's control-channel certificate (`ca.crt` of
@@ -281,6 +286,7 @@ impl Settings {
             cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
             cache_redis_url: None,
             limits: crate::listener::ConnectionLimits::default(),
+            responses: crate::responses_store::StoreSettings::default(),
             control_ca_file: None,
             control_tls_server_name: None,
             control_plane_insecure: false,

@@ -148,7 +148,7 @@ fn stream_error(reason: &str) -> ApiError {
 }
 
 /// What the upstream sends and the client reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Relay<'a> {
     /// OpenAI chunks, relayed as they are.
     OpenAi,
@@ -157,16 +157,62 @@ pub enum Relay<'a> {
     /// Anthropic events relayed as they are to a Messages client, checked through their
     /// OpenAI translation.
     Anthropic,
+    /// OpenAI chunks, relayed as Responses events to a Responses client (the model named).
+    ToResponses(&'a std::sync::Arc<crate::api::responses::Turn>, &'a str),
+    /// Responses events relayed as they are from a target that speaks the Responses API
+    /// (`provider/model` named), checked as they pass.
+    Responses(
+        &'a std::sync::Arc<crate::api::responses::Turn>,
+        &'a str,
+        &'a str,
+    ),
 }
 
 impl<'a> Relay<'a> {
     /// How a stream reaches a client of `client`'s API: as received when the upstream
     /// spoke it (`native`), else translated from OpenAI chunks.
-    pub fn to(client: crate::api::client::ClientApi, native: bool, model: &'a str) -> Self {
+    pub fn to(
+        client: &'a crate::api::client::ClientApi,
+        native: bool,
+        (provider, model): (&'a str, &'a str),
+    ) -> Self {
+        use crate::api::client::ClientApi;
         match (client, native) {
-            (crate::api::client::ClientApi::AnthropicMessages, true) => Self::Anthropic,
-            (crate::api::client::ClientApi::AnthropicMessages, false) => Self::ToAnthropic(model),
-            (crate::api::client::ClientApi::OpenAi, _) => Self::OpenAi,
+            (ClientApi::AnthropicMessages, true) => Self::Anthropic,
+            (ClientApi::AnthropicMessages, false) => Self::ToAnthropic(model),
+            (ClientApi::Responses(turn), true) => Self::Responses(turn, provider, model),
+            (ClientApi::Responses(turn), false) => Self::ToResponses(turn, model),
+            (ClientApi::OpenAi, _) => Self::OpenAi,
+        }
+    }
+}
+
+/// Turns the upstream's checked OpenAI chunks into the client's events.
+enum Translator {
+    Anthropic(crate::translate::anthropic_openai::Stream),
+    Responses(crate::api::responses::Events),
+}
+
+impl Translator {
+    fn push(&mut self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Anthropic(t) => t.push(b),
+            Self::Responses(t) => t.push(b),
+        }
+    }
+}
+
+/// Reads events relayed untranslated as the OpenAI chunks the scanner checks.
+enum Checker {
+    Anthropic(crate::translate::openai_anthropic::Stream),
+    Responses(crate::api::responses::NativeEvents),
+}
+
+impl Checker {
+    fn push(&mut self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Anthropic(c) => c.push(b),
+            Self::Responses(c) => c.push(b),
         }
     }
 }
@@ -180,19 +226,31 @@ pub async fn relay(
     mode: Relay<'_>,
 ) -> StreamEnd {
     use crate::translate::{ClientOptions, anthropic_openai, openai_anthropic};
-    // An Anthropic client gets the checked OpenAI events as Anthropic events.
-    let mut to_anthropic = match mode {
-        Relay::ToAnthropic(model) => Some(anthropic_openai::Stream::new(model)),
+    // An Anthropic (Responses) client gets the checked OpenAI events as Anthropic
+    // (Responses) events.
+    let mut to_client = match mode {
+        Relay::ToAnthropic(model) => {
+            Some(Translator::Anthropic(anthropic_openai::Stream::new(model)))
+        }
+        Relay::ToResponses(turn, model) => Some(Translator::Responses(
+            crate::api::responses::Events::new(turn, model),
+        )),
         _ => None,
     };
-    // Anthropic events passed through are checked (and their usage read) as OpenAI chunks.
-    let mut checker = (mode == Relay::Anthropic).then(|| {
-        openai_anthropic::Stream::new(ClientOptions {
-            include_usage: true,
-            stream: true,
-            ..ClientOptions::default()
-        })
-    });
+    // Events passed through are checked (and their usage read) as OpenAI chunks.
+    let mut checker = match mode {
+        Relay::Anthropic => Some(Checker::Anthropic(openai_anthropic::Stream::new(
+            ClientOptions {
+                include_usage: true,
+                stream: true,
+                ..ClientOptions::default()
+            },
+        ))),
+        Relay::Responses(turn, provider, model) => Some(Checker::Responses(
+            crate::api::responses::NativeEvents::new(turn, format!("{provider}/{model}")),
+        )),
+        _ => None,
+    };
     let mut sse = SseScanner::default();
     let mut end = StreamEnd::default();
     let mut next = Some(Ok(Some(first)));
@@ -215,7 +273,7 @@ pub async fn relay(
             }) {
                 Ok(out) if out.is_empty() && checker.is_none() => {}
                 Ok(out) => {
-                    let out = match (to_anthropic.as_mut(), checker.is_some()) {
+                    let out = match (to_client.as_mut(), checker.is_some()) {
                         (_, true) => bytes,
                         (Some(t), false) => Bytes::from(t.push(&out)),
                         (None, false) => out,
@@ -240,20 +298,21 @@ pub async fn relay(
         end.error = Some("the upstream sent an error event".into());
     }
     if let Some(reason) = failure {
-        let event = match mode {
+        let message = stream_error(&reason).message;
+        let event = match (mode, to_client.as_mut(), checker.as_mut()) {
+            (_, Some(Translator::Responses(t)), _) => Bytes::from(t.failed(&message)),
+            (_, _, Some(Checker::Responses(c))) => Bytes::from(c.failed(&message)),
             // After raw events, a blank line first ends any event cut in the middle.
-            Relay::ToAnthropic(_) | Relay::Anthropic => {
-                let mut e = if mode == Relay::Anthropic {
+            (Relay::ToAnthropic(_) | Relay::Anthropic, _, _) => {
+                let mut e = if matches!(mode, Relay::Anthropic) {
                     b"\n\n".to_vec()
                 } else {
                     Vec::new()
                 };
-                e.extend(anthropic_openai::Stream::error_event(
-                    &stream_error(&reason).message,
-                ));
+                e.extend(anthropic_openai::Stream::error_event(&message));
                 Bytes::from(e)
             }
-            Relay::OpenAi => stream_error(&reason).sse_event(),
+            _ => stream_error(&reason).sse_event(),
         };
         if session
             .write_response_body(Some(event), true)

@@ -192,6 +192,12 @@ fn proxy(config: &ConfigDir, routes: &[(&str, &str)]) -> ProxyProcess {
             args: Vec::new(),
             env: vec![
                 ("SWITCHYARD_ALLOW_ANONYMOUS".into(), "false".into()),
+                // Codex offers `web_search` on every request: a chat-completions target can
+                // only serve it with built-in tools left out (the default refuses them).
+                (
+                    "SWITCHYARD_RESPONSES_UNSUPPORTED_TOOLS".into(),
+                    "omit".into(),
+                ),
                 (UPSTREAM_KEY_ENV.into(), "sk-upstream-agents".into()),
             ],
         },
@@ -551,16 +557,15 @@ fn codex_case(native: bool) {
 }
 
 #[test]
-#[ignore = "needs /v1/responses (branch responses)"]
 fn codex_cli_through_a_native_responses_target() {
     codex_case(true);
 }
 
 /// Codex always sends a `namespace` tool (its sub-agent functions) and `web_search`; a
-/// chat-completions target needs the former flattened into functions and the latter left
-/// out (or refused, and then Codex cannot use such a target at all).
+/// chat-completions target gets the former flattened into functions and the latter left out
+/// (`--responses-unsupported-tools omit`, set for every proxy here; the default refuses it,
+/// and then Codex cannot use such a target at all).
 #[test]
-#[ignore = "needs /v1/responses (branch responses) accepting Codex's namespace and web_search tools on translated targets"]
 fn codex_cli_through_a_chat_completions_target() {
     codex_case(false);
 }

@@ -2,12 +2,14 @@
 //! errors, whole answers, relayed provider errors, streams, cache replays — takes its shape
 //! from here, so no other code asks which API that was.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
-use super::{ApiError, anthropic};
+use super::{ApiError, anthropic, responses};
 
 /// The client's API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum ClientApi {
     /// OpenAI's: chat completions, embeddings, models (and anything unknown: OpenAI-shaped
     /// errors are the gateway's default).
@@ -16,6 +18,16 @@ pub enum ClientApi {
     /// Anthropic Messages (`/v1/messages`): routed as its OpenAI translation, answered in
     /// Anthropic's shapes.
     AnthropicMessages,
+    /// OpenAI Responses (`/v1/responses`): routed as its chat translation, answered in the
+    /// Responses shapes; the turn carries the response id and what the answer echoes.
+    Responses(Arc<responses::Turn>),
+}
+
+impl PartialEq for ClientApi {
+    /// Same API (two Responses requests are of one API whatever their turns).
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
 }
 
 impl ClientApi {
@@ -29,26 +41,36 @@ impl ClientApi {
     }
 
     /// A gateway error in the client's shape.
-    pub fn error_body(self, e: &ApiError) -> Bytes {
+    pub fn error_body(&self, e: &ApiError) -> Bytes {
         match self {
-            Self::OpenAi => e.body(),
+            Self::OpenAi | Self::Responses(_) => e.body(),
             Self::AnthropicMessages => anthropic::error_body(e),
         }
     }
 
     /// A whole upstream answer for the client: as received when the upstream spoke the
     /// client's API (`native`), else translated from OpenAI's shape (success or error).
-    pub fn whole_answer(self, status: u16, body: Bytes, native: bool, model: &str) -> Bytes {
+    /// `provider` and `model` name the target that answered.
+    pub fn whole_answer(
+        &self,
+        status: u16,
+        body: Bytes,
+        native: bool,
+        (provider, model): (&str, &str),
+    ) -> Bytes {
         match self {
             Self::AnthropicMessages if !native => anthropic::response_body(status, &body, model),
+            Self::Responses(turn) => {
+                responses::whole_answer(turn, status, body, native, &format!("{provider}/{model}"))
+            }
             _ => body,
         }
     }
 
     /// A provider's error response relayed to the client: its body and content type.
-    pub fn relayed_error(self, status: u16, body: Bytes, content_type: String) -> (Bytes, String) {
+    pub fn relayed_error(&self, status: u16, body: Bytes, content_type: String) -> (Bytes, String) {
         match self {
-            Self::OpenAi => (body, content_type),
+            Self::OpenAi | Self::Responses(_) => (body, content_type),
             Self::AnthropicMessages => (
                 anthropic::response_body(status, &body, ""),
                 "application/json".into(),
@@ -57,17 +79,21 @@ impl ClientApi {
     }
 
     /// Whether a stream replayed from the cache must end with a usage chunk whatever the
-    /// client asked (Anthropic's `message_delta` always carries usage).
-    pub fn replay_needs_usage(self) -> bool {
-        self == Self::AnthropicMessages
+    /// client asked (Anthropic's `message_delta` and `response.completed` always carry usage).
+    pub fn replay_needs_usage(&self) -> bool {
+        matches!(self, Self::AnthropicMessages | Self::Responses(_))
     }
 
     /// OpenAI chunks replayed from the cache, in the client's stream format.
-    pub fn replayed_stream(self, chunks: Bytes, model: &str) -> Bytes {
+    pub fn replayed_stream(&self, chunks: Bytes, model: &str) -> Bytes {
         match self {
             Self::OpenAi => chunks,
             Self::AnthropicMessages => {
                 let mut events = crate::translate::anthropic_openai::Stream::new(model);
+                Bytes::from(events.push(&chunks))
+            }
+            Self::Responses(turn) => {
+                let mut events = responses::Events::new(turn, model);
                 Bytes::from(events.push(&chunks))
             }
         }

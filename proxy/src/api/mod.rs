@@ -6,6 +6,7 @@ pub mod client;
 pub mod models;
 pub mod request;
 pub mod respond;
+pub mod responses;
 
 use bytes::Bytes;
 use serde_json::json;
@@ -24,13 +25,16 @@ pub enum Endpoint {
     Embeddings,
     /// Anthropic's `/v1/messages`, routed as a chat completion.
     Messages,
+    /// OpenAI's `/v1/responses`, routed as a chat completion (sent as is to targets that
+    /// speak the Responses API).
+    Responses,
 }
 
 impl Endpoint {
     /// The path suffix after the provider's `/v1`.
     pub fn suffix(self) -> &'static str {
         match self {
-            Self::ChatCompletions | Self::Messages => "/chat/completions",
+            Self::ChatCompletions | Self::Messages | Self::Responses => "/chat/completions",
             Self::Embeddings => "/embeddings",
         }
     }

@@ -211,6 +211,7 @@ impl ResponseCache {
         let label = match endpoint {
             Endpoint::ChatCompletions => Some("chat"),
             Endpoint::Messages => Some("messages"),
+            Endpoint::Responses => Some("responses"),
             Endpoint::Embeddings => None,
         };
         let key = label
@@ -303,7 +304,7 @@ impl ResponseCache {
                 .saved_micro_usd
                 .inc_by(price.cost(u.input, u.output));
         }
-        let client = ctx.client;
+        let client = ctx.client.clone();
         let sent = if plan.stream {
             let completion = serde_json::from_str(entry.completion.get()).unwrap_or_default();
             let chunks = entry::replay(
@@ -318,7 +319,7 @@ impl ResponseCache {
                 && session.write_response_body(Some(body), true).await.is_ok()
         } else {
             let openai = Bytes::copy_from_slice(entry.completion.get().as_bytes());
-            let body = client.whole_answer(200, openai, false, &entry.model);
+            let body = client.whole_answer(200, openai, false, (&entry.provider, &entry.model));
             let h = respond::header(200, "application/json", Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             respond::send(session, ctx, h, body, None).await

@@ -11,6 +11,7 @@ use switchyard_dsl::ir::ErrorClass;
 
 use super::translated::{self, Protocol, Translated};
 use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
+use crate::api::Endpoint;
 use crate::translate::{ClientOptions, openai_anthropic};
 use crate::upstream::Upstream;
 
@@ -77,7 +78,11 @@ impl ProviderAdapter for Anthropic {
             .map_err(|_| AttemptError::Unavailable("the request body is not JSON".into()))?;
         // An Anthropic client's own body goes as is (cache_control, thinking and the
         // rest survive); anything else is translated.
-        let body = match &req.native {
+        let body = match req
+            .native
+            .as_ref()
+            .filter(|_| req.endpoint == Endpoint::Messages)
+        {
             Some(native) => match serde_json::from_slice::<Value>(&native.body) {
                 Ok(mut v) => {
                     v["model"] = Value::String(req.model.to_owned());

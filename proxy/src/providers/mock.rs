@@ -162,7 +162,7 @@ impl ProviderAdapter for Mock {
                     forced_tool: None,
                 };
                 let reply = match req.endpoint {
-                    Endpoint::ChatCompletions | Endpoint::Messages => {
+                    Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => {
                         openai::chat_completions(&req.body, &ctx)
                     }
                     Endpoint::Embeddings => openai::embeddings(&req.body, &ctx),

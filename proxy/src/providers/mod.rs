@@ -44,9 +44,10 @@ pub struct AttemptRequest<'a> {
     /// The upstream model name.
     pub model: &'a str,
     pub body: Bytes,
-    /// The client's own request when its API is not OpenAI's: an Anthropic Messages body,
+    /// The client's own request when its API is not OpenAI's chat: an Anthropic Messages body,
     /// which the Anthropic adapter sends as is (model replaced, `anthropic-beta` kept)
-    /// instead of translating.
+    /// instead of translating, or a Responses body, which the OpenAI adapter sends as is to
+    /// targets that speak the Responses API.
     pub native: Option<crate::api::anthropic::Native>,
     pub stream: bool,
     /// Connect deadline (TCP + TLS).
@@ -111,6 +112,8 @@ pub trait ProviderAdapter: Send + Sync {
 
 /// Every adapter, by provider kind.
 pub struct Providers {
+    /// What chat-only targets do with Responses built-in tools.
+    pub responses_unsupported_tools: crate::responses_store::UnsupportedTools,
     openai: openai::OpenAi,
     anthropic: anthropic::Anthropic,
     gemini: gemini::Gemini,
@@ -126,6 +129,7 @@ impl std::fmt::Debug for Providers {
 impl Providers {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         Self {
+            responses_unsupported_tools: crate::responses_store::UnsupportedTools::default(),
             openai: openai::OpenAi::new(Arc::clone(&upstream)),
             anthropic: anthropic::Anthropic::new(Arc::clone(&upstream)),
             gemini: gemini::Gemini::new(upstream),

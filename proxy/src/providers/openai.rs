@@ -1,15 +1,21 @@
 //! OpenAI and every OpenAI-compatible provider, Azure OpenAI included: the body is already
-//! in OpenAI's format, so an attempt is a URL, an auth header and the bytes.
+//! in OpenAI's format, so an attempt is a URL, an auth header and the bytes. A Responses
+//! client's own body goes to `/responses` of targets that speak that API.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::RequestHeader;
 use switchyard_dsl::ir::{Provider, ProviderKind};
 
 use super::{AttemptError, AttemptRequest, ProviderAdapter, ResponseSource};
+use crate::api::Endpoint;
 use crate::config::CredentialState;
-use crate::upstream::{Destination, Upstream};
+use crate::upstream::{Destination, HttpResponse, Upstream};
+
+/// The path suffix of the Responses API.
+const RESPONSES_SUFFIX: &str = "/responses";
 
 /// OpenAI's public API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -56,7 +62,15 @@ pub fn target_url(
     let host = uri.host().ok_or_else(bad)?.to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let prefix = uri.path().trim_end_matches('/');
-    let path = if provider.kind == ProviderKind::AzureOpenai {
+    let path = if provider.kind == ProviderKind::AzureOpenai && endpoint_suffix == RESPONSES_SUFFIX
+    {
+        // Azure's Responses API is not per deployment: the body names it.
+        let version = provider
+            .api_version
+            .as_deref()
+            .unwrap_or(AZURE_DEFAULT_API_VERSION);
+        format!("{prefix}/openai/responses?api-version={version}")
+    } else if provider.kind == ProviderKind::AzureOpenai {
         let version = provider
             .api_version
             .as_deref()
@@ -72,6 +86,7 @@ fn request_header(
     req: &AttemptRequest<'_>,
     dest: &Destination,
     path: &str,
+    body_len: usize,
 ) -> Result<RequestHeader, AttemptError> {
     let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
     let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(internal)?;
@@ -83,7 +98,7 @@ fn request_header(
     h.insert_header("host", host).map_err(internal)?;
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
-    h.insert_header("content-length", req.body.len().to_string())
+    h.insert_header("content-length", body_len.to_string())
         .map_err(internal)?;
     let accept = if req.stream {
         "text/event-stream"
@@ -119,19 +134,51 @@ impl ProviderAdapter for OpenAi {
         &self,
         req: &AttemptRequest<'_>,
     ) -> Result<Box<dyn ResponseSource>, AttemptError> {
-        let (dest, path) = target_url(req.provider, req.endpoint.suffix(), req.model)?;
-        let header = request_header(req, &dest, &path)?;
+        let native = req
+            .native
+            .as_ref()
+            .filter(|_| req.endpoint == Endpoint::Responses)
+            .filter(|_| crate::api::responses::native_target(req.provider));
+        let (suffix, body) = match native {
+            Some(n) => {
+                let parsed = crate::api::request::RequestBody::parse(&n.body)
+                    .map_err(|e| AttemptError::Unavailable(e.message))?;
+                (RESPONSES_SUFFIX, Bytes::from(parsed.rebuild(req.model)))
+            }
+            None => (req.endpoint.suffix(), req.body.clone()),
+        };
+        let (dest, path) = target_url(req.provider, suffix, req.model)?;
+        let header = request_header(req, &dest, &path, body.len())?;
         let response = self
             .upstream
-            .send(
-                &dest,
-                header,
-                req.body.clone(),
-                req.connect_timeout,
-                req.read_timeout,
-            )
+            .send(&dest, header, body, req.connect_timeout, req.read_timeout)
             .await?;
-        Ok(Box::new(response))
+        Ok(match native {
+            Some(_) => Box::new(Native(response)),
+            None => Box::new(response),
+        })
+    }
+}
+
+/// A Responses API answer to a Responses client: a success is already in the client's API.
+struct Native(HttpResponse);
+
+#[async_trait]
+impl ResponseSource for Native {
+    fn status(&self) -> u16 {
+        self.0.status()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.header(name)
+    }
+    fn passthrough(&self) -> bool {
+        (200..300).contains(&self.0.status())
+    }
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, AttemptError> {
+        Ok(self.0.next_chunk().await?)
+    }
+    async fn finish(self: Box<Self>) {
+        self.0.finish().await;
     }
 }
 

@@ -308,7 +308,10 @@ pub async fn send(
         .await?;
     let inner = Box::new(response);
     Ok(Box::new(
-        if req.native.is_some() && protocol == Protocol::Anthropic {
+        if req.native.is_some()
+            && req.endpoint == crate::api::Endpoint::Messages
+            && protocol == Protocol::Anthropic
+        {
             Translated::native(inner, protocol, opts)
         } else {
             Translated::new(inner, protocol, opts)

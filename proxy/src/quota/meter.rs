@@ -20,6 +20,16 @@ pub fn event_tokens(data: &[u8]) -> u64 {
         return 0;
     };
     let mut chars = 0usize;
+    // A Responses API stream passed through from a target that speaks it.
+    if let Some(kind) = v.get("type").and_then(|t| t.as_str())
+        && matches!(
+            kind,
+            "response.output_text.delta" | "response.function_call_arguments.delta"
+        )
+        && let Some(d) = v.get("delta").and_then(|d| d.as_str())
+    {
+        chars += d.chars().count();
+    }
     if let Some(choices) = v.get("choices").and_then(|c| c.as_array()) {
         for c in choices {
             let d = c.get("delta").or_else(|| c.get("message"));
@@ -193,6 +203,8 @@ mod tests {
         assert_eq!(&buf[n..], b"data: {\"cho");
         assert_eq!(complete_events(b"data: [DONE]\n\n"), (14, 0));
         assert_eq!(complete_events(b"data: {\"x\""), (0, 0));
+        let native = b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"12345678\"}\n\n";
+        assert_eq!(complete_events(native).1, 2);
         let v: serde_json::Value =
             serde_json::from_slice(&cut_event("b")[6..]).expect("json event");
         assert_eq!(v["error"]["code"], "insufficient_quota");

@@ -265,6 +265,24 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
         waited: started.elapsed(),
     };
     let adapter = providers.adapter(plan.provider.kind).map_err(failed)?;
+    // A Responses request with built-in tools cannot go to a chat-only target.
+    let tools_mode = providers.responses_unsupported_tools;
+    if plan.endpoint == Endpoint::Responses
+        && let Some((status, body)) = plan.native.as_ref().and_then(|n| {
+            crate::api::responses::refusal(plan.provider, plan.model, &n.body, tools_mode)
+        })
+    {
+        return Err(OpenFailure {
+            failure: Failure::from_response(status, &body, None),
+            response: Some(ErrorResponse {
+                status,
+                content_type: "application/json".into(),
+                retry_after: None,
+                body,
+            }),
+            waited: started.elapsed(),
+        });
+    }
     let (route_t, prov_t) = (plan.timeouts, &plan.provider.timeouts);
     let connect = route_t
         .connect_ms
@@ -369,7 +387,9 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
                 "response larger than the proxy buffers".into(),
             )));
         }
-        let usage = if native {
+        let usage = if native && plan.endpoint == Endpoint::Responses {
+            crate::api::responses::native_usage(&body)
+        } else if native {
             crate::api::anthropic::native_usage(&body)
         } else if content_type.starts_with("application/json") {
             match stream::probe_usage(&body) {
@@ -433,7 +453,9 @@ pub async fn commit(
                     .store(estimate, std::sync::atomic::Ordering::Relaxed);
             }
             crate::cache::capture(plan.holds.cache_fill, &body, native);
-            let body = ctx.client.whole_answer(status, body, native, plan.model);
+            let body =
+                ctx.client
+                    .whole_answer(status, body, native, (&plan.provider.name, plan.model));
             let h = respond::header(status, &content_type, Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             if !respond::send(session, ctx, h, body, None).await {
@@ -511,7 +533,7 @@ async fn relay(
     }
     ctx.ttft = Some(ctx.started.elapsed());
     metrics.stream_started();
-    let mode = stream::Relay::to(ctx.client, native, plan.model);
+    let mode = stream::Relay::to(&ctx.client, native, (&plan.provider.name, plan.model));
     let end = stream::relay(session, source, first, Some(total), mode).await;
     metrics.stream_finished();
     ctx.usage = end.usage;

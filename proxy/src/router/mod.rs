@@ -47,7 +47,8 @@ pub struct Job<'a> {
     pub decision: Decision<'a>,
     pub body: &'a RequestBody<'a>,
     pub endpoint: Endpoint,
-    /// The client's own request when its API is not OpenAI's (an Anthropic Messages body).
+    /// The client's own request when its API is not OpenAI's chat (an Anthropic Messages or
+    /// a Responses body).
     pub native: Option<&'a crate::api::anthropic::Native>,
     /// The request's budget reservation and cache capture buffer.
     pub holds: attempt::Holds<'a>,

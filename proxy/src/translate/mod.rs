@@ -6,12 +6,14 @@
 //!  OpenAI client ──▶ openai_anthropic::request ──▶ Anthropic ──▶ openai_anthropic::{response, Stream}
 //!  OpenAI client ──▶ openai_gemini::request    ──▶ Gemini    ──▶ openai_gemini::{response, Stream}
 //!  Anthropic client ──▶ anthropic_openai::request ──▶ (any route) ──▶ anthropic_openai::{response, Stream}
+//!  Responses client ──▶ responses_openai::request ──▶ (any route) ──▶ responses_openai::{response, Stream}
 //! ```
 
 pub mod anthropic_openai;
 pub mod classify;
 pub mod openai_anthropic;
 pub mod openai_gemini;
+pub mod responses_openai;
 pub mod sse;
 
 use serde_json::{Map, Value, json};

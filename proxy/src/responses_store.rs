@@ -1,0 +1,297 @@
+//! The gateway's memory of Responses API answers (`store` defaults to true there): for a
+//! translated target, each stored response's input and output items, so that a follow-up's
+//! `previous_response_id` expands into the whole conversation; for a native target, only
+//! which target holds the response, so that the follow-up reaches it. Bounded in entries,
+//! bytes and age; the oldest entries go first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::Value;
+
+/// What a chat-only target does with Responses tools it cannot offer the model (built-in
+/// tools such as `web_search`, custom tools).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnsupportedTools {
+    /// Answer 400 naming the tool and the target.
+    #[default]
+    Refuse,
+    /// Offer the model only the function tools; the answer's `tools` lists what was offered.
+    Omit,
+}
+
+/// The Responses API's settings: the store's bounds and what chat-only targets do with
+/// built-in tools, each a flag (and a `SWITCHYARD_*` variable).
+#[derive(Debug, Clone, Args)]
+pub struct StoreSettings {
+    /// Most Responses API answers the gateway keeps for `previous_response_id` and
+    /// `GET /v1/responses/{id}` (per proxy process); the oldest go first. 0 keeps none.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        env = "SWITCHYARD_RESPONSES_STORE_ENTRIES"
+    )]
+    pub responses_store_entries: usize,
+
+    /// Byte bound of the kept Responses answers (their JSON size: input and output items of
+    /// the whole conversation so far); the oldest go first past it.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 256 * 1024 * 1024,
+        env = "SWITCHYARD_RESPONSES_STORE_BYTES"
+    )]
+    pub responses_store_bytes: usize,
+
+    /// How long a kept Responses answer can be continued or read back.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, env = "SWITCHYARD_RESPONSES_STORE_TTL")]
+    pub responses_store_ttl: Duration,
+
+    /// Responses requests with built-in tools (`web_search`, `file_search`, ...) or custom
+    /// tools, on a target that speaks only chat completions: `refuse` answers 400 naming the
+    /// tool and the target; `omit` offers the model the function tools only (the Codex CLI
+    /// always sends `web_search`: `omit` lets it run on such targets).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "refuse",
+        env = "SWITCHYARD_RESPONSES_UNSUPPORTED_TOOLS"
+    )]
+    pub responses_unsupported_tools: UnsupportedTools,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            responses_store_entries: 10_000,
+            responses_store_bytes: 256 * 1024 * 1024,
+            responses_store_ttl: Duration::from_secs(24 * 3600),
+            responses_unsupported_tools: UnsupportedTools::Refuse,
+        }
+    }
+}
+
+/// What the gateway keeps of one response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Held {
+    /// Answered by a translated target: the conversation's items up to and including this
+    /// response's output, and the response object for `GET`.
+    Translated {
+        items: Arc<Vec<Value>>,
+        response: Arc<Value>,
+    },
+    /// Answered by a target that speaks the Responses API and keeps the state itself.
+    Native {
+        /// `provider/model`.
+        target: String,
+    },
+}
+
+#[derive(Debug)]
+struct Entry {
+    held: Held,
+    /// The client key id that made it; others do not see it.
+    owner: Option<String>,
+    stored: Instant,
+    size: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<String, Entry>,
+    /// Ids in the order stored (ids already removed are skipped when met).
+    order: VecDeque<(String, Instant)>,
+    bytes: usize,
+}
+
+/// The bounded store, shared by every request of the process.
+#[derive(Debug)]
+pub struct ResponsesStore {
+    settings: StoreSettings,
+    inner: Mutex<Inner>,
+}
+
+impl Default for ResponsesStore {
+    fn default() -> Self {
+        Self::new(StoreSettings::default())
+    }
+}
+
+fn size_of(held: &Held) -> usize {
+    match held {
+        Held::Translated { items, response } => {
+            let items: usize = items.iter().map(|v| v.to_string().len()).sum();
+            items + response.to_string().len() + 64
+        }
+        Held::Native { target } => target.len() + 64,
+    }
+}
+
+impl ResponsesStore {
+    pub fn new(settings: StoreSettings) -> Self {
+        Self {
+            settings,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `held` under `id`; `false` when it alone is over the byte bound (or the store
+    /// keeps nothing).
+    pub fn put(&self, id: &str, owner: Option<&str>, held: Held) -> bool {
+        let size = size_of(&held) + id.len();
+        if self.settings.responses_store_entries == 0 || size > self.settings.responses_store_bytes
+        {
+            return false;
+        }
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(old) = inner.map.remove(id) {
+            inner.bytes -= old.size;
+        }
+        inner.bytes += size;
+        inner.map.insert(
+            id.to_owned(),
+            Entry {
+                held,
+                owner: owner.map(str::to_owned),
+                stored: now,
+                size,
+            },
+        );
+        inner.order.push_back((id.to_owned(), now));
+        self.evict(&mut inner, now);
+        true
+    }
+
+    fn evict(&self, inner: &mut Inner, now: Instant) {
+        let s = &self.settings;
+        while let Some((id, at)) = inner.order.front().cloned() {
+            let over = inner.map.len() > s.responses_store_entries
+                || inner.bytes > s.responses_store_bytes
+                || now.duration_since(at) > s.responses_store_ttl;
+            // Entries stored again since are met later in the order: skip the stale mark.
+            let current = inner.map.get(&id).is_some_and(|e| e.stored == at);
+            if current && !over {
+                break;
+            }
+            inner.order.pop_front();
+            if current && let Some(e) = inner.map.remove(&id) {
+                inner.bytes -= e.size;
+            }
+        }
+    }
+
+    /// The response `id` as the client with key id `owner` may see it.
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Held> {
+        let mut inner = self.lock();
+        let e = inner.map.get(id)?;
+        if Instant::now().duration_since(e.stored) > self.settings.responses_store_ttl {
+            if let Some(e) = inner.map.remove(id) {
+                inner.bytes -= e.size;
+            }
+            return None;
+        }
+        (e.owner.as_deref() == owner).then(|| e.held.clone())
+    }
+
+    /// Forgets `id`; `false` when it was not there (for this owner).
+    pub fn remove(&self, id: &str, owner: Option<&str>) -> bool {
+        let mut inner = self.lock();
+        if inner
+            .map
+            .get(id)
+            .is_none_or(|e| e.owner.as_deref() != owner)
+        {
+            return false;
+        }
+        if let Some(e) = inner.map.remove(id) {
+            inner.bytes -= e.size;
+        }
+        true
+    }
+
+    /// Entries kept.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn native(t: &str) -> Held {
+        Held::Native { target: t.into() }
+    }
+
+    #[test]
+    fn bounded_by_entries_and_bytes_oldest_first() {
+        let store = ResponsesStore::new(StoreSettings {
+            responses_store_entries: 2,
+            ..StoreSettings::default()
+        });
+        assert!(store.put("a", None, native("p/m")));
+        assert!(store.put("b", None, native("p/m")));
+        assert!(store.put("c", None, native("p/m")));
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get("a", None), None);
+        assert_eq!(store.get("c", None), Some(native("p/m")));
+
+        let store = ResponsesStore::new(StoreSettings {
+            responses_store_bytes: 300,
+            ..StoreSettings::default()
+        });
+        let big = Held::Translated {
+            items: Arc::new(vec![Value::String("x".repeat(100))]),
+            response: Arc::new(Value::Null),
+        };
+        assert!(store.put("a", None, big.clone()));
+        assert!(store.put("b", None, big.clone()));
+        assert_eq!(store.get("a", None), None, "evicted past the byte bound");
+        assert!(store.get("b", None).is_some());
+        let huge = Held::Translated {
+            items: Arc::new(vec![Value::String("x".repeat(1000))]),
+            response: Arc::new(Value::Null),
+        };
+        assert!(!store.put("c", None, huge), "alone over the bound");
+    }
+
+    #[test]
+    fn owners_ttl_and_removal() {
+        let store = ResponsesStore::new(StoreSettings {
+            responses_store_ttl: Duration::from_millis(0),
+            ..StoreSettings::default()
+        });
+        store.put("a", Some("k1"), native("p/m"));
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(store.get("a", Some("k1")), None, "expired");
+
+        let store = ResponsesStore::default();
+        store.put("a", Some("k1"), native("p/m"));
+        assert_eq!(store.get("a", Some("k2")), None, "another key");
+        assert_eq!(store.get("a", None), None);
+        assert!(!store.remove("a", Some("k2")));
+        assert!(store.remove("a", Some("k1")));
+        assert!(store.is_empty());
+        // Stored twice: the first order mark must not evict the second entry.
+        store.put("b", None, native("x/1"));
+        store.put("b", None, native("x/2"));
+        assert_eq!(store.get("b", None), Some(native("x/2")));
+        assert_eq!(store.len(), 1);
+    }
+}
