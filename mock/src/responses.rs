@@ -34,6 +34,10 @@ impl Conversations {
         }
     }
 
+    fn remove(&self, id: &str) -> bool {
+        self.0.lock().is_ok_and(|mut map| map.remove(id).is_some())
+    }
+
     /// Forgets every conversation.
     pub fn clear(&self) {
         if let Ok(mut map) = self.0.lock() {
@@ -96,6 +100,67 @@ fn not_found(id: &str) -> ApiError {
         code: Some("previous_response_not_found".to_owned()),
         ..ApiError::invalid_request(format!("Previous response with id '{id}' not found."))
     }
+}
+
+/// OpenAI's 404 for a response id in the path that it does not know.
+fn unknown_response(id: &str) -> ApiError {
+    ApiError {
+        status: 404,
+        code: Some("not_found".to_owned()),
+        ..ApiError::invalid_request(format!("Response with id '{id}' not found."))
+    }
+}
+
+/// `GET`, `DELETE /v1/responses/{id}` and `POST /v1/responses/{id}/cancel` of a response this
+/// server made. It keeps conversations, not whole response objects: `GET` answers a
+/// completed response object holding the conversation's last answer. Nothing here runs in
+/// the background, so a cancel gets the 400 OpenAI gives for a response not created with
+/// `background: true`.
+pub fn held(method: &hyper::Method, rest: &str, conversations: &Conversations) -> Reply {
+    let (id, cancel) = match rest.split_once('/') {
+        None => (rest, false),
+        Some((id, "cancel")) => (id, true),
+        Some(_) => return Reply::Error(unknown_response(rest)),
+    };
+    let Some(history) = conversations.get(id) else {
+        return Reply::Error(unknown_response(id));
+    };
+    let body = match (method, cancel) {
+        (&hyper::Method::POST, true) => {
+            return Reply::Error(ApiError::invalid_request(
+                "Only responses created with background=true can be cancelled.",
+            ));
+        }
+        (&hyper::Method::GET, false) => {
+            let answer = history
+                .last()
+                .map(|m| text_of(&m["content"]))
+                .unwrap_or_default();
+            json!({
+                "id": id,
+                "object": "response",
+                "status": "completed",
+                "output": [{
+                    "type": "message",
+                    "id": format!("msg_{id}"),
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": answer, "annotations": []}],
+                }],
+            })
+        }
+        (&hyper::Method::DELETE, false) => {
+            conversations.remove(id);
+            json!({"id": id, "object": "response", "deleted": true})
+        }
+        _ => {
+            return Reply::Error(ApiError {
+                status: 405,
+                ..ApiError::invalid_request(format!("Method {method} not allowed here."))
+            });
+        }
+    };
+    Reply::Json { body, tokens: 0 }
 }
 
 /// `POST /v1/responses`.

@@ -225,6 +225,9 @@ async fn answer(
         (Format::Responses, &Method::POST, "/v1/responses") => {
             responses::create(&bytes, &ctx, &state.responses)
         }
+        (Format::Responses, m, p) if p.starts_with("/v1/responses/") => {
+            responses::held(m, &p["/v1/responses/".len()..], &state.responses)
+        }
         (Format::Responses, _, p) => Reply::Error(openai::unknown_route(method, p)),
         (Format::Anthropic, &Method::POST, "/v1/messages") => anthropic::messages(&bytes, &ctx),
         (Format::Anthropic, &Method::POST, "/v1/messages/count_tokens") => {

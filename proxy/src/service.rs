@@ -20,6 +20,10 @@ use crate::ctx::RequestCtx;
 use crate::metrics::Metrics;
 use crate::router::Router;
 
+/// How long a provider may take to answer about a response it keeps (retrieve, delete,
+/// cancel): connect and each read.
+const HELD_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where split draws come from.
 #[derive(Debug)]
 pub enum Draw {
@@ -209,7 +213,8 @@ impl Gateway {
         }
     }
 
-    /// `GET` or `DELETE` of a Responses API answer the gateway keeps.
+    /// `GET` or `DELETE` of a Responses API answer, or `POST .../cancel`: answered from the
+    /// gateway's store when it keeps the response, else relayed to the target that does.
     async fn held_response(
         &self,
         session: &mut Session,
@@ -217,18 +222,89 @@ impl Gateway {
         method: &Method,
         path: &str,
     ) -> Result<(), ApiError> {
+        use crate::providers::openai::HeldRequest;
         ctx.endpoint = crate::api::responses::LABEL;
-        let id = path.trim_start_matches("/v1/responses/");
-        if id.is_empty() || id.contains('/') {
-            // `/cancel` and `/input_items` are not served by the gateway.
+        let rest = path.trim_start_matches("/v1/responses/");
+        let (id, request) = match (rest.split_once('/'), method) {
+            (None, &Method::GET) => (rest, HeldRequest::Get),
+            (None, &Method::DELETE) => (rest, HeldRequest::Delete),
+            (Some((id, "cancel")), &Method::POST) => (id, HeldRequest::Cancel),
+            (None, _) | (Some((_, "cancel")), _) => {
+                return Err(ApiError::method_not_allowed(method.as_str(), path));
+            }
+            // `/input_items` is not served.
+            _ => return Err(ApiError::unknown_path(method.as_str(), path)),
+        };
+        // Ids are opaque tokens: nothing else goes into an upstream path.
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(ApiError::unknown_path(method.as_str(), path));
         }
-        if *method != Method::GET && *method != Method::DELETE {
-            return Err(ApiError::method_not_allowed(method.as_str(), path));
-        }
         let owner = ctx.identity.as_ref().map(|i| i.key.as_str());
-        let body = crate::api::responses::held(&self.responses, method, id, owner)?;
+        if let Some(crate::responses_store::Held::Native { target }) = self.responses.get(id, owner)
+        {
+            return self.relay_held(session, ctx, &target, request, id).await;
+        }
+        let body = match request {
+            HeldRequest::Get => crate::api::responses::held(&self.responses, method, id, owner)?,
+            HeldRequest::Delete => crate::api::responses::held(&self.responses, method, id, owner)?,
+            HeldRequest::Cancel => {
+                // Known (else OpenAI's 404), but finished: nothing runs in the background here.
+                crate::api::responses::held(&self.responses, &Method::GET, id, owner)?;
+                return Err(ApiError::invalid_field(format!(
+                    "Response '{}' is complete: only responses created with background=true \
+                     can be cancelled",
+                    crate::api::bounded(id)
+                )));
+            }
+        };
         respond::send_json(session, ctx, body).await;
+        Ok(())
+    }
+
+    /// Relays a request about response `id` to `target` (`provider/model`), which keeps it.
+    async fn relay_held(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        target: &str,
+        request: crate::providers::openai::HeldRequest,
+        id: &str,
+    ) -> Result<(), ApiError> {
+        let cfg = self.config.current();
+        let snapshot = &cfg.snapshot;
+        let t = (0..snapshot.targets.len() as u32)
+            .map(switchyard_dsl::ir::TargetId)
+            .find(|t| snapshot.target_name(*t) == target)
+            .ok_or_else(|| crate::api::responses::target_gone(target))?;
+        let t = snapshot.target(t);
+        let provider = snapshot.provider(t.provider);
+        ctx.provider = Some(provider.name.clone());
+        ctx.model = Some(t.model.clone());
+        let (status, body) = self
+            .router
+            .providers
+            .openai()
+            .held_response(
+                provider,
+                cfg.credentials.get(t.provider.0 as usize),
+                request,
+                id,
+                HELD_RESPONSE_TIMEOUT,
+            )
+            .await
+            .map_err(|e| {
+                ApiError::upstream(
+                    502,
+                    "upstream_error",
+                    format!("target `{}`: {e}", crate::api::bounded(target)),
+                )
+            })?;
+        let h = respond::header(status, "application/json", Some(body.len()), ctx);
+        respond::send(session, ctx, h, body, None).await;
         Ok(())
     }
 

@@ -275,6 +275,42 @@ def test_three_turns_on_a_native_target_stay_with_it(client, mocks):
         assert not issued & {r["body"].get("previous_response_id") for r in mocks[other].requests()}
 
 
+def test_a_response_a_native_target_keeps_is_retrieved_cancelled_and_deleted_there(client, mocks):
+    r = client.responses.create(model="native", input="Keep this.")
+    [answered] = [name for name in ["native-a", "native-b"] if mocks[name].requests()]
+
+    held = client.responses.retrieve(r.id)
+    assert held.id == r.id and held.output_text == r.output_text
+    # Nothing runs in the background: the target's own 400, relayed.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.cancel(r.id)
+    assert "background" in caught.value.message
+    client.responses.delete(r.id)
+    # The target forgot it: its 404, relayed.
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+    paths = [(q["method"], q["path"]) for q in mocks[answered].requests()]
+    assert paths == [
+        ("POST", "/v1/responses"),
+        ("GET", f"/v1/responses/{r.id}"),
+        ("POST", f"/v1/responses/{r.id}/cancel"),
+        ("DELETE", f"/v1/responses/{r.id}"),
+        ("GET", f"/v1/responses/{r.id}"),
+    ]
+    other = "native-b" if answered == "native-a" else "native-a"
+    assert mocks[other].requests() == []
+
+
+def test_cancel_of_a_response_the_gateway_keeps_or_never_saw(client):
+    r = client.responses.create(model="gpt-4o", input="Done already.")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.cancel(r.id)
+    assert "background" in caught.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_never_made")
+
+
 def test_an_id_the_gateway_never_saw_reaches_a_native_target(client, mocks):
     # Made at the provider without the gateway (or on another proxy replica): the follow-up
     # goes as sent, and the target that speaks the Responses API continues it.

@@ -137,6 +137,11 @@ impl Providers {
         }
     }
 
+    /// The adapter that reaches responses kept by providers speaking the Responses API.
+    pub fn openai(&self) -> &openai::OpenAi {
+        &self.openai
+    }
+
     /// The adapter for `kind`.
     pub fn adapter(&self, kind: ProviderKind) -> Result<&dyn ProviderAdapter, AttemptError> {
         match kind {

@@ -62,14 +62,15 @@ pub fn target_url(
     let host = uri.host().ok_or_else(bad)?.to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let prefix = uri.path().trim_end_matches('/');
-    let path = if provider.kind == ProviderKind::AzureOpenai && endpoint_suffix == RESPONSES_SUFFIX
+    let path = if provider.kind == ProviderKind::AzureOpenai
+        && endpoint_suffix.starts_with(RESPONSES_SUFFIX)
     {
         // Azure's Responses API is not per deployment: the body names it.
         let version = provider
             .api_version
             .as_deref()
             .unwrap_or(AZURE_DEFAULT_API_VERSION);
-        format!("{prefix}/openai/responses?api-version={version}")
+        format!("{prefix}/openai{endpoint_suffix}?api-version={version}")
     } else if provider.kind == ProviderKind::AzureOpenai {
         let version = provider
             .api_version
@@ -90,12 +91,8 @@ fn request_header(
 ) -> Result<RequestHeader, AttemptError> {
     let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
     let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(internal)?;
-    let host = if (dest.tls && dest.port == 443) || (!dest.tls && dest.port == 80) {
-        dest.host.clone()
-    } else {
-        format!("{}:{}", dest.host, dest.port)
-    };
-    h.insert_header("host", host).map_err(internal)?;
+    h.insert_header("host", host_header(dest))
+        .map_err(internal)?;
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
     h.insert_header("content-length", body_len.to_string())
@@ -108,9 +105,29 @@ fn request_header(
     h.insert_header("accept", accept).map_err(internal)?;
     h.insert_header("user-agent", "switchyard-proxy")
         .map_err(internal)?;
-    match req.credential {
+    authorize(&mut h, req.provider, req.credential)?;
+    Ok(h)
+}
+
+/// `host` for `dest`: the port only when it is not the scheme's default.
+fn host_header(dest: &Destination) -> String {
+    if (dest.tls && dest.port == 443) || (!dest.tls && dest.port == 80) {
+        dest.host.clone()
+    } else {
+        format!("{}:{}", dest.host, dest.port)
+    }
+}
+
+/// The provider's key in the header its API expects (Azure's `api-key`, else a bearer token).
+fn authorize(
+    h: &mut RequestHeader,
+    provider: &Provider,
+    credential: Option<&CredentialState>,
+) -> Result<(), AttemptError> {
+    let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
+    match credential {
         Some(CredentialState::Resolved(key)) => {
-            if req.provider.kind == ProviderKind::AzureOpenai {
+            if provider.kind == ProviderKind::AzureOpenai {
                 h.insert_header("api-key", key.expose()).map_err(internal)?;
             } else {
                 h.insert_header("authorization", format!("Bearer {}", key.expose()))
@@ -120,12 +137,74 @@ fn request_header(
         Some(CredentialState::Missing { reason }) => {
             return Err(AttemptError::Unavailable(format!(
                 "credential of provider `{}` unavailable: {reason}",
-                req.provider.name
+                provider.name
             )));
         }
         Some(CredentialState::NotConfigured) | None => {}
     }
-    Ok(h)
+    Ok(())
+}
+
+/// What a client asks of a Responses API answer that its provider keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldRequest {
+    /// `GET /responses/{id}`.
+    Get,
+    /// `DELETE /responses/{id}`.
+    Delete,
+    /// `POST /responses/{id}/cancel`.
+    Cancel,
+}
+
+/// The most of a kept response's answer relayed (a whole response object).
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
+
+impl OpenAi {
+    /// Sends `request` about response `id` to `provider`, which keeps it, and reads the whole
+    /// answer: its status and body, relayed to the client as they are.
+    pub async fn held_response(
+        &self,
+        provider: &Provider,
+        credential: Option<&CredentialState>,
+        request: HeldRequest,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, Bytes), AttemptError> {
+        let (method, suffix) = match request {
+            HeldRequest::Get => ("GET", format!("{RESPONSES_SUFFIX}/{id}")),
+            HeldRequest::Delete => ("DELETE", format!("{RESPONSES_SUFFIX}/{id}")),
+            HeldRequest::Cancel => ("POST", format!("{RESPONSES_SUFFIX}/{id}/cancel")),
+        };
+        let (dest, path) = target_url(provider, &suffix, "")?;
+        let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
+        let mut h = RequestHeader::build(method, path.as_bytes(), Some(6)).map_err(internal)?;
+        h.insert_header("host", host_header(&dest))
+            .map_err(internal)?;
+        h.insert_header("accept", "application/json")
+            .map_err(internal)?;
+        h.insert_header("user-agent", "switchyard-proxy")
+            .map_err(internal)?;
+        h.insert_header("content-length", "0").map_err(internal)?;
+        authorize(&mut h, provider, credential)?;
+        let mut response = self
+            .upstream
+            .send(&dest, h, Bytes::new(), timeout, timeout)
+            .await?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.next_chunk().await? {
+            if body.len() + chunk.len() > MAX_HELD_BYTES {
+                response.finish().await;
+                return Err(AttemptError::Unavailable(format!(
+                    "provider `{}` answered more than {MAX_HELD_BYTES} bytes",
+                    provider.name
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        response.finish().await;
+        Ok((status, Bytes::from(body)))
+    }
 }
 
 #[async_trait]
