@@ -9,7 +9,8 @@
 # a first-token timeout (KIND=rich), over PROVIDERS providers (default 100) at one mock. The
 # proxy runs with one worker thread, no client keys. Reported: resident memory after the load
 # (VmRSS) and, for requests matching the first, middle and last route and for one matching
-# none (404), CPU µs per request and latency at RATE req/s (default 1000) for DURATION.
+# none (404), CPU µs per request and latency at RATE req/s (default 1000) for DURATION; then
+# the size and time of /v1/models, one model, /admin/snapshot and /admin/targets.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -134,3 +135,12 @@ PY
 done
 echo
 echo "Resident after the load: $(rss) MB; ready (read, compile, serve) in ${ready} s."
+echo
+echo "| endpoint | bytes | first request s | second request s |"
+echo "|---|---:|---:|---:|"
+for url in "http://127.0.0.1:$PORT/v1/models" "http://127.0.0.1:$PORT/v1/models/m$((N - 1))" \
+  "http://127.0.0.1:$ADMIN/admin/snapshot" "http://127.0.0.1:$ADMIN/admin/targets"; do
+  first=$(curl -s --noproxy '*' -o /dev/null -w '%{size_download} %{time_total}' "$url")
+  second=$(curl -s --noproxy '*' -o /dev/null -w '%{time_total}' "$url")
+  echo "| ${url#http://127.0.0.1:*/} | ${first% *} | ${first#* } | $second |"
+done
