@@ -9,10 +9,9 @@
 //! enabled at `info`. Without an installed sink (the library inside tests) the line is an
 //! ordinary `tracing` event with the same fields.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::log_sink::BatchedSink;
 
@@ -59,7 +58,8 @@ pub struct Line<'a> {
 /// The whole line around [`Line`]'s fields.
 #[derive(Serialize)]
 struct Envelope<'a> {
-    timestamp: String,
+    #[serde(serialize_with = "as_text")]
+    timestamp: humantime::Rfc3339Timestamp,
     level: &'static str,
     fields: Fields<'a>,
     target: &'static str,
@@ -82,8 +82,7 @@ impl Line<'_> {
             Some(sink) => {
                 let mut out = Vec::with_capacity(512);
                 self.serialize_into(&mut out);
-                // The sink buffers in memory; writing to it cannot fail.
-                let _ = sink.clone().write_all(&out);
+                sink.append(&out);
             }
             None => tracing::info!(target: TARGET, line = ?self, "request"),
         }
@@ -92,7 +91,7 @@ impl Line<'_> {
     /// The JSON line, newline-terminated.
     fn serialize_into(&self, out: &mut Vec<u8>) {
         let envelope = Envelope {
-            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now()),
             level: "INFO",
             fields: Fields {
                 message: "request",
@@ -104,6 +103,11 @@ impl Line<'_> {
         let _ = serde_json::to_writer(&mut *out, &envelope);
         out.push(b'\n');
     }
+}
+
+/// The timestamp written straight into the line, without a `String` of its own.
+fn as_text<S: Serializer>(t: &humantime::Rfc3339Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
 }
 
 #[cfg(test)]

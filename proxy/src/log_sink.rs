@@ -138,8 +138,10 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     }
 }
 
-impl Write for BatchedSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl BatchedSink {
+    /// Adds `buf` (whole lines) to what the writer thread writes next, waiting while
+    /// [`MAX_PENDING_BYTES`] are already waiting.
+    pub fn append(&self, buf: &[u8]) {
         let mut pending = self.shared.lock();
         while pending.bytes.len() >= MAX_PENDING_BYTES && !pending.closed {
             pending = self
@@ -153,6 +155,12 @@ impl Write for BatchedSink {
         if self.urgent || pending.bytes.len() >= FLUSH_BYTES || pending.closed {
             self.shared.wake_writer.notify_one();
         }
+    }
+}
+
+impl Write for BatchedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.append(buf);
         Ok(buf.len())
     }
 

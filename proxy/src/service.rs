@@ -249,8 +249,9 @@ impl Gateway {
             return self.relay_held(session, ctx, &target, request, id).await;
         }
         let body = match request {
-            HeldRequest::Get => crate::api::responses::held(&self.responses, method, id, owner)?,
-            HeldRequest::Delete => crate::api::responses::held(&self.responses, method, id, owner)?,
+            HeldRequest::Get | HeldRequest::Delete => {
+                crate::api::responses::held(&self.responses, method, id, owner)?
+            }
             HeldRequest::Cancel => {
                 // Known (else OpenAI's 404), but finished: nothing runs in the background here.
                 crate::api::responses::held(&self.responses, &Method::GET, id, owner)?;
