@@ -6,11 +6,15 @@
 //! | `GET /healthz` | `200 ok` while the process serves |
 //! | `GET /readyz` | `200 ready` once a configuration is loaded, 503 before (control-plane mode) |
 //! | `GET /metrics` | Prometheus text, `text/plain; version=0.0.4` |
-//! | `GET /admin/snapshot` | version, hash, routes, budgets, providers and credential states |
-//! | `GET /admin/targets` | the router's per-target health |
+//! | `GET /admin/snapshot` | version, hash, routes (paged), budgets, providers and credential states |
+//! | `GET /admin/targets` | the router's per-target health (paged) |
 //! | `GET /admin/budgets` | per budget and scope: spent, remaining, reset time, state |
 //!
 //! Anything else is a 404 (405 for other methods) with an OpenAI-shaped JSON error.
+//!
+//! The lists that grow with the policy are paged so that a 10,000-route snapshot never makes
+//! a multi-megabyte answer: `?offset=N&limit=M` ([`Page`]) over the snapshot's routes and over
+//! the targets; each answer says `total` and `next_offset` (`null` on the last page).
 //!
 //! [`AdminAccess`] guards the port: with `--admin-token-file`, `/admin/*` needs
 //! `Authorization: Bearer TOKEN` (401 otherwise; the probes and `/metrics` stay open), and a
@@ -37,8 +41,68 @@ use crate::metrics::{self, Metrics};
 /// What `/admin/targets` shows: implemented by the router's health registry
 /// (`router::health::HealthRegistry`, beside its type).
 pub trait TargetHealth: Send + Sync + 'static {
-    /// The per-target health view, as JSON.
-    fn targets_json(&self) -> serde_json::Value;
+    /// One page of the per-target health view, as JSON.
+    fn targets_json(&self, page: Page) -> serde_json::Value;
+}
+
+/// A page of an admin list: `?offset=N&limit=M`. The default and the largest limit keep an
+/// answer small whatever the policy's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+impl Page {
+    /// Items per page without `limit`.
+    pub const DEFAULT_LIMIT: usize = 500;
+    /// The largest `limit` accepted.
+    pub const MAX_LIMIT: usize = 5_000;
+
+    /// Reads `offset` and `limit` from a query string (other parameters are ignored).
+    pub fn from_query(query: Option<&str>) -> Result<Self, String> {
+        let mut page = Self::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match name {
+                "offset" => &mut page.offset,
+                "limit" => &mut page.limit,
+                _ => continue,
+            };
+            *slot = value
+                .parse()
+                .map_err(|_| format!("`{name}` must be a non-negative integer"))?;
+        }
+        if page.limit == 0 || page.limit > Self::MAX_LIMIT {
+            return Err(format!("`limit` must be 1 to {}", Self::MAX_LIMIT));
+        }
+        Ok(page)
+    }
+
+    /// The indexes of this page in a list of `total` items.
+    pub fn range(&self, total: usize) -> std::ops::Range<usize> {
+        let start = self.offset.min(total);
+        start..start.saturating_add(self.limit).min(total)
+    }
+
+    /// Where the next page starts, `None` after the last.
+    pub fn next_offset(&self, total: usize) -> Option<usize> {
+        let end = self.range(total).end;
+        (end < total).then_some(end)
+    }
 }
 
 /// Who may use the admin port: an optional bearer token for `/admin/*`, and, on a port bound
@@ -241,13 +305,14 @@ impl<H: TargetHealth> ServeHttp for AdminApp<H> {
         if method == Method::GET && session.req_header().uri.path() == "/admin/budgets" {
             return self.budgets().await;
         }
-        self.handle(&method, session.req_header().uri.path())
+        let uri = &session.req_header().uri;
+        self.handle(&method, uri.path(), uri.query())
     }
 }
 
 impl<H: TargetHealth> AdminApp<H> {
-    /// The response to `method path`; everything but the socket, for tests.
-    pub fn handle(&self, method: &Method, path: &str) -> Response<Vec<u8>> {
+    /// The response to `method path?query`; everything but the socket, for tests.
+    pub fn handle(&self, method: &Method, path: &str, query: Option<&str>) -> Response<Vec<u8>> {
         let known = matches!(
             path,
             "/healthz"
@@ -274,6 +339,13 @@ impl<H: TargetHealth> AdminApp<H> {
                 .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
             return r;
         }
+        let page = match path {
+            "/admin/snapshot" | "/admin/targets" => match Page::from_query(query) {
+                Ok(page) => page,
+                Err(why) => return error(StatusCode::BAD_REQUEST, &why, "invalid_query"),
+            },
+            _ => Page::default(),
+        };
         match path {
             "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
             // A bad reload keeps the last good configuration; only a proxy in control-plane
@@ -293,9 +365,9 @@ impl<H: TargetHealth> AdminApp<H> {
                     .set_snapshot_version(self.config.current().version);
                 text(StatusCode::OK, metrics::CONTENT_TYPE, self.metrics.render())
             }
-            "/admin/snapshot" => json(StatusCode::OK, &snapshot_view(&self.config.current())),
+            "/admin/snapshot" => json(StatusCode::OK, &snapshot_view(&self.config.current(), page)),
             "/admin/budgets" => json(StatusCode::OK, &serde_json::json!({ "budgets": [] })),
-            _ => json(StatusCode::OK, &self.health.targets_json()),
+            _ => json(StatusCode::OK, &self.health.targets_json(page)),
         }
     }
 
@@ -316,7 +388,11 @@ struct SnapshotView<'a> {
     version: u64,
     hash: &'a str,
     ir_version: u32,
+    /// This page of the routes, in policy order.
     routes: Vec<RouteView<'a>>,
+    routes_total: usize,
+    /// The `offset` of the next page of routes; `None` on the last.
+    next_offset: Option<usize>,
     budgets: Vec<&'a str>,
     providers: Vec<ProviderView<'a>>,
 }
@@ -340,14 +416,15 @@ struct ProviderView<'a> {
     credential: String,
 }
 
-fn snapshot_view(active: &ActiveConfig) -> SnapshotView<'_> {
+fn snapshot_view(active: &ActiveConfig, page: Page) -> SnapshotView<'_> {
     let s = &active.snapshot;
     SnapshotView {
         version: active.version,
         hash: &s.hash,
         ir_version: s.ir_version,
-        routes: s
-            .routes
+        routes_total: s.routes.len(),
+        next_offset: page.next_offset(s.routes.len()),
+        routes: s.routes[page.range(s.routes.len())]
             .iter()
             .map(|r| RouteView {
                 name: &r.name,
@@ -429,7 +506,7 @@ mod tests {
     struct FakeHealth;
 
     impl TargetHealth for FakeHealth {
-        fn targets_json(&self) -> serde_json::Value {
+        fn targets_json(&self, _page: Page) -> serde_json::Value {
             serde_json::json!([{ "target": "mock-primary/mock-large", "healthy": true }])
         }
     }
@@ -453,15 +530,15 @@ mod tests {
     #[test]
     fn probes_answer_ok() {
         let app = app();
-        let r = app.handle(&Method::GET, "/healthz");
+        let r = app.handle(&Method::GET, "/healthz", None);
         assert_eq!(r.status(), 200);
         assert_eq!(body(&r), "ok\n");
-        assert_eq!(app.handle(&Method::GET, "/readyz").status(), 200);
+        assert_eq!(app.handle(&Method::GET, "/readyz", None).status(), 200);
     }
 
     #[test]
     fn metrics_are_prometheus_text_with_the_snapshot_version() {
-        let r = app().handle(&Method::GET, "/metrics");
+        let r = app().handle(&Method::GET, "/metrics", None);
         assert_eq!(r.status(), 200);
         assert!(
             r.headers()[header::CONTENT_TYPE]
@@ -472,8 +549,44 @@ mod tests {
     }
 
     #[test]
+    fn lists_are_paged() {
+        let app = app();
+        let all = app.handle(&Method::GET, "/admin/snapshot", None);
+        let all: serde_json::Value = serde_json::from_slice(all.body()).expect("json");
+        let total = all["routes"].as_array().expect("routes").len();
+        assert!(total >= 2, "the quickstart has routes");
+        assert_eq!(all["routes_total"], total);
+        assert_eq!(all["next_offset"], serde_json::Value::Null);
+        let r = app.handle(&Method::GET, "/admin/snapshot", Some("limit=1&offset=1"));
+        let v: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
+        assert_eq!(v["routes"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["routes"][0], all["routes"][1]);
+        assert_eq!(v["routes_total"], total);
+        let next = if total > 2 {
+            serde_json::json!(2)
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(v["next_offset"], next);
+        let past = app.handle(&Method::GET, "/admin/snapshot", Some("offset=99999"));
+        let past: serde_json::Value = serde_json::from_slice(past.body()).expect("json");
+        assert_eq!(past["routes"], serde_json::json!([]));
+        for bad in ["limit=0", "limit=5001", "offset=-1", "limit=x"] {
+            let r = app.handle(&Method::GET, "/admin/targets", Some(bad));
+            assert_eq!(r.status(), 400, "{bad}");
+        }
+        assert_eq!(
+            Page::from_query(Some("foo=1&limit=7")),
+            Ok(Page {
+                offset: 0,
+                limit: 7
+            })
+        );
+    }
+
+    #[test]
     fn snapshot_view_lists_routes_budgets_and_providers() {
-        let r = app().handle(&Method::GET, "/admin/snapshot");
+        let r = app().handle(&Method::GET, "/admin/snapshot", None);
         assert_eq!(r.status(), 200);
         let v: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
         assert_eq!(v["version"], 1);
@@ -498,7 +611,7 @@ mod tests {
 
     #[test]
     fn targets_come_from_the_health_registry() {
-        let r = app().handle(&Method::GET, "/admin/targets");
+        let r = app().handle(&Method::GET, "/admin/targets", None);
         let v: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
         assert_eq!(v[0]["healthy"], true);
     }
@@ -506,11 +619,11 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods_are_json_errors() {
         let app = app();
-        let r = app.handle(&Method::GET, "/nope");
+        let r = app.handle(&Method::GET, "/nope", None);
         assert_eq!(r.status(), 404);
         let v: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
         assert_eq!(v["error"]["code"], "not_found");
-        let r = app.handle(&Method::POST, "/metrics");
+        let r = app.handle(&Method::POST, "/metrics", None);
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "GET");
     }

@@ -3,13 +3,23 @@
 //! `previous_response_id` expands into the whole conversation; for a native target, only
 //! which target holds the response, so that the follow-up reaches it. Bounded in entries,
 //! bytes and age; the oldest entries go first.
+//!
+//! With `--responses-redis-url` every answer kept is also written to Redis (with the TTL),
+//! and an id this process does not hold is looked up there: a conversation can continue on
+//! any replica. The write is awaited before the client reads the end of the answer, so a
+//! follow-up sent after it finds the response wherever it lands. Redis trouble never fails a
+//! request: the process's own memory still answers, and the error is counted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::Value;
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::redis_link::RedisLink;
 
 /// What a chat-only target does with Responses tools it cannot offer the model (built-in
 /// tools such as `web_search`, custom tools).
@@ -50,6 +60,14 @@ pub struct StoreSettings {
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration, env = "SWITCHYARD_RESPONSES_STORE_TTL")]
     pub responses_store_ttl: Duration,
 
+    /// Also keep Responses API answers in Redis (`redis://host:port/db`) under
+    /// `switchyard:responses:`, with the TTL above, so that `previous_response_id` and
+    /// `GET /v1/responses/{id}` work on every replica. Separate from `--redis-url`: answers
+    /// are large and may be evicted (`maxmemory-policy volatile-lru` suits them), budget
+    /// counters must not be. Without it each replica knows only its own answers.
+    #[arg(long, value_name = "URL", env = "SWITCHYARD_RESPONSES_REDIS_URL")]
+    pub responses_redis_url: Option<String>,
+
     /// Responses requests with built-in tools (`web_search`, `file_search`, ...) or custom
     /// tools, on a target that speaks only chat completions: `refuse` answers 400 naming the
     /// tool and the target; `omit` offers the model the function tools only (the Codex CLI
@@ -70,6 +88,7 @@ impl Default for StoreSettings {
             responses_store_entries: 10_000,
             responses_store_bytes: 256 * 1024 * 1024,
             responses_store_ttl: Duration::from_secs(24 * 3600),
+            responses_redis_url: None,
             responses_unsupported_tools: UnsupportedTools::Refuse,
         }
     }
@@ -113,6 +132,56 @@ struct Inner {
 pub struct ResponsesStore {
     settings: StoreSettings,
     inner: Mutex<Inner>,
+    shared: Option<Shared>,
+}
+
+/// The Redis copy of the store, shared by every replica pointed at it.
+#[derive(Debug)]
+struct Shared {
+    link: RedisLink,
+    /// Redis calls that failed, by operation (`get`, `put`, `delete`).
+    errors: IntCounterVec,
+}
+
+fn redis_key(id: &str) -> String {
+    format!("switchyard:responses:{id}")
+}
+
+/// Marks `id` deleted, for replicas that still hold it in memory.
+fn tombstone_key(id: &str) -> String {
+    format!("switchyard:responses-deleted:{id}")
+}
+
+/// One entry as Redis keeps it (JSON).
+#[derive(Debug, Deserialize)]
+struct Record {
+    owner: Option<String>,
+    target: Option<String>,
+    items: Option<Vec<Value>>,
+    response: Option<Value>,
+}
+
+impl Record {
+    fn encode(owner: Option<&str>, held: &Held) -> Vec<u8> {
+        let v = match held {
+            Held::Translated { items, response } => {
+                json!({"owner": owner, "items": items.as_ref(), "response": response.as_ref()})
+            }
+            Held::Native { target } => json!({"owner": owner, "target": target}),
+        };
+        v.to_string().into_bytes()
+    }
+
+    fn held(self) -> Option<Held> {
+        match (self.target, self.items, self.response) {
+            (Some(target), None, None) => Some(Held::Native { target }),
+            (None, Some(items), Some(response)) => Some(Held::Translated {
+                items: Arc::new(items),
+                response: Arc::new(response),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ResponsesStore {
@@ -132,11 +201,156 @@ fn size_of(held: &Held) -> usize {
 }
 
 impl ResponsesStore {
+    /// A store in this process's memory only (whatever `responses_redis_url` says).
     pub fn new(settings: StoreSettings) -> Self {
         Self {
             settings,
             inner: Mutex::new(Inner::default()),
+            shared: None,
         }
+    }
+
+    /// A store also kept in Redis when `settings.responses_redis_url` is set (connected
+    /// lazily); its error counter is registered in `registry`.
+    pub fn with_redis(
+        settings: StoreSettings,
+        registry: &Registry,
+    ) -> Result<Self, crate::redis_link::LinkError> {
+        let shared = match &settings.responses_redis_url {
+            None => None,
+            Some(url) => {
+                let errors = IntCounterVec::new(
+                    Opts::new(
+                        "switchyard_responses_store_redis_errors_total",
+                        "Redis calls of the Responses store that failed (the process's memory \
+                         answered instead), by operation.",
+                    ),
+                    &["op"],
+                )
+                .expect("static metric definition is valid");
+                let _ = registry.register(Box::new(errors.clone()));
+                Some(Shared {
+                    link: RedisLink::new(url, "responses store", "switchyard-responses-redis")?,
+                    errors,
+                })
+            }
+        };
+        Ok(Self {
+            shared,
+            ..Self::new(settings)
+        })
+    }
+
+    /// Whether answers are also written to Redis (then [`Self::share`] must be awaited).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Writes `held` to Redis under `id` (nothing without Redis, or past the byte bound).
+    pub async fn share(&self, id: &str, owner: Option<&str>, held: &Held) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let value = Record::encode(owner, held);
+        if value.len() > self.settings.responses_store_bytes {
+            return;
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(redis_key(id))
+            .arg(value)
+            .arg("PX")
+            .arg(self.ttl_millis());
+        let r = (shared.link)
+            .run(|mut conn| async move { cmd.query_async::<()>(&mut conn).await })
+            .await;
+        if r.is_err() {
+            shared.errors.with_label_values(&["put"]).inc();
+        }
+    }
+
+    fn ttl_millis(&self) -> u64 {
+        u64::try_from(self.settings.responses_store_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// The response `id` as the client with key id `owner` may see it: from this process's
+    /// memory unless another replica deleted it since, else from Redis (then remembered here
+    /// too).
+    pub async fn lookup(&self, id: &str, owner: Option<&str>) -> Option<Held> {
+        if let Some(held) = self.get(id, owner) {
+            let Some(shared) = &self.shared else {
+                return Some(held);
+            };
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(tombstone_key(id));
+            let deleted = (shared.link)
+                .run(|mut conn| async move { cmd.query_async::<bool>(&mut conn).await })
+                .await;
+            return match deleted {
+                Ok(true) => {
+                    self.remove(id, owner);
+                    None
+                }
+                Ok(false) => Some(held),
+                Err(_) => {
+                    shared.errors.with_label_values(&["get"]).inc();
+                    Some(held)
+                }
+            };
+        }
+        let shared = self.shared.as_ref()?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(redis_key(id));
+        let found = (shared.link)
+            .run(|mut conn| async move { cmd.query_async::<Option<Vec<u8>>>(&mut conn).await })
+            .await;
+        let bytes = match found {
+            Ok(found) => found?,
+            Err(_) => {
+                shared.errors.with_label_values(&["get"]).inc();
+                return None;
+            }
+        };
+        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
+            tracing::warn!("responses store: an entry in Redis could not be read");
+            return None;
+        };
+        if record.owner.as_deref() != owner {
+            return None;
+        }
+        let held = record.held()?;
+        self.put(id, owner, held.clone());
+        Some(held)
+    }
+
+    /// Forgets `id` here and in Redis, where a tombstone tells the replicas that still hold
+    /// it in memory; `false` when it was not there (for this owner).
+    pub async fn forget(&self, id: &str, owner: Option<&str>) -> bool {
+        if self.lookup(id, owner).await.is_none() {
+            return false;
+        }
+        self.remove(id, owner);
+        if let Some(shared) = &self.shared {
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("DEL")
+                .arg(redis_key(id))
+                .ignore()
+                .cmd("SET")
+                .arg(tombstone_key(id))
+                .arg(1)
+                .arg("PX")
+                .arg(self.ttl_millis())
+                .ignore();
+            let r = (shared.link)
+                .run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+                .await;
+            if r.is_err() {
+                shared.errors.with_label_values(&["delete"]).inc();
+            }
+        }
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -145,8 +359,8 @@ impl ResponsesStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `held` under `id`; `false` when it alone is over the byte bound (or the store
-    /// keeps nothing).
+    /// Keeps `held` under `id` in this process; `false` when it alone is over the byte bound
+    /// (or the store keeps nothing).
     pub fn put(&self, id: &str, owner: Option<&str>, held: Held) -> bool {
         let size = size_of(&held) + id.len();
         if self.settings.responses_store_entries == 0 || size > self.settings.responses_store_bytes
@@ -191,7 +405,7 @@ impl ResponsesStore {
         }
     }
 
-    /// The response `id` as the client with key id `owner` may see it.
+    /// The response `id` as the client with key id `owner` may see it, from this process.
     pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Held> {
         let mut inner = self.lock();
         let e = inner.map.get(id)?;
@@ -204,7 +418,7 @@ impl ResponsesStore {
         (e.owner.as_deref() == owner).then(|| e.held.clone())
     }
 
-    /// Forgets `id`; `false` when it was not there (for this owner).
+    /// Forgets `id` in this process; `false` when it was not there (for this owner).
     pub fn remove(&self, id: &str, owner: Option<&str>) -> bool {
         let mut inner = self.lock();
         if inner

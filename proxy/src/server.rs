@@ -102,9 +102,17 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         Err(e) => tracing::error!(error = %e, "budgets are counted in memory"),
     }
     gateway.cache = Arc::new(response_cache(settings, shared));
-    gateway.responses = Arc::new(crate::responses_store::ResponsesStore::new(
-        settings.responses.clone(),
-    ));
+    gateway.responses = Arc::new(
+        crate::responses_store::ResponsesStore::with_redis(
+            settings.responses.clone(),
+            shared.metrics.registry(),
+        )
+        .unwrap_or_else(|e| {
+            // `Settings::validate` checks the URL first; this is a last resort.
+            tracing::error!(error = %e, "the responses store is kept in memory");
+            crate::responses_store::ResponsesStore::new(settings.responses.clone())
+        }),
+    );
     gateway
 }
 

@@ -244,17 +244,18 @@ impl Gateway {
             return Err(ApiError::unknown_path(method.as_str(), path));
         }
         let owner = ctx.identity.as_ref().map(|i| i.key.as_str());
-        if let Some(crate::responses_store::Held::Native { target }) = self.responses.get(id, owner)
+        if let Some(crate::responses_store::Held::Native { target }) =
+            self.responses.lookup(id, owner).await
         {
             return self.relay_held(session, ctx, &target, request, id).await;
         }
         let body = match request {
             HeldRequest::Get | HeldRequest::Delete => {
-                crate::api::responses::held(&self.responses, method, id, owner)?
+                crate::api::responses::held(&self.responses, method, id, owner).await?
             }
             HeldRequest::Cancel => {
                 // Known (else OpenAI's 404), but finished: nothing runs in the background here.
-                crate::api::responses::held(&self.responses, &Method::GET, id, owner)?;
+                crate::api::responses::held(&self.responses, &Method::GET, id, owner).await?;
                 return Err(ApiError::invalid_field(format!(
                     "Response '{}' is complete: only responses created with background=true \
                      can be cancelled",
@@ -365,7 +366,8 @@ impl Gateway {
         let (mut pinned, mut cacheable) = (None, true);
         if endpoint == Endpoint::Responses {
             let owner = ctx.identity.as_ref().map(|i| i.key.clone());
-            let p = crate::api::responses::prepare(&bytes, &self.responses, owner.as_deref())?;
+            let p =
+                crate::api::responses::prepare(&bytes, &self.responses, owner.as_deref()).await?;
             ctx.client = crate::api::client::ClientApi::Responses(p.turn);
             let responses_body = crate::api::anthropic::Native {
                 body: p.native,

@@ -236,6 +236,11 @@ impl Settings {
         {
             return bad("--cache-redis-url is not a valid redis:// URL".into());
         }
+        if let Some(url) = &self.responses.responses_redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return bad("--responses-redis-url is not a valid redis:// URL".into());
+        }
         if self.max_body_bytes == 0 {
             return bad("--max-body-bytes must be at least 1".into());
         }

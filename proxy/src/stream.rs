@@ -169,6 +169,14 @@ pub enum Relay<'a> {
 }
 
 impl<'a> Relay<'a> {
+    /// The Responses request relayed, whose kept answer is shared before it is sent on.
+    fn turn(&self) -> Option<&'a std::sync::Arc<crate::api::responses::Turn>> {
+        match *self {
+            Self::ToResponses(turn, _) | Self::Responses(turn, _, _) => Some(turn),
+            _ => None,
+        }
+    }
+
     /// How a stream reaches a client of `client`'s API: as received when the upstream
     /// spoke it (`native`), else translated from OpenAI chunks.
     pub fn to(
@@ -278,6 +286,9 @@ pub async fn relay(
                         (Some(t), false) => Bytes::from(t.push(&out)),
                         (None, false) => out,
                     };
+                    if let Some(turn) = mode.turn() {
+                        turn.share().await;
+                    }
                     if session.write_response_body(Some(out), false).await.is_err() {
                         end.client_gone = true;
                         break None;

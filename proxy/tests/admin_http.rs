@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use switchyard_proxy::admin::{AdminAccess, TargetHealth, admin_service};
+use switchyard_proxy::admin::{AdminAccess, Page, TargetHealth, admin_service};
 use switchyard_proxy::config::{ConfigHandle, load_dir};
 use switchyard_proxy::metrics::Metrics;
 
 struct FakeHealth;
 
 impl TargetHealth for FakeHealth {
-    fn targets_json(&self) -> serde_json::Value {
+    fn targets_json(&self, _page: Page) -> serde_json::Value {
         serde_json::json!([{ "target": "mock-primary/mock-large", "healthy": true }])
     }
 }
@@ -128,6 +128,16 @@ fn snapshot_and_targets_json() {
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v[0]["healthy"], true);
+
+    // Paged over the query string.
+    let (status, _, body) = request("GET", "/admin/snapshot?offset=1&limit=1");
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(page["routes"].as_array().map(Vec::len), Some(1));
+    assert_ne!(page["routes"][0]["name"], "summaries");
+    assert_eq!(page["next_offset"], 2);
+    let (status, _, _) = request("GET", "/admin/targets?limit=0");
+    assert_eq!(status, 400);
 }
 
 #[test]

@@ -67,6 +67,14 @@ impl ClientApi {
         }
     }
 
+    /// Writes what the answer kept to the shared Responses store (nothing for other APIs):
+    /// awaited before the end of an answer reaches the client.
+    pub async fn share(&self) {
+        if let Self::Responses(turn) = self {
+            turn.share().await;
+        }
+    }
+
     /// A provider's error response relayed to the client: its body and content type.
     pub fn relayed_error(&self, status: u16, body: Bytes, content_type: String) -> (Bytes, String) {
         match self {

@@ -38,9 +38,40 @@ pub struct Turn {
     store: Option<Arc<ResponsesStore>>,
     /// The client key id (stored responses are only seen by the key that made them).
     owner: Option<String>,
+    /// Answers kept in memory and still to be written to Redis (see [`Turn::share`]).
+    unshared: std::sync::Mutex<Vec<(String, Held)>>,
 }
 
 impl Turn {
+    /// Keeps `held` under `id` in this process, and queues it for Redis when the store is
+    /// shared.
+    fn put(&self, store: &ResponsesStore, id: &str, held: Held) -> bool {
+        let kept = store.put(id, self.owner.as_deref(), held.clone());
+        if kept && store.is_shared() {
+            (self.unshared.lock())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((id.to_owned(), held));
+        }
+        kept
+    }
+
+    /// Writes the answers kept so far to Redis. Awaited before the bytes that end an answer
+    /// reach the client, so that a follow-up on another replica finds it.
+    pub async fn share(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if !store.is_shared() {
+            return;
+        }
+        let unshared = std::mem::take(
+            &mut *(self.unshared.lock()).unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (id, held) in unshared {
+            store.share(&id, self.owner.as_deref(), &held).await;
+        }
+    }
+
     /// Keeps a translated answer: the conversation so far and the response object.
     fn keep(&self, response: &Value) {
         let Some(store) = &self.store else {
@@ -52,7 +83,7 @@ impl Turn {
             items: Arc::new(items),
             response: Arc::new(response.clone()),
         };
-        if !store.put(&self.echo.id, self.owner.as_deref(), held) {
+        if !self.put(store, &self.echo.id, held) {
             tracing::warn!(id = %self.echo.id, "response too large for the responses store");
         }
     }
@@ -63,7 +94,7 @@ impl Turn {
             let held = Held::Native {
                 target: target.to_owned(),
             };
-            store.put(id, self.owner.as_deref(), held);
+            self.put(store, id, held);
         }
     }
 }
@@ -119,7 +150,7 @@ fn new_id() -> String {
 }
 
 /// Reads a Responses body, expands `previous_response_id` from `store`, and translates it.
-pub fn prepare(
+pub async fn prepare(
     body: &[u8],
     store: &Arc<ResponsesStore>,
     owner: Option<&str>,
@@ -141,7 +172,7 @@ pub fn prepare(
     let mut native = Bytes::copy_from_slice(body);
     match &req["previous_response_id"] {
         Value::Null => {}
-        Value::String(prev) => match store.get(prev, owner) {
+        Value::String(prev) => match store.lookup(prev, owner).await {
             // An id the gateway does not hold (another replica's, expired, or made without
             // the gateway) goes as sent: a target that speaks the Responses API may hold
             // it, and a chat-only target answers OpenAI's 404 (see [`refusal`]).
@@ -179,6 +210,7 @@ pub fn prepare(
         input: history,
         store: keep.then(|| Arc::clone(store)),
         owner: owner.map(str::to_owned),
+        unshared: std::sync::Mutex::default(),
     };
     Ok(Prepared {
         chat: Bytes::from(chat.body.to_string()),
@@ -480,7 +512,7 @@ fn kept_by_provider(id: &str, target: &str) -> ApiError {
 
 /// `GET` (the stored response object) or `DELETE` of `/v1/responses/{id}` for a response the
 /// gateway holds.
-pub fn held(
+pub async fn held(
     store: &ResponsesStore,
     method: &http::Method,
     id: &str,
@@ -491,10 +523,10 @@ pub fn held(
         ..not_found(id)
     };
     if *method == http::Method::DELETE {
-        if let Some(Held::Native { target }) = store.get(id, owner) {
+        if let Some(Held::Native { target }) = store.lookup(id, owner).await {
             return Err(kept_by_provider(id, &target));
         }
-        return if store.remove(id, owner) {
+        return if store.forget(id, owner).await {
             Ok(Bytes::from(
                 json!({"id": id, "object": "response", "deleted": true}).to_string(),
             ))
@@ -502,7 +534,7 @@ pub fn held(
             Err(missing())
         };
     }
-    match store.get(id, owner) {
+    match store.lookup(id, owner).await {
         Some(Held::Translated { response, .. }) => Ok(Bytes::from(response.to_string())),
         Some(Held::Native { target }) => Err(kept_by_provider(id, &target)),
         None => Err(missing()),

@@ -312,6 +312,7 @@ impl ResponseCache {
                 plan.include_usage || client.replay_needs_usage(),
             );
             let body = client.replayed_stream(chunks, &entry.model);
+            client.share().await;
             let h = respond::header(200, "text/event-stream", None, ctx);
             ctx.status = 200;
             ctx.ttft = Some(ctx.started.elapsed());
@@ -320,6 +321,7 @@ impl ResponseCache {
         } else {
             let openai = Bytes::copy_from_slice(entry.completion.get().as_bytes());
             let body = client.whole_answer(200, openai, false, (&entry.provider, &entry.model));
+            client.share().await;
             let h = respond::header(200, "application/json", Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             respond::send(session, ctx, h, body, None).await

@@ -456,6 +456,7 @@ pub async fn commit(
             let body =
                 ctx.client
                     .whole_answer(status, body, native, (&plan.provider.name, plan.model));
+            ctx.client.share().await;
             let h = respond::header(status, &content_type, Some(body.len()), ctx);
             ctx.ttft = Some(ctx.started.elapsed());
             if !respond::send(session, ctx, h, body, None).await {

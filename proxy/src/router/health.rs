@@ -164,7 +164,7 @@ impl HealthRegistry {
 }
 
 impl crate::admin::TargetHealth for HealthRegistry {
-    fn targets_json(&self) -> serde_json::Value {
+    fn targets_json(&self, _page: crate::admin::Page) -> serde_json::Value {
         serde_json::to_value(self.view()).unwrap_or_default()
     }
 }

@@ -13,6 +13,7 @@ use switchyard_dsl::ir::{Selection, Snapshot, TargetId};
 use super::health::HealthRegistry;
 use super::standing::{Standing, degradation};
 use super::stats::{StatsRegistry, Summary, clock_ms};
+use crate::admin::Page;
 use crate::config::ConfigHandle;
 
 fn state_label(s: &Standing) -> &'static str {
@@ -129,7 +130,10 @@ struct TargetView {
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limited_until: Option<u64>,
     in_flight: i64,
+    /// Its routes, the ones not available first, at most [`ROUTES_PER_TARGET`].
     routes: Vec<RouteView>,
+    /// How many routes use it.
+    routes_total: usize,
     /// Measurements per window length in use.
     windows: Vec<Summary>,
 }
@@ -159,13 +163,30 @@ pub struct TargetsView {
     pub observer: Arc<RoutingObserver>,
 }
 
+/// Most routes listed under one target of `/admin/targets` (the ones not available first);
+/// `routes_total` counts them all.
+const ROUTES_PER_TARGET: usize = 100;
+
 impl TargetsView {
-    fn view(&self) -> Vec<TargetView> {
+    fn view(&self, page: Page) -> (Vec<TargetView>, usize) {
         let cfg = self.config.current();
         let snapshot = &cfg.snapshot;
         let now = clock_ms();
         let health = self.health.view();
-        (0..snapshot.targets.len())
+        // Each target's routes, found in one pass over the routes.
+        let mut routes_of = vec![Vec::new(); snapshot.targets.len()];
+        for r in 0..snapshot.routes.len() {
+            for t in route_targets(snapshot, r) {
+                if let Some(list) = routes_of.get_mut(t.0 as usize)
+                    && list.last() != Some(&r)
+                {
+                    list.push(r);
+                }
+            }
+        }
+        let total = snapshot.targets.len();
+        let view = page
+            .range(total)
             .map(|i| {
                 let id = TargetId(i as u32);
                 let name = snapshot.target_name(id);
@@ -173,9 +194,9 @@ impl TargetsView {
                 let h = health.iter().find(|h| h.target == name);
                 let ejected = h.is_some_and(|h| h.state == "ejected");
                 let limited = stats.rate_limited_for(now);
-                let routes: Vec<RouteView> = (0..snapshot.routes.len())
-                    .filter(|&r| route_targets(snapshot, r).contains(&id))
-                    .map(|r| {
+                let mut routes: Vec<RouteView> = routes_of[i]
+                    .iter()
+                    .map(|&r| {
                         let route = &snapshot.routes[r];
                         let standing = if ejected {
                             Standing::Ejected
@@ -211,6 +232,10 @@ impl TargetsView {
                     .chain(limited.map(|_| "rate_limited"))
                     .max_by_key(|s| rank(s))
                     .unwrap_or("healthy");
+                let routes_total = routes.len();
+                // Stable: policy order within each state, the worst states first.
+                routes.sort_by_key(|r| std::cmp::Reverse(rank(r.state)));
+                routes.truncate(ROUTES_PER_TARGET);
                 TargetView {
                     target: name.clone(),
                     state,
@@ -219,15 +244,22 @@ impl TargetsView {
                     rate_limited_until: limited.map(unix_ms_in),
                     in_flight: stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                     routes,
+                    routes_total,
                     windows: stats.summaries().iter().map(|s| (**s).clone()).collect(),
                 }
             })
-            .collect()
+            .collect();
+        (view, total)
     }
 }
 
 impl crate::admin::TargetHealth for TargetsView {
-    fn targets_json(&self) -> serde_json::Value {
-        serde_json::json!({ "targets": self.view() })
+    fn targets_json(&self, page: Page) -> serde_json::Value {
+        let (targets, total) = self.view(page);
+        serde_json::json!({
+            "targets": targets,
+            "total": total,
+            "next_offset": page.next_offset(total),
+        })
     }
 }

@@ -32,14 +32,15 @@ fn which_targets_speak_responses() {
     assert!(!native_target(&provider(ProviderKind::Mock, false)));
 }
 
-#[test]
-fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
+#[tokio::test]
+async fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
     let store = Arc::new(ResponsesStore::default());
     let p = prepare(
         br#"{"model":"m","input":"2+2?","instructions":"be brief"}"#,
         &store,
         Some("k"),
     )
+    .await
     .expect("turn 1");
     assert!(p.pinned.is_none());
     let id1 = p.turn.echo.id.clone();
@@ -55,7 +56,9 @@ fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
     assert_eq!(r1["output"][0]["content"][0]["text"], "four");
 
     let body = format!(r#"{{"model":"m","input":"times 3?","previous_response_id":"{id1}"}}"#);
-    let p = prepare(body.as_bytes(), &store, Some("k")).expect("turn 2");
+    let p = prepare(body.as_bytes(), &store, Some("k"))
+        .await
+        .expect("turn 2");
     let chat = json_of(&p.chat);
     let m = chat["messages"].as_array().expect("messages");
     // No instructions: they are not carried over (as OpenAI does).
@@ -79,7 +82,9 @@ fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
 
     let body =
         format!(r#"{{"model":"m","input":"ok","previous_response_id":"{id2}","store":false}}"#);
-    let p = prepare(body.as_bytes(), &store, Some("k")).expect("turn 3");
+    let p = prepare(body.as_bytes(), &store, Some("k"))
+        .await
+        .expect("turn 3");
     assert_eq!(
         json_of(&p.chat)["messages"].as_array().map(Vec::len),
         Some(5)
@@ -98,7 +103,9 @@ fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
     // Another key does not see the conversation: to the gateway the id is unknown, so it
     // goes as sent, uncached; a chat-only target answers OpenAI's 404, a target that speaks
     // the Responses API gets the id (it may hold it).
-    let p = prepare(body.as_bytes(), &store, Some("other")).expect("goes as sent");
+    let p = prepare(body.as_bytes(), &store, Some("other"))
+        .await
+        .expect("goes as sent");
     assert!(!p.cacheable && p.pinned.is_none());
     assert_eq!(json_of(&p.native)["previous_response_id"], id2.as_str());
     let chat_only = provider(ProviderKind::OpenaiCompatible, false);
@@ -108,22 +115,36 @@ fn three_turns_expand_from_the_store_and_store_false_keeps_nothing() {
     let openai = provider(ProviderKind::Openai, false);
     assert!(refusal(&openai, "m", &p.native, REFUSE).is_none());
     // A conversation the gateway holds is expanded: nothing to refuse.
-    let p = prepare(body.as_bytes(), &store, Some("k")).expect("held");
+    let p = prepare(body.as_bytes(), &store, Some("k"))
+        .await
+        .expect("held");
     assert!(refusal(&chat_only, "m", &p.native, REFUSE).is_none());
 
     // GET and DELETE.
-    let got = json_of(&held(&store, &http::Method::GET, &id1, Some("k")).expect("held"));
+    let got = json_of(
+        &held(&store, &http::Method::GET, &id1, Some("k"))
+            .await
+            .expect("held"),
+    );
     assert_eq!(got, r1);
-    assert!(held(&store, &http::Method::GET, &id1, None).is_err());
-    assert!(held(&store, &http::Method::DELETE, &id1, Some("k")).is_ok());
-    let e = held(&store, &http::Method::GET, &id1, Some("k")).expect_err("deleted");
+    assert!(held(&store, &http::Method::GET, &id1, None).await.is_err());
+    assert!(
+        held(&store, &http::Method::DELETE, &id1, Some("k"))
+            .await
+            .is_ok()
+    );
+    let e = held(&store, &http::Method::GET, &id1, Some("k"))
+        .await
+        .expect_err("deleted");
     assert_eq!(e.status, 404);
 }
 
-#[test]
-fn native_answers_pin_the_follow_up_to_their_target() {
+#[tokio::test]
+async fn native_answers_pin_the_follow_up_to_their_target() {
     let store = Arc::new(ResponsesStore::default());
-    let p = prepare(br#"{"model":"m","input":"hi"}"#, &store, None).expect("ok");
+    let p = prepare(br#"{"model":"m","input":"hi"}"#, &store, None)
+        .await
+        .expect("ok");
     let native = Bytes::from_static(br#"{"id":"resp_up1","object":"response","output":[]}"#);
     let out = whole_answer(&p.turn, 200, native.clone(), true, "up/gpt-4o");
     assert_eq!(out, native, "relayed as is");
@@ -132,18 +153,23 @@ fn native_answers_pin_the_follow_up_to_their_target() {
         &store,
         None,
     )
+    .await
     .expect("ok");
     assert_eq!(p.pinned.as_deref(), Some("up/gpt-4o"));
     // The provider keeps it: the gateway neither shows nor deletes it.
     for m in [http::Method::GET, http::Method::DELETE] {
-        let e = held(&store, &m, "resp_up1", None).expect_err("kept upstream");
+        let e = held(&store, &m, "resp_up1", None)
+            .await
+            .expect_err("kept upstream");
         assert!(e.message.contains("`up/gpt-4o`"), "{}", e.message);
     }
     assert!(store.get("resp_up1", None).is_some());
     assert!(json_of(&p.native)["previous_response_id"] == "resp_up1");
 
     // Streamed: the id comes with response.created.
-    let p = prepare(br#"{"model":"m","input":"hi","stream":true}"#, &store, None).expect("ok");
+    let p = prepare(br#"{"model":"m","input":"hi","stream":true}"#, &store, None)
+        .await
+        .expect("ok");
     let mut ev = NativeEvents::new(&p.turn, "up/gpt-4o".into());
     let out = ev.push(
         b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\
@@ -217,8 +243,8 @@ fn chat_only_targets_refuse_builtin_tools_by_name() {
     assert!(msg.contains("`patch`") && msg.contains("`agents`"), "{msg}");
 }
 
-#[test]
-fn bad_bodies_are_400s() {
+#[tokio::test]
+async fn bad_bodies_are_400s() {
     let store = Arc::new(ResponsesStore::default());
     for body in [
         &b""[..],
@@ -229,7 +255,7 @@ fn bad_bodies_are_400s() {
         br#"{"model":"m","input":{"a":1}}"#,
         br#"{"input":"no model"}"#,
     ] {
-        let e = prepare(body, &store, None).expect_err("refused");
+        let e = prepare(body, &store, None).await.expect_err("refused");
         assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(body));
     }
     // Unknown top-level fields are not refused.
@@ -239,6 +265,7 @@ fn bad_bodies_are_400s() {
             &store,
             None
         )
+        .await
         .is_ok()
     );
 }
