@@ -16,6 +16,7 @@ pub mod client_keys;
 mod convert;
 mod generate;
 pub mod load;
+mod policy_test;
 mod provider;
 mod route_policy;
 mod sources;
@@ -29,6 +30,7 @@ pub use load::{
     Config, LoadError, LoadErrorKind, LoadErrors, Loaded, Origin, load_paths, load_paths_partial,
     load_str,
 };
+pub use policy_test::{Expectation, RoutePolicyTest, RoutePolicyTestSpec, TestCase, TestRequest};
 pub use provider::{
     Credentials, LLMProvider, LLMProviderSpec, LLMProviderStatus, MockSpec, ModelSpec, Pricing,
     ProviderType, RateLimitsSpec, SecretKeyRef, TimeoutsSpec,

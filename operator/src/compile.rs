@@ -286,6 +286,7 @@ pub fn compile(inputs: &Inputs) -> Outcome {
             .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::Budget, p.as_ref())))
             .collect(),
         secrets: Vec::new(),
+        tests: Vec::new(),
         skipped: Vec::new(),
     };
     let mut generations = BTreeMap::new();
