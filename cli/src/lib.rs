@@ -15,6 +15,7 @@ mod check;
 mod explain;
 mod fmt;
 mod policy_test;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,9 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Replay recorded traffic (the proxy's access log) through a policy: shares, cost,
+    /// budget exhaustion, 404s; with `--against`, the diff from the policy in force.
+    Simulate(simulate::SimulateArgs),
     /// Print the CustomResourceDefinitions as YAML (what `kubectl apply -f -` takes).
     Crds,
 }
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(&args)?,
         Command::Fmt { paths, check } => fmt::run(&paths, check)?,
         Command::Test { paths } => policy_test::run(&paths)?,
+        Command::Simulate(args) => simulate::run(&args)?,
         Command::Crds => {
             print!("{}", switchyard_crds::crd_documents());
             EXIT_OK

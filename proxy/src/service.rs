@@ -2,6 +2,7 @@
 //! (pingora's own upstream phases are never reached), and `logging` writes the access log
 //! line and the request metrics.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -381,6 +382,7 @@ impl Gateway {
             body.stream = false;
         }
         ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
+        ctx.prompt_tokens = Some(body.prompt_tokens);
         ctx.stream = body.stream;
         let cfg = self.config.current();
         let identity = ctx.identity.clone();
@@ -488,11 +490,31 @@ impl Gateway {
             ctx.provider.as_deref().unwrap_or("-"),
             ctx.model.as_deref().unwrap_or("-"),
         );
+        let identity = ctx.identity.as_ref();
+        let routed = ctx.requested_model.is_some();
+        // As the decision saw it: the key's user, else the `x-switchyard-user` header.
+        let user = identity
+            .and_then(|i| i.user.as_deref())
+            .map(Cow::Borrowed)
+            .or_else(|| {
+                let value = req.headers.get("x-switchyard-user")?.to_str().ok()?;
+                routed.then(|| crate::api::bounded(value))
+            });
         crate::access_log::Line {
+            record: crate::access_log::RECORD_VERSION,
             method: req.method.as_str(),
             path: &crate::api::bounded(req.uri.path()),
             endpoint: ctx.endpoint,
             requested_model: ctx.requested_model.as_deref(),
+            key: identity.map(|i| i.key.as_str()),
+            team: identity.and_then(|i| i.team.as_deref()),
+            user: user.as_deref(),
+            prompt_tokens: ctx.prompt_tokens,
+            headers: if routed {
+                crate::access_log::recorded_headers(&self.config.current().snapshot, &req.headers)
+            } else {
+                crate::access_log::RecordedHeaders::default()
+            },
             route,
             provider,
             model,
