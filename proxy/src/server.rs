@@ -29,6 +29,8 @@ pub struct Shared {
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
+    /// The `--shadow` policy, when one is given.
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             stats: Arc::new(StatsRegistry::default()),
             observer,
+            shadow: None,
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
+    gateway.shadow = shared.shadow.clone();
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
         && settings.control_plane.is_none()
@@ -168,6 +172,7 @@ pub fn build_with_quota(
             observer: Arc::clone(&shared.observer),
         }),
         Some(Arc::clone(&quota)),
+        shared.shadow.clone(),
     ));
     Ok((server, quota))
 }
@@ -213,7 +218,17 @@ pub fn run(settings: &Settings) -> Result<()> {
             ));
         }
     };
-    let shared = Shared::new(active);
+    let mut shared = Shared::new(active);
+    if let Some(dir) = &settings.shadow {
+        let shadow = crate::config::load_dir(dir, 1)
+            .map_err(|e| Error::Config(format!("--shadow {}: {e}", dir.display())))?;
+        tracing::info!(
+            hash = %shadow.snapshot.hash,
+            routes = shadow.snapshot.routes.len(),
+            "shadow configuration loaded"
+        );
+        shared.shadow = Some(Arc::new(crate::shadow::Shadow::new(shadow)));
+    }
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();

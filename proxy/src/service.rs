@@ -67,6 +67,8 @@ pub struct Gateway {
     pub models_cache: models::ModelsCache,
     /// Responses API answers kept for `previous_response_id`.
     pub responses: Arc<crate::responses_store::ResponsesStore>,
+    /// A policy decided beside the live one, for `/admin/shadow` (`--shadow`).
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -122,6 +124,7 @@ impl Gateway {
             cache: Arc::new(crate::cache::ResponseCache::default()),
             models_cache: models::ModelsCache::default(),
             responses: Arc::new(crate::responses_store::ResponsesStore::default()),
+            shadow: None,
         }
     }
 
@@ -391,8 +394,12 @@ impl Gateway {
             body: &body,
             identity: identity.as_ref(),
         };
-        let decision = decide(&cfg.snapshot, &features, self.draw.next())
-            .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let draw = self.draw.next();
+        let decision = decide(&cfg.snapshot, &features, draw);
+        if let Some(shadow) = &self.shadow {
+            shadow.observe(&cfg, decision.as_ref(), &features, draw);
+        }
+        let decision = decision.ok_or_else(|| ApiError::unknown_model(&body.model))?;
         // A conversation a provider keeps continues there, and only there.
         let pinned = match pinned {
             Some(name) => Some(

@@ -19,6 +19,9 @@ struct Envelope<'a> {
     fields: Record<'a>,
 }
 
+/// Recorded header values by name, in record order.
+pub(crate) type Headers<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// The fields of a decision record that a replay reads; unknown fields are ignored, so newer
 /// records stay readable.
 #[derive(Debug, Deserialize)]
@@ -36,7 +39,7 @@ pub(crate) struct Record<'a> {
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
     #[serde(borrow, default, deserialize_with = "header_map")]
-    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub headers: Headers<'a>,
     #[serde(default)]
     pub stream: bool,
     #[serde(default)]
@@ -115,12 +118,10 @@ impl RequestFeatures for Record<'_> {
 }
 
 /// The `headers` object as a list of pairs: a handful of entries, no map needed.
-fn header_map<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<(Cow<'de, str>, Cow<'de, str>)>, D::Error> {
+fn header_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Headers<'de>, D::Error> {
     struct Pairs;
     impl<'de> serde::de::Visitor<'de> for Pairs {
-        type Value = Vec<(Cow<'de, str>, Cow<'de, str>)>;
+        type Value = Headers<'de>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an object of header values")
         }
