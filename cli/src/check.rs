@@ -34,6 +34,31 @@ pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<(Conf
     if !compiled.diagnostics.is_empty() {
         eprintln!("{}", render_all(&compiled.diagnostics, &sources));
     }
+    // `mode: Shadow` policies: checked as they would serve once promoted.
+    if let (Some(Ok(shadow)), Some(shadow_sources)) = (
+        switchyard_crds::compile_shadow(&config),
+        switchyard_crds::shadow_sources(&config),
+    ) {
+        let own: Vec<_> = shadow
+            .diagnostics
+            .iter()
+            .filter(|d| {
+                let origin = &shadow_sources[d.source.0 as usize].origin;
+                config
+                    .route_policies
+                    .iter()
+                    .any(|p| p.object.spec.is_shadow() && &p.qualified_name() == origin)
+            })
+            .cloned()
+            .collect();
+        if !own.is_empty() {
+            eprintln!("{}", render_all(&own, &shadow_sources));
+        }
+        if shadow.snapshot.is_none() {
+            eprintln!("error: the shadow policies would not compile once promoted");
+            return Ok(None);
+        }
+    }
     Ok(Some((config, compiled)))
 }
 

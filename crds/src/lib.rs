@@ -35,8 +35,10 @@ pub use provider::{
     Credentials, LLMProvider, LLMProviderSpec, LLMProviderStatus, MockSpec, ModelSpec, Pricing,
     ProviderType, RateLimitsSpec, SecretKeyRef, TimeoutsSpec,
 };
-pub use route_policy::{RoutePolicy, RoutePolicySpec, RoutePolicyStatus};
-pub use sources::{compile, sources};
+pub use route_policy::{
+    PolicyMode, RoutePolicy, RoutePolicySpec, RoutePolicyStatus, ShadowChange, ShadowStatus,
+};
+pub use sources::{compile, compile_shadow, shadow_sources, sources};
 pub use status::{Condition, DiagnosticSeverity, ObjectStatus, PolicyDiagnostic};
 
 /// The API group of every Switchyard resource.

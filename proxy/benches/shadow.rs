@@ -42,7 +42,7 @@ fn config(n: usize, tagged: bool) -> ActiveConfig {
 
 fn shadow(c: &mut Criterion) {
     let live = Arc::new(config(100, false));
-    let shadow = Shadow::new(config(100, true));
+    let shadow = Shadow::standalone(config(100, true).snapshot);
     let headers = [("x-team", "a"), ("content-type", "application/json")];
     let same = RequestView {
         model: "m42",

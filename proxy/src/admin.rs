@@ -265,7 +265,7 @@ pub struct AdminApp<H> {
     pub health: Arc<H>,
     /// Budget usage for `/admin/budgets` (none: an empty list).
     pub quota: Option<Arc<crate::quota::Quota>>,
-    /// The `--shadow` policy's counts for `/admin/shadow` (none: 404).
+    /// Shadow counts for `/admin/shadow` (404 while there is no shadow snapshot).
     pub shadow: Option<Arc<crate::shadow::Shadow>>,
     /// Token and `Host` checks, before anything is answered.
     pub access: AdminAccess,
@@ -372,11 +372,16 @@ impl<H: TargetHealth> AdminApp<H> {
             }
             "/admin/snapshot" => json(StatusCode::OK, &snapshot_view(&self.config.current(), page)),
             "/admin/budgets" => json(StatusCode::OK, &serde_json::json!({ "budgets": [] })),
-            "/admin/shadow" => match &self.shadow {
-                Some(shadow) => json(StatusCode::OK, &shadow.report()),
+            "/admin/shadow" => match self
+                .shadow
+                .as_ref()
+                .and_then(|s| s.report(&self.config.current()))
+            {
+                Some(report) => json(StatusCode::OK, &report),
                 None => error(
                     StatusCode::NOT_FOUND,
-                    "no shadow policy: start the proxy with `--shadow DIR`",
+                    "no shadow policy: start the proxy with `--shadow DIR`, or set `mode: Shadow` \
+                     on a RoutePolicy",
                     "not_found",
                 ),
             },

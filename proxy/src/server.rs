@@ -29,8 +29,8 @@ pub struct Shared {
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
-    /// The `--shadow` policy, when one is given.
-    pub shadow: Option<Arc<crate::shadow::Shadow>>,
+    /// Shadow counts: of the operator's shadow snapshots, or of the `--shadow` policy.
+    pub shadow: Arc<crate::shadow::Shadow>,
 }
 
 impl Shared {
@@ -44,7 +44,7 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             stats: Arc::new(StatsRegistry::default()),
             observer,
-            shadow: None,
+            shadow: Arc::new(crate::shadow::Shadow::new()),
         }
     }
 }
@@ -84,7 +84,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
-    gateway.shadow = shared.shadow.clone();
+    gateway.shadow = Some(Arc::clone(&shared.shadow));
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
         && settings.control_plane.is_none()
@@ -172,7 +172,7 @@ pub fn build_with_quota(
             observer: Arc::clone(&shared.observer),
         }),
         Some(Arc::clone(&quota)),
-        shared.shadow.clone(),
+        Some(Arc::clone(&shared.shadow)),
     ));
     Ok((server, quota))
 }
@@ -227,7 +227,7 @@ pub fn run(settings: &Settings) -> Result<()> {
             routes = shadow.snapshot.routes.len(),
             "shadow configuration loaded"
         );
-        shared.shadow = Some(Arc::new(crate::shadow::Shadow::new(shadow)));
+        shared.shadow = Arc::new(crate::shadow::Shadow::standalone(shadow.snapshot));
     }
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
@@ -252,8 +252,13 @@ pub fn run(settings: &Settings) -> Result<()> {
     let (server, quota) = build_with_quota(settings, &shared)?;
     if let Some(remote) = remote {
         let url = remote.url.clone();
-        crate::config::remote::spawn_usage_reporter(remote, Arc::clone(&shared.config), quota)
-            .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
+        crate::config::remote::spawn_usage_reporter(
+            remote,
+            Arc::clone(&shared.config),
+            quota,
+            Arc::clone(&shared.shadow),
+        )
+        .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
     }
     announce_when_bound("listening on", settings.listen);
     announce_when_bound("admin listening on", settings.admin_listen);

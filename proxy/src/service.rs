@@ -67,7 +67,7 @@ pub struct Gateway {
     pub models_cache: models::ModelsCache,
     /// Responses API answers kept for `previous_response_id`.
     pub responses: Arc<crate::responses_store::ResponsesStore>,
-    /// A policy decided beside the live one, for `/admin/shadow` (`--shadow`).
+    /// Counts of the shadow snapshot decided beside the live one (`/admin/shadow`).
     pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 

@@ -2,26 +2,28 @@
 //! the same features and the same split draw, counting where it agrees and where it would
 //! differ. Decision only: the shadow never admits against budgets and never calls upstream.
 //!
-//! Counts are for one (live, shadow) pair of configurations: when either is swapped they start
+//! The shadow snapshot comes from the operator with the live one (the `mode: Shadow`
+//! RoutePolicies promoted, [`ActiveConfig::shadow`]) or, standalone, from `--shadow DIR`.
+//! Counts are for one (live, shadow) pair of snapshots: when either is swapped they start
 //! again, since differences between older policies say nothing about the ones in force.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use switchyard_dsl::channel::{ShadowChange, ShadowReport};
 use switchyard_dsl::ir::{Snapshot, TargetId};
 use switchyard_dsl::{Decision, RequestFeatures, decide};
 
-use crate::config::{ActiveConfig, ConfigHandle};
+use crate::config::ActiveConfig;
 
 /// Most distinct (live → shadow) pairs kept; further pairs are counted under `other`.
 pub const MAX_PAIRS: usize = 1_000;
 
-/// A shadow policy and what it would have done.
-#[derive(Debug)]
+/// The shadow policy's counts (one per process, shared by the workers).
+#[derive(Debug, Default)]
 pub struct Shadow {
-    /// The shadow configuration (only its snapshot is read).
-    pub config: Arc<ConfigHandle>,
+    /// `--shadow DIR`: used when the live configuration carries no shadow snapshot.
+    standalone: Option<Arc<Snapshot>>,
     counts: Mutex<Counts>,
 }
 
@@ -30,9 +32,9 @@ type Outcome = Option<(u32, TargetId)>;
 
 #[derive(Debug, Default)]
 struct Counts {
-    /// The configurations these counts are about (pointer identity).
+    /// The snapshots these counts are about (pointer identity).
     live: Option<Arc<ActiveConfig>>,
-    shadow: Option<Arc<ActiveConfig>>,
+    shadow: Option<Arc<Snapshot>>,
     requests: u64,
     same: u64,
     would_reject: u64,
@@ -41,39 +43,35 @@ struct Counts {
     other: u64,
 }
 
-/// What `/admin/shadow` shows (and, in a cluster, the RoutePolicy status aggregates).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShadowReport {
-    /// Hashes of the live and the shadow snapshot the counts are about.
-    pub live_snapshot: String,
-    pub shadow_snapshot: String,
-    pub requests: u64,
-    /// Requests the shadow sends to the same route and first target.
-    pub same_target: u64,
-    /// Requests the shadow sends elsewhere, by `route → provider/model` (or `404`).
-    pub changed: Vec<Change>,
-    /// Requests the live policy routes and the shadow would answer with 404.
-    pub would_reject: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
-    pub from: String,
-    pub to: String,
-    pub count: u64,
+impl Counts {
+    fn about(&self, live: &Arc<ActiveConfig>, shadow: &Arc<Snapshot>) -> bool {
+        self.live.as_ref().is_some_and(|c| Arc::ptr_eq(c, live))
+            && self.shadow.as_ref().is_some_and(|c| Arc::ptr_eq(c, shadow))
+    }
 }
 
 impl Shadow {
-    pub fn new(config: ActiveConfig) -> Self {
+    /// Counts for the shadow snapshots the operator sends (none until it sends one).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts for a fixed shadow snapshot (`--shadow DIR`).
+    pub fn standalone(snapshot: Snapshot) -> Self {
         Self {
-            config: Arc::new(ConfigHandle::new(config)),
-            counts: Mutex::new(Counts::default()),
+            standalone: Some(Arc::new(snapshot)),
+            ..Self::default()
         }
     }
 
-    /// Decides `request` under the shadow policy with the live `draw` and counts how it
-    /// compares with the `live` decision made under `live_config`.
+    /// The shadow snapshot to decide beside `live`, if any.
+    fn snapshot_for<'a>(&'a self, live: &'a ActiveConfig) -> Option<&'a Arc<Snapshot>> {
+        live.shadow.as_ref().or(self.standalone.as_ref())
+    }
+
+    /// Decides `request` under the shadow snapshot with the live `draw` and counts how it
+    /// compares with the `live` decision made under `live_config`. Does nothing without a
+    /// shadow snapshot.
     pub fn observe<R: RequestFeatures + ?Sized>(
         &self,
         live_config: &Arc<ActiveConfig>,
@@ -81,28 +79,22 @@ impl Shadow {
         request: &R,
         draw: f64,
     ) {
-        let shadow_config = self.config.current();
-        let shadow = decide(&shadow_config.snapshot, request, draw)
-            .map(|d| (d.route_index() as u32, d.primary()));
+        let Some(shadow_snapshot) = self.snapshot_for(live_config) else {
+            return;
+        };
+        let shadow =
+            decide(shadow_snapshot, request, draw).map(|d| (d.route_index() as u32, d.primary()));
         let live = live.map(|d| (d.route_index() as u32, d.primary()));
         let same = match (live, shadow) {
             (None, None) => true,
-            (Some(l), Some(s)) => same_names(&live_config.snapshot, l, &shadow_config.snapshot, s),
+            (Some(l), Some(s)) => same_names(&live_config.snapshot, l, shadow_snapshot, s),
             _ => false,
         };
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let current = counts
-            .live
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, live_config))
-            && counts
-                .shadow
-                .as_ref()
-                .is_some_and(|c| Arc::ptr_eq(c, &shadow_config));
-        if !current {
+        if !counts.about(live_config, shadow_snapshot) {
             *counts = Counts {
                 live: Some(Arc::clone(live_config)),
-                shadow: Some(shadow_config),
+                shadow: Some(Arc::clone(shadow_snapshot)),
                 ..Counts::default()
             };
         }
@@ -124,48 +116,44 @@ impl Shadow {
         }
     }
 
-    /// The counts so far, with names.
-    pub fn report(&self) -> ShadowReport {
+    /// The counts about `live` and its shadow snapshot, with names; `None` without a shadow
+    /// snapshot.
+    pub fn report(&self, live: &Arc<ActiveConfig>) -> Option<ShadowReport> {
+        let shadow = self.snapshot_for(live)?;
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let (Some(live), Some(shadow)) = (&counts.live, &counts.shadow) else {
-            return ShadowReport {
-                live_snapshot: String::new(),
-                shadow_snapshot: self.config.current().snapshot.hash.clone(),
-                requests: 0,
-                same_target: 0,
-                changed: Vec::new(),
-                would_reject: 0,
-            };
+        let mut report = ShadowReport {
+            live_snapshot: live.snapshot.hash.clone(),
+            shadow_snapshot: shadow.hash.clone(),
+            ..ShadowReport::default()
         };
-        let mut changed: Vec<Change> = counts
+        if !counts.about(live, shadow) {
+            return Some(report);
+        }
+        report.changed = counts
             .changed
             .iter()
-            .map(|(&(from, to), &count)| Change {
+            .map(|(&(from, to), &count)| ShadowChange {
                 from: name(&live.snapshot, from),
-                to: name(&shadow.snapshot, to),
+                to: name(shadow, to),
                 count,
             })
             .collect();
         if counts.other > 0 {
-            changed.push(Change {
+            report.changed.push(ShadowChange {
                 from: "other".into(),
                 to: "other".into(),
                 count: counts.other,
             });
         }
-        changed.sort_by(|a, b| {
+        report.changed.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
                 .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
         });
-        ShadowReport {
-            live_snapshot: live.snapshot.hash.clone(),
-            shadow_snapshot: shadow.snapshot.hash.clone(),
-            requests: counts.requests,
-            same_target: counts.same,
-            changed,
-            would_reject: counts.would_reject,
-        }
+        report.requests = counts.requests;
+        report.same_target = counts.same;
+        report.would_reject = counts.would_reject;
+        Some(report)
     }
 }
 
@@ -221,10 +209,13 @@ mod tests {
             r#"route chat { when model == "chat" use p/big }
                route old { when model == "old" use p/small }"#,
         ));
-        let shadow = Shadow::new(config(
-            r#"route team-a { when model == "chat" and header("x-team") == "a" use p/small }
+        let shadow = Shadow::standalone(
+            config(
+                r#"route team-a { when model == "chat" and header("x-team") == "a" use p/small }
                route chat { when model == "chat" use p/big }"#,
-        ));
+            )
+            .snapshot,
+        );
         let ask = |model: &'static str, headers: &'static [(&'static str, &'static str)]| {
             let view = RequestView {
                 model,
@@ -240,19 +231,19 @@ mod tests {
         ask("chat", &[("x-team", "a")]);
         ask("old", &[]);
         ask("none", &[]);
-        let report = shadow.report();
+        let report = shadow.report(&live).expect("a shadow");
         assert_eq!(report.requests, 6);
         assert_eq!(report.same_target, 3, "{report:?}");
         assert_eq!(report.would_reject, 1);
         assert_eq!(
             report.changed,
             [
-                Change {
+                ShadowChange {
                     from: "chat → p/big".into(),
                     to: "team-a → p/small".into(),
                     count: 2
                 },
-                Change {
+                ShadowChange {
                     from: "old → p/small".into(),
                     to: "404".into(),
                     count: 1
@@ -273,6 +264,8 @@ mod tests {
             &view,
             0.5,
         );
-        assert_eq!(shadow.report().requests, 1);
+        assert_eq!(shadow.report(&live).expect("a shadow").requests, 1);
+        // Without a shadow snapshot there is nothing to report.
+        assert_eq!(Shadow::new().report(&live), None);
     }
 }
