@@ -110,3 +110,32 @@ fn without_shadow_the_endpoint_says_how_to_start_one() {
     assert_eq!(r.status, 404);
     assert!(r.text().contains("--shadow DIR"), "{}", r.text());
 }
+
+#[test]
+fn a_shadow_mode_route_policy_in_the_config_folder_is_counted_not_served() {
+    let mock = MockProcess::named("live");
+    let mut dir = ConfigDir::new();
+    dir.add_provider("up", &mock.base_url(), &["gpt-4o", "small"]);
+    dir.write_policy(LIVE);
+    let candidate = switchyard_tests::config::route_policy_yaml(
+        "candidate",
+        "route team-a {\n  when model == \"gpt-4o\" and header(\"x-team\") == \"a\"\n  use up/small\n}\n",
+    )
+    .replace("spec:\n", "spec:\n  mode: Shadow\n");
+    dir.write_file("candidate.yaml", &candidate);
+    let proxy = ProxyProcess::spawn(dir.path());
+    ask(&proxy, "gpt-4o", Some("a"));
+    ask(&proxy, "gpt-4o", None);
+    let report: Value = http::get(proxy.admin_addr(), "/admin/shadow")
+        .expect("admin answers")
+        .json()
+        .expect("json");
+    assert_eq!(report["requests"], 2, "{report:#}");
+    assert_eq!(report["sameTarget"], 1, "{report:#}");
+    assert_eq!(
+        report["changed"],
+        json!([{"from": "chat → up/gpt-4o", "to": "team-a → up/small", "count": 1}])
+    );
+    let models: Vec<Value> = mock.requests().iter().map(|r| r["body"]["model"].clone()).collect();
+    assert_eq!(models, [json!("gpt-4o"), json!("gpt-4o")]);
+}
