@@ -20,6 +20,7 @@ pub mod decide;
 pub mod diagnostic;
 pub mod explain;
 pub mod fmt;
+pub mod headers;
 pub mod index;
 pub mod ir;
 pub mod limits;

@@ -29,6 +29,8 @@ pub struct Shared {
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
+    /// Shadow counts: of the operator's shadow snapshots, or of the `--shadow` policy.
+    pub shadow: Arc<crate::shadow::Shadow>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             stats: Arc::new(StatsRegistry::default()),
             observer,
+            shadow: Arc::new(crate::shadow::Shadow::new()),
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
+    gateway.shadow = Some(Arc::clone(&shared.shadow));
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
         && settings.control_plane.is_none()
@@ -168,6 +172,7 @@ pub fn build_with_quota(
             observer: Arc::clone(&shared.observer),
         }),
         Some(Arc::clone(&quota)),
+        Some(Arc::clone(&shared.shadow)),
     ));
     Ok((server, quota))
 }
@@ -213,7 +218,17 @@ pub fn run(settings: &Settings) -> Result<()> {
             ));
         }
     };
-    let shared = Shared::new(active);
+    let mut shared = Shared::new(active);
+    if let Some(dir) = &settings.shadow {
+        let shadow = crate::config::load_dir(dir, 1)
+            .map_err(|e| Error::Config(format!("--shadow {}: {e}", dir.display())))?;
+        tracing::info!(
+            hash = %shadow.snapshot.hash,
+            routes = shadow.snapshot.routes.len(),
+            "shadow configuration loaded"
+        );
+        shared.shadow = Arc::new(crate::shadow::Shadow::standalone(shadow.snapshot));
+    }
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();
@@ -237,8 +252,13 @@ pub fn run(settings: &Settings) -> Result<()> {
     let (server, quota) = build_with_quota(settings, &shared)?;
     if let Some(remote) = remote {
         let url = remote.url.clone();
-        crate::config::remote::spawn_usage_reporter(remote, Arc::clone(&shared.config), quota)
-            .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
+        crate::config::remote::spawn_usage_reporter(
+            remote,
+            Arc::clone(&shared.config),
+            quota,
+            Arc::clone(&shared.shadow),
+        )
+        .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
     }
     announce_when_bound("listening on", settings.listen);
     announce_when_bound("admin listening on", settings.admin_listen);

@@ -2,6 +2,7 @@
 //! (pingora's own upstream phases are never reached), and `logging` writes the access log
 //! line and the request metrics.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -66,6 +67,8 @@ pub struct Gateway {
     pub models_cache: models::ModelsCache,
     /// Responses API answers kept for `previous_response_id`.
     pub responses: Arc<crate::responses_store::ResponsesStore>,
+    /// Counts of the shadow snapshot decided beside the live one (`/admin/shadow`).
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -121,6 +124,7 @@ impl Gateway {
             cache: Arc::new(crate::cache::ResponseCache::default()),
             models_cache: models::ModelsCache::default(),
             responses: Arc::new(crate::responses_store::ResponsesStore::default()),
+            shadow: None,
         }
     }
 
@@ -381,6 +385,7 @@ impl Gateway {
             body.stream = false;
         }
         ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
+        ctx.prompt_tokens = Some(body.prompt_tokens);
         ctx.stream = body.stream;
         let cfg = self.config.current();
         let identity = ctx.identity.clone();
@@ -389,8 +394,12 @@ impl Gateway {
             body: &body,
             identity: identity.as_ref(),
         };
-        let decision = decide(&cfg.snapshot, &features, self.draw.next())
-            .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let draw = self.draw.next();
+        let decision = decide(&cfg.snapshot, &features, draw);
+        if let Some(shadow) = &self.shadow {
+            shadow.observe(&cfg, decision.as_ref(), &features, draw);
+        }
+        let decision = decision.ok_or_else(|| ApiError::unknown_model(&body.model))?;
         // A conversation a provider keeps continues there, and only there.
         let pinned = match pinned {
             Some(name) => Some(
@@ -488,11 +497,31 @@ impl Gateway {
             ctx.provider.as_deref().unwrap_or("-"),
             ctx.model.as_deref().unwrap_or("-"),
         );
+        let identity = ctx.identity.as_ref();
+        let routed = ctx.requested_model.is_some();
+        // As the decision saw it: the key's user, else the `x-switchyard-user` header.
+        let user = identity
+            .and_then(|i| i.user.as_deref())
+            .map(Cow::Borrowed)
+            .or_else(|| {
+                let value = req.headers.get("x-switchyard-user")?.to_str().ok()?;
+                routed.then(|| crate::api::bounded(value))
+            });
         crate::access_log::Line {
+            record: crate::access_log::RECORD_VERSION,
             method: req.method.as_str(),
             path: &crate::api::bounded(req.uri.path()),
             endpoint: ctx.endpoint,
             requested_model: ctx.requested_model.as_deref(),
+            key: identity.map(|i| i.key.as_str()),
+            team: identity.and_then(|i| i.team.as_deref()),
+            user: user.as_deref(),
+            prompt_tokens: ctx.prompt_tokens,
+            headers: if routed {
+                crate::access_log::recorded_headers(&self.config.current().snapshot, &req.headers)
+            } else {
+                crate::access_log::RecordedHeaders::default()
+            },
             route,
             provider,
             model,

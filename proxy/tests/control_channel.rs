@@ -329,6 +329,7 @@ fn envelope(version: u64, route: &str, model: &str, mock: &MockServer) -> Snapsh
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::from([("up".to_string(), "sk-test-key".to_string())]),
         client_keys: Vec::new(),
+        shadow: None,
     }
 }
 
@@ -671,6 +672,7 @@ async fn budget_usage_is_reported_to_the_operator() {
             allow_ips: Vec::new(),
             expires_at: None,
         }],
+        shadow: None,
     };
     operator.publish(env);
     let proxy = start_proxy_with(&operator.url, &f, false, &[]);
@@ -733,6 +735,7 @@ async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::new(),
         client_keys: Vec::new(),
+        shadow: None,
     };
     let bytes = serde_json::to_vec(&env).unwrap().len();
     let started = Instant::now();

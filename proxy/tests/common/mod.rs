@@ -141,6 +141,7 @@ pub fn start_proxy(snapshot: Snapshot, tweak: impl FnOnce(&mut Settings)) -> Pro
         snapshot,
         credentials,
         keys: Default::default(),
+        shadow: None,
     };
     let shared = Shared::new(active);
     let server = build(&settings, &shared).unwrap();
