@@ -65,6 +65,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),
         metrics: Arc::clone(&shared.metrics),
+        affinity: Arc::new(crate::router::affinity::AffinityState::default()),
     };
     let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
     let mut gateway = Gateway::new(
