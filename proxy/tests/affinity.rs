@@ -435,6 +435,8 @@ async fn anthropic_and_gemini_cache_reads_are_counted() {
         assert_eq!(c > 0, turn == 2, "turn {turn}: {u}");
         gemini_cached += c;
     }
+    // Metrics are recorded after the response went out.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let metrics = get(&proxy.admin_url, "/metrics").await.text;
     assert_eq!(cached_metric(&metrics, "anth"), read, "{metrics}");
     assert_eq!(cached_metric(&metrics, "gem"), gemini_cached, "{metrics}");
