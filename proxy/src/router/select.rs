@@ -535,4 +535,90 @@ mod tests {
         assert_eq!(duration_name(120_000), "2m");
         assert_eq!(duration_name(1_500), "1500ms");
     }
+
+    /// A session whose first choice is ejected takes its next choice, stays there once served
+    /// (even with the first back in), and goes home when its memory is gone.
+    #[test]
+    fn affinity_orders_next_choice_then_memory() {
+        use switchyard_dsl::ir::{Provider, ProviderKind};
+        use switchyard_dsl::{RequestView, Source, compile, decide};
+        let catalogue = [Provider::new("p", ProviderKind::Mock, &["a", "b", "c"])];
+        let policy =
+            "route r {\n  split { 50% p/a, 30% p/b, 20% p/c }\n  affinity by key for 1m\n}\n";
+        let snapshot = compile(&[Source::new("t", policy)], &catalogue)
+            .snapshot
+            .expect("compiles");
+        // A session whose first choice is `p/a`.
+        let key = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                let req = RequestView {
+                    model: "m",
+                    key: Some(k),
+                    ..RequestView::default()
+                };
+                let d = decide(&snapshot, &req, 0.5).expect("routes");
+                snapshot.target_name(d.primary()) == "p/a"
+            })
+            .expect("a session");
+        let req = RequestView {
+            model: "m",
+            key: Some(&key),
+            ..RequestView::default()
+        };
+        let registry = prometheus::Registry::new();
+        let observer = RoutingObserver::new(&registry);
+        let (stats, affinity) = (StatsRegistry::default(), AffinityState::default());
+        let health = HealthRegistry::new(1, std::time::Duration::from_secs(600));
+        let reg = Registries {
+            stats: &stats,
+            health: &health,
+            observer: &observer,
+            affinity: &affinity,
+        };
+        let mut rng = fastrand::Rng::with_seed(1);
+        let first = |reg: Registries<'_>, rng: &mut fastrand::Rng| {
+            let d = decide(&snapshot, &req, 0.5).expect("routes");
+            let (order, passed_over, pick) = order(&snapshot, &d, reg, rng);
+            (order[0].name.clone(), passed_over, pick)
+        };
+        let (name, passed_over, pick) = first(reg, &mut rng);
+        assert_eq!((name.as_str(), pick.home.as_deref()), ("p/a", Some("p/a")));
+        assert!(passed_over.is_empty());
+
+        health.failure("p/a");
+        let d = decide(&snapshot, &req, 0.5).expect("routes");
+        let session = d.session().expect("a session key");
+        let arms = match &snapshot.routes[0].selection {
+            Selection::Split(arms) => arms.clone(),
+            _ => unreachable!("a split"),
+        };
+        let next = switchyard_dsl::affinity::ranking(&snapshot, &arms, session)[1].0;
+        let next = snapshot.target_name(arms[next].target);
+        let (name, passed_over, _) = first(reg, &mut rng);
+        assert_eq!(name, next, "the session's second choice");
+        assert_eq!(passed_over, ["p/a: ejected after consecutive failures"]);
+        // Every draw gives the same next choice.
+        for _ in 0..20 {
+            assert_eq!(first(reg, &mut rng).0, next);
+        }
+
+        affinity.served(
+            session,
+            Some("p/a"),
+            &next,
+            std::time::Duration::from_secs(60),
+        );
+        health.success("p/a");
+        let (name, _, _) = first(reg, &mut rng);
+        assert_eq!(name, next, "remembered: no flapping back");
+
+        affinity.served(
+            session,
+            Some("p/a"),
+            "p/a",
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(first(reg, &mut rng).0, "p/a", "forgotten: home again");
+    }
 }
