@@ -238,6 +238,39 @@ async fn a_session_moves_once_when_its_target_fails_and_does_not_flap_back() {
     assert_eq!(served(&proxy, &s).await, "a");
 }
 
+/// With `--redis-url`, a session that moved on one replica is sent to the same place by
+/// another that never saw its target fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_redis_agree_where_a_moved_session_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::Redis::start(dir.path(), free_port());
+    let (a, b) = (mock("a").await, mock("b").await);
+    let snap = snapshot(
+        FAILOVER,
+        vec![upstream("a", &a, &["m"]), upstream("b", &b, &["m"])],
+    );
+    let (s, t) = (
+        session_homed_on(&snap, "a", 0),
+        session_homed_on(&snap, "a", 1),
+    );
+    let url = redis.url();
+    let one = start_proxy(snap.clone(), |st| st.redis_url = Some(url.clone()));
+    let two = start_proxy(snap, |st| st.redis_url = Some(url.clone()));
+    assert_eq!(served(&one, &s).await, "a");
+    assert_eq!(served(&two, &s).await, "a");
+    script(&a, json!([{"kind": "status", "status": 503}]));
+    assert_eq!(served(&one, &s).await, "b", "failed over on replica one");
+    // Replica two has seen no failure of `a`, yet follows the session to `b`...
+    assert_eq!(served(&two, &s).await, "b");
+    assert_eq!(served(&one, &s).await, "b");
+    // ...while sessions that never moved stay home there.
+    assert_eq!(served(&two, &t).await, "a");
+    // Back home on one replica is back home on both.
+    script(&b, json!([{"kind": "status", "status": 503}]));
+    assert_eq!(served(&two, &s).await, "a");
+    assert_eq!(served(&one, &s).await, "a");
+}
+
 /// One session sending many requests at once: past its target's load cap the rest spill to
 /// its next choice, for those requests only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,6 +11,12 @@
 //! forgotten first (moka's TinyLFU), and a forgotten session simply goes back to its first
 //! choice.
 //!
+//! With a Redis URL (`--redis-url`, the store budgets share) the moved sessions are kept there
+//! too, under `switchyard:affinity:<session hash>` with the idle time as their expiry, so
+//! every replica sends a moved session to the same place: a request reads its session's entry
+//! (refreshing the expiry) before ordering its candidates, and an answer writes or deletes it.
+//! Redis calls are bounded in time; when Redis fails, the replica's own memory is used.
+//!
 //! Bounded load: a split arm whose in-flight requests on the route reach
 //! [`LOAD_FACTOR`] times its weighted share of the route's in-flight requests (and at least
 //! [`MIN_SPILL_IN_FLIGHT`]) takes no new session requests; they spill to the session's next
@@ -23,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::sync::Cache;
+
+use crate::redis_link::{LinkError, RedisLink};
 
 /// Sessions remembered per replica (each a few dozen bytes plus moka's bookkeeping).
 pub const MAX_SESSIONS: u64 = 65_536;
@@ -87,6 +95,8 @@ pub struct AffinityState {
     moved: Cache<u64, Moved>,
     /// Route name → its load. Grows with the routes that have affinity, nothing else.
     load: RwLock<HashMap<String, Arc<RouteLoad>>>,
+    /// Moved sessions shared between replicas, when configured.
+    shared: Option<RedisLink>,
 }
 
 impl Default for AffinityState {
@@ -103,6 +113,80 @@ impl AffinityState {
                 .expire_after(IdleExpiry)
                 .build(),
             load: RwLock::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// Memory kept in Redis at `url` as well (connected lazily).
+    pub fn with_redis(url: &str) -> Result<Self, LinkError> {
+        Ok(Self {
+            shared: Some(RedisLink::new(
+                url,
+                "affinity",
+                "switchyard-affinity-redis",
+            )?),
+            ..Self::default()
+        })
+    }
+
+    /// Brings the replica's memory of `session` up to date from Redis, when configured (and
+    /// restarts the shared entry's idle time). On a Redis failure the local memory stands.
+    pub async fn refresh(&self, session: u64, idle: Duration) {
+        let Some(link) = &self.shared else { return };
+        let mut cmd = redis::cmd("GETEX");
+        cmd.arg(shared_key(session))
+            .arg("PX")
+            .arg(idle.as_millis().max(1) as u64);
+        let got = link
+            .run(|mut conn| async move { cmd.query_async::<Option<String>>(&mut conn).await })
+            .await;
+        match got {
+            Ok(Some(target)) => self.remember_locally(session, &target, idle),
+            Ok(None) => self.moved.invalidate(&session),
+            Err(_) => {}
+        }
+    }
+
+    /// [`Self::served`], and the same in Redis when configured.
+    pub async fn served_shared(
+        &self,
+        session: u64,
+        home: Option<&str>,
+        served: &str,
+        idle: Duration,
+    ) {
+        self.served(session, home, served, idle);
+        let Some(link) = &self.shared else { return };
+        let mut cmd;
+        if home == Some(served) {
+            cmd = redis::cmd("DEL");
+            cmd.arg(shared_key(session));
+        } else {
+            cmd = redis::cmd("SET");
+            cmd.arg(shared_key(session))
+                .arg(served)
+                .arg("PX")
+                .arg(idle.as_millis().max(1) as u64);
+        }
+        // A failure is logged by the link; the local memory already holds the answer.
+        let _ = link
+            .run(|mut conn| async move { cmd.query_async::<redis::Value>(&mut conn).await })
+            .await;
+    }
+
+    fn remember_locally(&self, session: u64, target: &str, idle: Duration) {
+        if self
+            .moved
+            .get(&session)
+            .is_none_or(|m| &*m.target != target)
+        {
+            self.moved.insert(
+                session,
+                Moved {
+                    target: target.into(),
+                    idle,
+                },
+            );
         }
     }
 
@@ -116,18 +200,8 @@ impl AffinityState {
     pub fn served(&self, session: u64, home: Option<&str>, served: &str, idle: Duration) {
         if home == Some(served) {
             self.moved.invalidate(&session);
-        } else if self
-            .moved
-            .get(&session)
-            .is_none_or(|m| &*m.target != served)
-        {
-            self.moved.insert(
-                session,
-                Moved {
-                    target: served.into(),
-                    idle,
-                },
-            );
+        } else {
+            self.remember_locally(session, served, idle);
         }
     }
 
@@ -176,6 +250,11 @@ impl AffinityState {
         counter.fetch_add(1, Ordering::Relaxed);
         InFlight { load, counter }
     }
+}
+
+/// The Redis key of a moved session.
+fn shared_key(session: u64) -> String {
+    format!("switchyard:affinity:{session:016x}")
 }
 
 /// One request in flight on an affinity route; counted down on drop.

@@ -221,6 +221,16 @@ impl Router {
             .timeouts
             .total_ms
             .map(|ms| ctx.started + Duration::from_millis(ms));
+        // A moved session may have been remembered by another replica.
+        if let (Some(s), Some(a), None) = (
+            job.decision.session(),
+            route.affinity.as_ref(),
+            ctx.downgrade,
+        ) {
+            self.affinity
+                .refresh(s, Duration::from_millis(a.idle_ms))
+                .await;
+        }
         let (order, passed_over, pick) = match ctx.downgrade {
             // An exhausted budget's downgrade target replaces the route's candidates.
             Some(t) => {
@@ -277,7 +287,7 @@ impl Router {
             {
                 Moved::Answered => {
                     if let Some((s, a)) = sticky {
-                        self.remember(ctx, s, a, &pick);
+                        self.remember(ctx, s, a, &pick).await;
                     }
                     return;
                 }
@@ -290,7 +300,7 @@ impl Router {
 
     /// After a session's request was answered: where it went, unless that was an error or a
     /// spill past a loaded target.
-    fn remember(
+    async fn remember(
         &self,
         ctx: &RequestCtx,
         session: u64,
@@ -309,7 +319,8 @@ impl Router {
         }
         let idle = Duration::from_millis(affinity.idle_ms);
         self.affinity
-            .served(session, pick.home.as_deref(), &served, idle);
+            .served_shared(session, pick.home.as_deref(), &served, idle)
+            .await;
     }
 
     /// Sends attempts to one candidate (hedged on the first one when `turn.hedge` says so)
