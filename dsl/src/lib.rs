@@ -13,6 +13,7 @@
 //! Each arrow is a public function. No I/O happens here: sources and the provider catalogue
 //! are handed in, a snapshot and diagnostics come out. pest stays inside [`parser`].
 
+pub mod affinity;
 pub mod ast;
 pub mod channel;
 pub mod check;

@@ -80,6 +80,9 @@ pub struct Line<'a> {
     pub input_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// Of `input_tokens`, those read from the provider's prompt cache (left out when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
 }
@@ -243,6 +246,7 @@ mod tests {
             ttft_ms: Some(0.75),
             input_tokens: Some(12),
             output_tokens: None,
+            cached_tokens: Some(8),
             error: Some("quote \" and\nnewline"),
         };
         let mut out = Vec::new();
@@ -262,6 +266,7 @@ mod tests {
         assert_eq!(f["status"], 200);
         assert_eq!(f["ttft_ms"], 0.75);
         assert_eq!(f["input_tokens"], 12);
+        assert_eq!(f["cached_tokens"], 8);
         assert_eq!(f["error"], "quote \" and\nnewline");
         assert_eq!(f["record"], RECORD_VERSION);
         assert_eq!(f["key"], "app-1");

@@ -29,6 +29,7 @@ pub struct Metrics {
     request_duration: HistogramVec,
     ttft: HistogramVec,
     tokens: IntCounterVec,
+    input_tokens: IntCounterVec,
     upstream_attempts: IntCounterVec,
     active_streams: IntGauge,
     snapshot_version: IntGauge,
@@ -78,6 +79,12 @@ impl Metrics {
             "switchyard_tokens_total",
             "Tokens billed by providers, by direction (input or output).",
             &["provider", "model", "direction"],
+        );
+        let input_tokens = counter_vec(
+            &registry,
+            "switchyard_input_tokens_total",
+            "Input tokens by route and target, split by whether the provider read them from its prompt cache (cache=\"cached\") or not (\"uncached\").",
+            &["route", "provider", "model", "cache"],
         );
         let upstream_attempts = counter_vec(
             &registry,
@@ -142,6 +149,7 @@ impl Metrics {
             request_duration,
             ttft,
             tokens,
+            input_tokens,
             upstream_attempts,
             active_streams,
             snapshot_version,
@@ -195,6 +203,19 @@ impl Metrics {
             self.tokens
                 .with_label_values(&[provider, model, "output"])
                 .inc_by(output);
+        }
+    }
+
+    /// A route's input tokens at a target, `cached` of them from the provider's prompt cache:
+    /// the share of cached input per route and target is `cached / (cached + uncached)`.
+    pub fn input_tokens(&self, route: &str, provider: &str, model: &str, input: u64, cached: u64) {
+        let cached = cached.min(input);
+        for (label, n) in [("cached", cached), ("uncached", input - cached)] {
+            if n > 0 {
+                self.input_tokens
+                    .with_label_values(&[route, provider, model, label])
+                    .inc_by(n);
+            }
         }
     }
 
@@ -305,6 +326,7 @@ mod tests {
             Some(Duration::from_millis(40)),
         );
         m.tokens("openai", "gpt-4o", 12, 30);
+        m.input_tokens("chat", "openai", "gpt-4o", 12, 8);
         m.upstream_attempt("chat", "openai", "failover");
         m.stream_started();
         m.stream_started();
@@ -317,6 +339,7 @@ mod tests {
             "switchyard_request_duration_seconds",
             "switchyard_time_to_first_token_seconds",
             "switchyard_tokens_total",
+            "switchyard_input_tokens_total",
             "switchyard_upstream_attempts_total",
             "switchyard_active_streams",
             "switchyard_snapshot_version",

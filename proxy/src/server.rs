@@ -68,6 +68,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),
         metrics: Arc::clone(&shared.metrics),
+        affinity: Arc::new(affinity_state(settings)),
     };
     let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
     let mut gateway = Gateway::new(
@@ -118,6 +119,19 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         }),
     );
     gateway
+}
+
+/// Session affinity's memory: also in Redis when budgets share one (`--redis-url`).
+fn affinity_state(settings: &Settings) -> crate::router::affinity::AffinityState {
+    use crate::router::affinity::AffinityState;
+    match settings.redis_url.as_deref().map(AffinityState::with_redis) {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "affinity memory kept in this replica only");
+            AffinityState::default()
+        }
+        None => AffinityState::default(),
+    }
 }
 
 /// The response cache: in Redis with `--cache-redis-url`, else in memory.

@@ -11,6 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
+use switchyard_dsl::ir::AffinityKey;
 use switchyard_dsl::{RequestFeatures, decide};
 
 use crate::api::request::RequestBody;
@@ -76,6 +77,11 @@ struct Features<'a> {
     header: &'a RequestHeader,
     body: &'a RequestBody<'a>,
     identity: Option<&'a Identity>,
+    /// The body as the client wrote it when that is not the chat body (Anthropic Messages,
+    /// Responses): `affinity by body(..)` reads the client's own fields.
+    native: Option<&'a [u8]>,
+    /// The chat body's bytes.
+    bytes: &'a [u8],
 }
 
 impl RequestFeatures for Features<'_> {
@@ -102,6 +108,24 @@ impl RequestFeatures for Features<'_> {
     }
     fn stream(&self) -> bool {
         self.body.stream
+    }
+    fn session(&self, route: &str, key: &AffinityKey) -> Option<u64> {
+        match key {
+            AffinityKey::Body(path) => {
+                let value =
+                    crate::router::session::body_field(self.native.unwrap_or(self.bytes), path)?;
+                (!value.is_empty())
+                    .then(|| switchyard_dsl::affinity::session_hash(route, value.as_bytes()))
+            }
+            // The chat form of every API: an Anthropic system prompt or Responses
+            // instructions lead its messages.
+            AffinityKey::Prefix { tokens } => {
+                crate::router::session::prefix(route, *tokens, self.body.member("messages")?)
+            }
+            AffinityKey::Header(_) | AffinityKey::Key | AffinityKey::User => {
+                switchyard_dsl::affinity::identity_session(self, route, key)
+            }
+        }
     }
 }
 
@@ -393,6 +417,8 @@ impl Gateway {
             header: session.req_header(),
             body: &body,
             identity: identity.as_ref(),
+            native: native.as_ref().map(|n| &n.body[..]),
+            bytes: &bytes,
         };
         let draw = self.draw.next();
         let decision = decide(&cfg.snapshot, &features, draw);
@@ -534,6 +560,7 @@ impl Gateway {
             ttft_ms: ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
             input_tokens: ctx.usage.map(|u| u.input),
             output_tokens: ctx.usage.map(|u| u.output),
+            cached_tokens: ctx.usage.map(|u| u.cached).filter(|&n| n > 0),
             error: ctx.error.as_deref(),
         }
         .write();
@@ -541,6 +568,7 @@ impl Gateway {
         metrics.request_finished(route, provider, model, status, duration, ctx.ttft);
         if let Some(u) = ctx.usage {
             metrics.tokens(provider, model, u.input, u.output);
+            metrics.input_tokens(route, provider, model, u.input, u.cached);
         }
     }
 }
