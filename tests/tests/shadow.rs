@@ -136,6 +136,10 @@ fn a_shadow_mode_route_policy_in_the_config_folder_is_counted_not_served() {
         report["changed"],
         json!([{"from": "chat → up/gpt-4o", "to": "team-a → up/small", "count": 1}])
     );
-    let models: Vec<Value> = mock.requests().iter().map(|r| r["body"]["model"].clone()).collect();
+    let models: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|r| r["body"]["model"].clone())
+        .collect();
     assert_eq!(models, [json!("gpt-4o"), json!("gpt-4o")]);
 }
