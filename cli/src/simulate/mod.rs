@@ -43,6 +43,9 @@ enum Output {
     Json,
 }
 
+/// How often (in records) budget counters of finished windows are dropped.
+const PRUNE_EVERY: u64 = 65_536;
+
 /// 1/φ: successive multiples modulo 1 spread evenly over [0, 1).
 const GOLDEN: f64 = 0.618_033_988_749_894_9;
 
@@ -99,6 +102,12 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         stats.see(record.time);
         let draw = (stats.records as f64 * GOLDEN).fract();
         stats.records += 1;
+        if stats.records % PRUNE_EVERY == 0 {
+            new_replay.prune(record.time);
+            if let Some(old) = &mut old_replay {
+                old.prune(record.time);
+            }
+        }
         let fate = new_replay.step(&record, draw);
         if let Some(old_replay) = &mut old_replay {
             let before = old_replay.step(&record, draw);

@@ -213,6 +213,20 @@ impl<'s> Replay<'s> {
     }
 }
 
+impl Replay<'_> {
+    /// Forgets the counters of windows that ended by `now`: records come in time order, so
+    /// memory follows the scopes of the current windows, not the length of the log.
+    pub fn prune(&mut self, now: u64) {
+        let budgets = &self.snapshot.budgets;
+        self.counters.retain(|&(b, _, l, start), _| {
+            budgets
+                .get(b)
+                .and_then(|b| b.limits.get(l))
+                .is_some_and(|limit| window_end(limit.window, start) > now)
+        });
+    }
+}
+
 /// Micro-dollars for the tokens at `target`'s catalogue prices, rounded up as budgets do.
 pub(crate) fn price(snapshot: &Snapshot, target: TargetId, input: u64, output: u64) -> u64 {
     let t = snapshot.target(target);
@@ -262,6 +276,21 @@ pub(crate) fn window_start(window: Window, now: u64) -> u64 {
     }
 }
 
+/// Unix seconds of the end (exclusive) of the window that starts at `start`.
+fn window_end(window: Window, start: u64) -> u64 {
+    match window {
+        Window::Second => start + 1,
+        Window::Minute => start + 60,
+        Window::Hour => start + 3600,
+        Window::Day => start + 86_400,
+        Window::Month => {
+            let (y, m, _) = civil_from_days((start / 86_400) as i64);
+            let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (days_from_civil(y, m, 1) * 86_400) as u64
+        }
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -297,7 +326,11 @@ mod tests {
         let t = 1_796_206_272;
         assert_eq!(window_start(Window::Minute, t), t - 12);
         assert_eq!(window_start(Window::Day, t), t - (10 * 3600 + 11 * 60 + 12));
-        // 2026-12-01T00:00:00Z
+        // 2026-12-01T00:00:00Z, and 2027-01-01T00:00:00Z
         assert_eq!(window_start(Window::Month, t), 1_796_083_200);
+        assert_eq!(
+            window_end(Window::Month, 1_796_083_200),
+            1_796_083_200 + 31 * 86_400
+        );
     }
 }
