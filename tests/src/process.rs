@@ -256,8 +256,11 @@ impl ProxyProcess {
             if self.guard.exited().is_some() {
                 return Err(Exit::Early);
             }
+            // Ready, and the client port bound too: pingora starts the admin service first.
             if let Ok(response) = http::get(self.admin, "/readyz")
                 && response.status == 200
+                && std::net::TcpStream::connect_timeout(&self.listen, Duration::from_millis(200))
+                    .is_ok()
             {
                 return Ok(());
             }

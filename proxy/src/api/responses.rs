@@ -448,6 +448,11 @@ impl NativeEvents {
                     let chunk = json!({"choices": [], "usage": {
                         "prompt_tokens": u["input_tokens"].as_u64().unwrap_or(0),
                         "completion_tokens": u["output_tokens"].as_u64().unwrap_or(0),
+                        "prompt_tokens_details": {
+                            "cached_tokens": u["input_tokens_details"]["cached_tokens"]
+                                .as_u64()
+                                .unwrap_or(0),
+                        },
                     }});
                     out.extend_from_slice(format!("data: {chunk}\n\ndata: [DONE]\n\n").as_bytes());
                     self.ended = true;
@@ -482,14 +487,22 @@ impl NativeEvents {
     }
 }
 
-/// Token usage of a native response object.
+/// Token usage of a native response object (cached input from
+/// `input_tokens_details.cached_tokens`).
 pub fn native_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize, Default)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: u64,
+    }
     #[derive(Deserialize)]
     struct U {
         #[serde(default)]
         input_tokens: u64,
         #[serde(default)]
         output_tokens: u64,
+        #[serde(default)]
+        input_tokens_details: Option<Details>,
     }
     #[derive(Deserialize)]
     struct R {
@@ -499,7 +512,7 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
     r.usage.map(|u| Usage {
         input: u.input_tokens,
         output: u.output_tokens,
-        ..Usage::default()
+        cached: (u.input_tokens_details.unwrap_or_default().cached_tokens).min(u.input_tokens),
     })
 }
 

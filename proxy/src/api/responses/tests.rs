@@ -270,3 +270,28 @@ async fn bad_bodies_are_400s() {
         .is_ok()
     );
 }
+
+#[test]
+fn native_usage_reads_cached_input() {
+    let body = br#"{"id":"resp_1","usage":{"input_tokens":100,"output_tokens":7,
+        "input_tokens_details":{"cached_tokens":64}}}"#;
+    let u = native_usage(body).expect("usage");
+    assert_eq!((u.input, u.output, u.cached), (100, 7, 64));
+    let u = native_usage(br#"{"usage":{"input_tokens":5,"output_tokens":1}}"#).expect("usage");
+    assert_eq!(u.cached, 0);
+
+    let store = Arc::new(ResponsesStore::default());
+    let turn = Arc::new(Turn {
+        echo: Echo::new("resp_x".into(), 0, &json!({"model": "m"})),
+        input: Vec::new(),
+        store: Some(store),
+        owner: None,
+        unshared: std::sync::Mutex::default(),
+    });
+    let mut events = NativeEvents::new(&turn, "p/m".into());
+    let done = json!({"type": "response.completed", "sequence_number": 3, "response": {
+        "id": "resp_1", "usage": {"input_tokens": 100, "output_tokens": 7,
+        "input_tokens_details": {"cached_tokens": 64}}}});
+    let out = String::from_utf8(events.push(format!("data: {done}\n\n").as_bytes())).expect("utf8");
+    assert!(out.contains(r#""cached_tokens":64"#), "{out}");
+}
