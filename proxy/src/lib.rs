@@ -44,6 +44,7 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod stream;
+pub mod telemetry;
 pub mod translate;
 pub mod upstream;
 

@@ -29,6 +29,8 @@ pub struct Shared {
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
+    /// OpenTelemetry traces, when `--otel-endpoint` (or `OTEL_*`) configures them.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl Shared {
@@ -42,7 +44,18 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             stats: Arc::new(StatsRegistry::default()),
             observer,
+            telemetry: None,
         }
+    }
+
+    /// Starts the trace exporter that `settings` configure (none when tracing is off).
+    pub fn start_telemetry(&mut self, settings: &Settings) -> Result<()> {
+        self.telemetry = crate::telemetry::Telemetry::start(
+            &settings.telemetry,
+            "switchyard-proxy",
+            self.metrics.registry(),
+        )?;
+        Ok(())
     }
 }
 
@@ -81,6 +94,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
+    gateway.telemetry = shared.telemetry.clone();
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
         && settings.control_plane.is_none()
@@ -213,7 +227,8 @@ pub fn run(settings: &Settings) -> Result<()> {
             ));
         }
     };
-    let shared = Shared::new(active);
+    let mut shared = Shared::new(active);
+    shared.start_telemetry(settings)?;
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();
