@@ -528,6 +528,18 @@ impl Gateway {
         if let Some(u) = ctx.usage {
             metrics.tokens(provider, model, u.input, u.output);
         }
+        if let (Some(requested), true) = (&ctx.requested_model, ctx.route.is_some()) {
+            metrics.gen_ai(&crate::metrics::GenAiOperation {
+                operation: crate::telemetry::attrs::operation(ctx.endpoint),
+                provider,
+                request_model: requested,
+                response_model: model,
+                status,
+                duration,
+                ttft: ctx.ttft,
+                usage: ctx.usage,
+            });
+        }
         if let (Some(t), Some(trace)) = (&self.telemetry, &ctx.trace) {
             t.finish(trace, server_span(req, ctx, status));
         }

@@ -3,7 +3,8 @@
 //!
 //! - `a_failover_reads_in_the_trace`: one server span continuing the client's `traceparent`,
 //!   two attempt spans under it (the refused one and the one that answered) with GenAI
-//!   attributes, and each provider request carrying its own attempt as parent.
+//!   attributes, and each provider request carrying its own attempt as parent; the GenAI
+//!   metrics on `/metrics` count the same operation.
 //! - `hedges_cache_hits_and_budget_refusals_are_explained`: the hedge's two sibling attempts
 //!   (the loser cancelled), a cache hit with no attempt, a budget refusal.
 //! - `content_only_with_the_opt_in`: no prompt or completion on spans by default; both with
@@ -354,6 +355,26 @@ fn a_failover_reads_in_the_trace() {
     assert!(
         first["end_ns"].as_u64() <= second["start_ns"].as_u64(),
         "one after the other"
+    );
+    // The GenAI metrics count the same operation.
+    let labels = r#"gen_ai_operation_name="chat",gen_ai_provider_name="mock-b",gen_ai_request_model="gpt-4o",gen_ai_response_model="gpt-4o""#;
+    assert_eq!(
+        proxy.metric(&format!(
+            r#"gen_ai_client_token_usage_sum{{{labels},gen_ai_token_type="output"}}"#
+        )),
+        answer["usage"]["completion_tokens"].as_f64()
+    );
+    assert_eq!(
+        proxy.metric(&format!(
+            r#"gen_ai_client_operation_duration_seconds_count{{error_type="",{labels}}}"#
+        )),
+        Some(1.0)
+    );
+    assert_eq!(
+        proxy.metric(&format!(
+            r#"gen_ai_server_time_to_first_token_seconds_count{{{labels}}}"#
+        )),
+        Some(1.0)
     );
     // Spans are exported, and counted.
     proxy.wait_for_metric(
