@@ -236,6 +236,7 @@ pub fn run(settings: &Settings) -> Result<()> {
                 remote,
                 Arc::clone(&shared.config),
                 Arc::clone(&shared.metrics),
+                shared.telemetry.clone(),
             )
             .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
         }

@@ -470,3 +470,107 @@ impl Drop for AttemptSpan {
         }
     }
 }
+
+/// The span of a snapshot pushed by the operator, applied or refused: a child of the
+/// operator's publish span when the envelope names it (`traceparent`), else a trace of its own.
+/// `ids` are the span's id and the trace id used when there is no parent.
+pub fn apply_span(
+    ids: (TraceId, SpanId),
+    traceparent: Option<&str>,
+    ack: &switchyard_dsl::channel::Ack,
+    start: SystemTime,
+) -> SpanData {
+    let remote = traceparent
+        .and_then(|tp| http::HeaderValue::from_str(tp).ok())
+        .map(|v| {
+            let mut h = http::HeaderMap::new();
+            h.insert("traceparent", v);
+            use opentelemetry::trace::TraceContextExt;
+            super::propagate::extract(&h).span().span_context().clone()
+        })
+        .filter(SpanContext::is_valid);
+    let trace_id = remote.as_ref().map_or(ids.0, SpanContext::trace_id);
+    let mut attributes = vec![
+        KeyValue::new("switchyard.snapshot.version", ack.version as i64),
+        KeyValue::new("switchyard.snapshot.hash", ack.hash.clone()),
+        KeyValue::new("switchyard.snapshot.applied", ack.applied),
+        KeyValue::new("k8s.pod.name", ack.pod.clone()),
+    ];
+    let status = match &ack.error {
+        Some(e) => {
+            attributes.push(KeyValue::new("error.type", "refused"));
+            Status::error(e.clone())
+        }
+        None => Status::Unset,
+    };
+    Parts {
+        context: SpanContext::new(
+            trace_id,
+            ids.1,
+            TraceFlags::SAMPLED,
+            false,
+            opentelemetry::trace::TraceState::default(),
+        ),
+        parent: remote
+            .as_ref()
+            .map_or(SpanId::INVALID, SpanContext::span_id),
+        parent_is_remote: remote.is_some(),
+        kind: SpanKind::Consumer,
+        name: Cow::Borrowed("apply snapshot"),
+        start,
+        end: SystemTime::now(),
+        attributes,
+        status,
+    }
+    .into_span()
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_dsl::channel::Ack;
+
+    use super::*;
+
+    fn ack(error: Option<&str>) -> Ack {
+        Ack {
+            pod: "proxy-0".into(),
+            version: 7,
+            hash: "abc".into(),
+            applied: error.is_none(),
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_apply_span_joins_the_operators_trace_when_the_envelope_names_it() {
+        let own = (
+            TraceId::from_hex("11111111111111111111111111111111").expect("hex"),
+            SpanId::from_hex("2222222222222222").expect("hex"),
+        );
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let s = apply_span(own, Some(tp), &ack(None), SystemTime::now());
+        assert_eq!(
+            s.span_context.trace_id(),
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex")
+        );
+        assert_eq!(
+            s.parent_span_id,
+            SpanId::from_hex("00f067aa0ba902b7").expect("hex")
+        );
+        assert!(s.parent_span_is_remote);
+        assert_eq!(s.span_context.span_id(), own.1);
+        assert!(
+            s.attributes
+                .contains(&KeyValue::new("switchyard.snapshot.version", 7))
+        );
+        assert_eq!(s.status, Status::Unset);
+
+        // No (or a broken) context: a trace of its own; a refusal is an error.
+        for tp in [None, Some("00-garbage")] {
+            let s = apply_span(own, tp, &ack(Some("unknown IR version")), SystemTime::now());
+            assert_eq!(s.span_context.trace_id(), own.0);
+            assert_eq!(s.parent_span_id, SpanId::INVALID);
+            assert!(matches!(s.status, Status::Error { .. }));
+        }
+    }
+}
