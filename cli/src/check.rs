@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
+use switchyard_crds::Config;
 use switchyard_dsl::{Compiled, Severity, Snapshot, render_all};
 
 use crate::{EXIT_ERRORS, EXIT_OK};
 
 /// Loads YAML and compiles it, printing load errors and diagnostics to stderr. `None` means
 /// the YAML itself could not be loaded (already reported).
-pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Compiled>> {
+pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<(Config, Compiled)>> {
     for path in paths {
         anyhow::ensure!(path.exists(), "no such file or folder: {}", path.display());
     }
@@ -33,11 +34,36 @@ pub(crate) fn load_and_compile(paths: &[PathBuf]) -> anyhow::Result<Option<Compi
     if !compiled.diagnostics.is_empty() {
         eprintln!("{}", render_all(&compiled.diagnostics, &sources));
     }
-    Ok(Some(compiled))
+    // `mode: Shadow` policies: checked as they would serve once promoted.
+    if let (Some(Ok(shadow)), Some(shadow_sources)) = (
+        switchyard_crds::compile_shadow(&config),
+        switchyard_crds::shadow_sources(&config),
+    ) {
+        let own: Vec<_> = shadow
+            .diagnostics
+            .iter()
+            .filter(|d| {
+                let origin = &shadow_sources[d.source.0 as usize].origin;
+                config
+                    .route_policies
+                    .iter()
+                    .any(|p| p.object.spec.is_shadow() && &p.qualified_name() == origin)
+            })
+            .cloned()
+            .collect();
+        if !own.is_empty() {
+            eprintln!("{}", render_all(&own, &shadow_sources));
+        }
+        if shadow.snapshot.is_none() {
+            eprintln!("error: the shadow policies would not compile once promoted");
+            return Ok(None);
+        }
+    }
+    Ok(Some((config, compiled)))
 }
 
 pub(crate) fn run(paths: &[PathBuf], deny_warnings: bool) -> anyhow::Result<u8> {
-    let Some(compiled) = load_and_compile(paths)? else {
+    let Some((_, compiled)) = load_and_compile(paths)? else {
         return Ok(EXIT_ERRORS);
     };
     let warnings = compiled

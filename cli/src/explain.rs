@@ -54,7 +54,7 @@ fn parse_draw(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) fn run(args: &ExplainArgs) -> anyhow::Result<u8> {
-    let Some(compiled) = load_and_compile(&args.paths)? else {
+    let Some((_, compiled)) = load_and_compile(&args.paths)? else {
         return Ok(EXIT_ERRORS);
     };
     let Some(snapshot) = &compiled.snapshot else {

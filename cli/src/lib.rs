@@ -6,14 +6,16 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | success: no errors (warnings allowed unless `--deny-warnings`); `explain` found a route |
-//! | 1 | the policies or YAML have errors, or `fmt --check` found text to reformat |
+//! | 0 | success: no errors (warnings allowed unless `--deny-warnings`); `explain` found a route; every `test` case passed |
+//! | 1 | the policies or YAML have errors, `fmt --check` found text to reformat, or a `test` case failed (or none was found) |
 //! | 2 | usage error or unreadable path |
 //! | 3 | `explain`: no route matches the request (the proxy would answer 404) |
 
 mod check;
 mod explain;
 mod fmt;
+mod policy_test;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +36,7 @@ pub struct Cli {
 }
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 errors found (or `fmt --check` would \
-reformat), 2 usage error, 3 `explain` found no matching route.";
+reformat, or a `test` case failed), 2 usage error, 3 `explain` found no matching route.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -63,6 +65,20 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run the `RoutePolicyTest` cases found beside the policies (output like `cargo test`).
+    ///
+    /// Every case gives a request (model, headers, key, team, user, prompt tokens, stream,
+    /// budgets to treat as exhausted) and what must happen (status, route, first target, the
+    /// set of targets a split may pick, failover order, budgets that apply). A failing case is
+    /// reported at the `file:line:column` of the broken expectation.
+    Test {
+        /// YAML files or folders holding the policies and their tests.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Replay recorded traffic (the proxy's access log) through a policy: shares, cost,
+    /// budget exhaustion, 404s; with `--against`, the diff from the policy in force.
+    Simulate(simulate::SimulateArgs),
     /// Print the CustomResourceDefinitions as YAML (what `kubectl apply -f -` takes).
     Crds,
 }
@@ -76,6 +92,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => check::run(&paths, deny_warnings)?,
         Command::Explain(args) => explain::run(&args)?,
         Command::Fmt { paths, check } => fmt::run(&paths, check)?,
+        Command::Test { paths } => policy_test::run(&paths)?,
+        Command::Simulate(args) => simulate::run(&args)?,
         Command::Crds => {
             print!("{}", switchyard_crds::crd_documents());
             EXIT_OK

@@ -214,6 +214,10 @@ fn convert(loaded: &Loaded<LLMProvider>, errors: &mut Vec<LoadError>) -> Option<
                 m.pricing.output_per_million,
                 at(&["pricing", "outputPerMillion"]),
             ),
+            cached_input_micro_usd_per_mtok: m
+                .pricing
+                .cached_input_per_million
+                .map(|d| c.price(d, at(&["pricing", "cachedInputPerMillion"]))),
             context_window: c.count(m.context_window, at(&["contextWindow"])),
             max_output_tokens: c.count(m.max_output_tokens, at(&["maxOutputTokens"])),
         });

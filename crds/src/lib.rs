@@ -16,6 +16,7 @@ pub mod client_keys;
 mod convert;
 mod generate;
 pub mod load;
+mod policy_test;
 mod provider;
 mod route_policy;
 mod sources;
@@ -29,12 +30,15 @@ pub use load::{
     Config, LoadError, LoadErrorKind, LoadErrors, Loaded, Origin, load_paths, load_paths_partial,
     load_str,
 };
+pub use policy_test::{Expectation, RoutePolicyTest, RoutePolicyTestSpec, TestCase, TestRequest};
 pub use provider::{
     Credentials, LLMProvider, LLMProviderSpec, LLMProviderStatus, MockSpec, ModelSpec, Pricing,
     ProviderType, RateLimitsSpec, SecretKeyRef, TimeoutsSpec,
 };
-pub use route_policy::{RoutePolicy, RoutePolicySpec, RoutePolicyStatus};
-pub use sources::{compile, sources};
+pub use route_policy::{
+    PolicyMode, RoutePolicy, RoutePolicySpec, RoutePolicyStatus, ShadowChange, ShadowStatus,
+};
+pub use sources::{compile, compile_shadow, shadow_sources, sources};
 pub use status::{Condition, DiagnosticSeverity, ObjectStatus, PolicyDiagnostic};
 
 /// The API group of every Switchyard resource.

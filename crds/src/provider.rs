@@ -197,6 +197,12 @@ pub struct Pricing {
     /// Dollars per million output (completion) tokens, e.g. `10`.
     #[schemars(range(min = 0))]
     pub output_per_million: f64,
+    /// Dollars per million input tokens read from the provider's prompt cache, e.g. `1.25`
+    /// (OpenAI's cached input, Anthropic's cache reads, Gemini's cached content). Budgets
+    /// charge cached input at this price; without it, at `inputPerMillion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub cached_input_per_million: Option<f64>,
 }
 
 /// The provider account's rate limits.

@@ -6,11 +6,31 @@ use crate::load::policy::policy_position;
 use crate::load::{Config, LoadErrors, Loaded, Origin};
 use crate::{Budget, RoutePolicy};
 
-/// Every policy text, in evaluation order: RoutePolicies by `spec.priority` (higher first,
-/// default 0) then `namespace/name`, then Budgets by `namespace/name`. Each [`Source`] maps
-/// positions in its text to the YAML file's lines and columns.
+/// Every policy text that serves, in evaluation order: RoutePolicies not in shadow mode by
+/// `spec.priority` (higher first, default 0) then `namespace/name`, then Budgets by
+/// `namespace/name`. Each [`Source`] maps positions in its text to the YAML file's lines and
+/// columns.
 pub fn sources(config: &Config) -> Vec<Source> {
-    let mut routes: Vec<&Loaded<RoutePolicy>> = config.route_policies.iter().collect();
+    ordered(config, false)
+}
+
+/// The policy texts as they would serve with every `mode: Shadow` RoutePolicy promoted to
+/// `Active`: what proxies decide beside the live policies. `None` when no policy is in shadow
+/// mode.
+pub fn shadow_sources(config: &Config) -> Option<Vec<Source>> {
+    config
+        .route_policies
+        .iter()
+        .any(|r| r.object.spec.is_shadow())
+        .then(|| ordered(config, true))
+}
+
+fn ordered(config: &Config, with_shadow: bool) -> Vec<Source> {
+    let mut routes: Vec<&Loaded<RoutePolicy>> = config
+        .route_policies
+        .iter()
+        .filter(|r| with_shadow || !r.object.spec.is_shadow())
+        .collect();
     routes.sort_by_key(|r| {
         (
             std::cmp::Reverse(r.object.spec.priority.unwrap_or(0)),
@@ -64,4 +84,15 @@ fn source(origin_name: String, origin: &Origin, text: &str, kind: SourceKind) ->
 pub fn compile(config: &Config) -> Result<Compiled, LoadErrors> {
     let catalogue = crate::catalogue(config).map_err(LoadErrors)?;
     Ok(switchyard_dsl::compile(&sources(config), &catalogue))
+}
+
+/// [`compile`] of [`shadow_sources`]: the shadow snapshot, and the diagnostics a promotion
+/// would meet. `None` when no policy is in shadow mode.
+pub fn compile_shadow(config: &Config) -> Option<Result<Compiled, LoadErrors>> {
+    let sources = shadow_sources(config)?;
+    Some(
+        crate::catalogue(config)
+            .map_err(LoadErrors)
+            .map(|catalogue| switchyard_dsl::compile(&sources, &catalogue)),
+    )
 }

@@ -182,6 +182,7 @@ mod tests {
         let policy = crate::RoutePolicyStatus {
             object: object(),
             diagnostics: vec![diagnostic.clone()],
+            shadow: None,
         };
         let text = serde_json::to_string(&policy).expect("serializes");
         assert_eq!(text, format!("{{{shared},{diagnostics}}}"));

@@ -40,7 +40,10 @@ const FIELD_MANAGER: &str = "switchyard-crd-test";
 /// The printer columns each kind must show (crds/README.md), after the implicit NAME.
 const COLUMNS: [(&str, &[&str]); 3] = [
     ("llmproviders", &["Type", "Ready", "Age"]),
-    ("routepolicies", &["Ready", "Version", "Applied", "Age"]),
+    (
+        "routepolicies",
+        &["Ready", "Version", "Applied", "Mode", "Shadow", "Age"],
+    ),
     ("budgets", &["Ready", "State", "Age"]),
 ];
 
@@ -173,6 +176,7 @@ async fn committed_crds_and_examples_on_a_real_apiserver() {
             |_, generation| RoutePolicyStatus {
                 object: object_status(condition_type::COMPILED, generation),
                 diagnostics: vec![diagnostic()],
+                shadow: None,
             },
             |_| {
                 vec![

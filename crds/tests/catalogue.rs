@@ -15,7 +15,7 @@ spec:
     secretRef: { name: keys, key: openai }
   models:
     - name: gpt-4o
-      pricing: { inputPerMillion: 2.5, outputPerMillion: 10 }
+      pricing: { inputPerMillion: 2.5, outputPerMillion: 10, cachedInputPerMillion: 1.25 }
       contextWindow: 128000
       maxOutputTokens: 16384
     - name: gpt-4o-mini
@@ -77,12 +77,17 @@ fn converts_units_and_sorts_by_name() {
             name: "gpt-4o".into(),
             input_micro_usd_per_mtok: 2_500_000,
             output_micro_usd_per_mtok: 10_000_000,
+            cached_input_micro_usd_per_mtok: Some(1_250_000),
             context_window: Some(128_000),
             max_output_tokens: Some(16_384),
         }
     );
     assert_eq!(openai.models[1].input_micro_usd_per_mtok, 150_000);
     assert_eq!(openai.models[1].output_micro_usd_per_mtok, 600_000);
+    assert_eq!(
+        openai.models[1].cached_input_micro_usd_per_mtok, None,
+        "no cached price: the input price applies"
+    );
     assert_eq!(
         openai.rate_limits,
         ir::RateLimits {

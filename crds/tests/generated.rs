@@ -59,7 +59,7 @@ fn names_printer_columns_and_subresources() {
             .collect();
         let expected: &[&str] = match spec["names"]["kind"].as_str().expect("kind") {
             "LLMProvider" => &["Type", "Ready", "Age"],
-            "RoutePolicy" => &["Ready", "Version", "Applied", "Age"],
+            "RoutePolicy" => &["Ready", "Version", "Applied", "Mode", "Shadow", "Age"],
             "Budget" => &["Ready", "State", "Age"],
             other => panic!("unexpected kind {other}"),
         };

@@ -197,7 +197,7 @@ key: [unclosed
 fn every_error_is_reported_at_its_line() {
     let errors = errors_in(&[("bad.yaml", BAD)]);
     let expected = [
-        "bad.yaml:2:7: unknown kind `LLMProviderr` (known: LLMProvider, RoutePolicy, Budget, Secret)\n  = help: did you mean `LLMProvider`?",
+        "bad.yaml:2:7: unknown kind `LLMProviderr` (known: LLMProvider, RoutePolicy, Budget, Secret, RoutePolicyTest)\n  = help: did you mean `LLMProvider`?",
         "bad.yaml:6:13: unknown apiVersion `switchyard.dev/v1` for kind `RoutePolicy`\n  = help: use `apiVersion: switchyard.dev/v1alpha1`",
         "bad.yaml:15:1: missing `metadata.name`\n  = help: every Budget needs a name",
         "bad.yaml:25:9: spec.type: unknown variant `opnai`, expected one of `openai`, `openai-compatible`, `azure-openai`, `anthropic`, `gemini`, `mock`",
@@ -205,7 +205,7 @@ fn every_error_is_reported_at_its_line() {
         "bad.yaml:37:38: unknown field `outputPerMilion` in `spec.models[0].pricing`\n  = help: did you mean `outputPerMillion`?",
         "bad.yaml:37:16: spec.models[0].pricing: missing field `outputPerMillion`",
         "bad.yaml:39:15: did not find expected ',' or ']', while parsing a flow sequence at line 39 column 6",
-        "bad.yaml:41: a document must be a mapping with `apiVersion`, `kind` and `metadata`\n  = help: known kinds: LLMProvider, RoutePolicy, Budget, Secret",
+        "bad.yaml:41: a document must be a mapping with `apiVersion`, `kind` and `metadata`\n  = help: known kinds: LLMProvider, RoutePolicy, Budget, Secret, RoutePolicyTest",
     ];
     assert_eq!(errors, expected);
 }

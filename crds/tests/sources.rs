@@ -172,6 +172,7 @@ fn detached_objects_have_positions_relative_to_the_policy() {
     let spec = RoutePolicySpec {
         policy: "route a {\n  use p/m\n}\n".into(),
         priority: None,
+        mode: None,
     };
     let mut object = RoutePolicy::new("a", spec);
     object.metadata.namespace = Some("ns".into());
@@ -183,4 +184,45 @@ fn detached_objects_have_positions_relative_to_the_policy() {
     assert_eq!((sources[0].line_offset, sources[0].column_offset), (0, 0));
     assert_eq!(sources[0].origin, "ns/a");
     assert_eq!(sources[0].line_col(14), (2, 5));
+}
+
+#[test]
+fn test_documents_and_shadow_policies_never_serve() {
+    let text = r#"
+apiVersion: switchyard.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: live }
+spec:
+  policy: |
+    route chat { when model == "a" use p/m }
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: candidate }
+spec:
+  mode: Shadow
+  policy: |
+    route next { when model == "b" use p/m }
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: RoutePolicyTest
+metadata: { name: t }
+spec:
+  cases:
+    - name: a
+      request: { model: a }
+      expect: { route: chat }
+"#;
+    let config = switchyard_crds::load_str("mixed.yaml", text).expect("loads");
+    assert_eq!(config.tests.len(), 1);
+    assert_eq!(config.tests[0].object.spec.cases[0].name, "a");
+    let origins =
+        |s: Vec<switchyard_dsl::Source>| s.into_iter().map(|s| s.origin).collect::<Vec<_>>();
+    assert_eq!(origins(sources(&config)), ["live"]);
+    let shadow = switchyard_crds::shadow_sources(&config).expect("a shadow policy");
+    assert_eq!(origins(shadow), ["candidate", "live"]);
+    let (line, column) = config.tests[0]
+        .origin
+        .position_of("spec.cases[0].expect.route");
+    assert_eq!((line, column), (24, Some(24)));
 }

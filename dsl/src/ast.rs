@@ -112,6 +112,28 @@ pub enum RouteStmtKind {
     Hedge(HedgeAfter),
     /// `cache for 10m`
     Cache(Quantity),
+    /// `affinity by header("x-session-id") [for 10m]`
+    Affinity {
+        by: AffinityBy,
+        idle: Option<Quantity>,
+    },
+}
+
+/// What identifies a session in `affinity by ...`, as written: a word (`key`, `user`) or a
+/// call with one argument (`header("x")`, `body("field")`, `prefix(2k)`). The checker
+/// validates the word and the argument's kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AffinityBy {
+    pub name: Ident,
+    pub arg: Option<AffinityArg>,
+    pub span: Span,
+}
+
+/// The argument of `header(..)`, `body(..)` or `prefix(..)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AffinityArg {
+    Str(StrLit),
+    Quantity(Quantity),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,7 +19,10 @@
 //!   `source: "memory"` counters are per pod, so they are summed — and writes each `Budget`'s
 //!   `status.budgets` / `status.state`, with a Warning Event when a budget crosses a
 //!   `warn at` threshold or is exhausted. Operators older than this protocol answer 404;
-//!   proxies then keep reporting quietly.
+//!   proxies then keep reporting quietly. While the envelope carries a `shadow` snapshot the
+//!   report also carries the pod's [`ShadowReport`]; the operator sums those of the pods that
+//!   report on the live and shadow hashes it published into the shadow RoutePolicies'
+//!   `status.shadow`.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +49,11 @@ pub struct SnapshotEnvelope {
     /// snapshot-apply span continues that trace. Absent from untraced and older operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The snapshot with every `mode: Shadow` RoutePolicy promoted: proxies decide each
+    /// request under it too (decision only) and report the differences. Absent without
+    /// shadow policies (and in envelopes of older operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Snapshot>,
 }
 
 /// One client key as the operator passes it: the key's hash and what it grants.
@@ -87,6 +95,36 @@ pub struct UsageReport {
     /// The snapshot version the pod serves (whose budgets the entries are about).
     pub version: u64,
     pub budgets: Vec<UsageEntry>,
+    /// The pod's shadow counts, while it has a shadow snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowReport>,
+}
+
+/// How the shadow snapshot decided the requests the live one served, as one pod counted
+/// (also what the proxy's `GET /admin/shadow` answers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowReport {
+    /// Hashes of the live and the shadow snapshot the counts are about; counts start again
+    /// when either changes.
+    pub live_snapshot: String,
+    pub shadow_snapshot: String,
+    pub requests: u64,
+    /// Requests the shadow sends to the same route and first target.
+    pub same_target: u64,
+    /// Requests it sends elsewhere, largest first.
+    #[serde(default)]
+    pub changed: Vec<ShadowChange>,
+    /// Requests the live snapshot routes and the shadow would answer with 404.
+    pub would_reject: u64,
+}
+
+/// Requests that move from one outcome (`route → provider/model`, or `404`) to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowChange {
+    pub from: String,
+    pub to: String,
+    pub count: u64,
 }
 
 /// One counter: a budget's limit for one scope in its current window.

@@ -5,8 +5,10 @@
 //! (the proxy implements it over its own types, nothing is copied) and returns borrowed views
 //! into the [`Snapshot`]. Candidates and budgets are lazy iterators over snapshot data.
 
+use crate::affinity;
 use crate::ir::{
-    Budget, BudgetScope, Condition, NumOp, Route, Selection, Snapshot, StringMatch, TargetId,
+    AffinityKey, Budget, BudgetScope, Condition, NumOp, Route, Selection, Snapshot, StringMatch,
+    TargetId,
 };
 
 /// What the decision needs to know about a request.
@@ -25,6 +27,14 @@ pub trait RequestFeatures {
     fn prompt_tokens(&self) -> u64;
     /// Whether the request asks for a streamed response.
     fn stream(&self) -> bool;
+    /// The hash of the request's session key for route `route`'s `affinity by key`
+    /// ([`affinity::session_hash`]); `None` when the request has no such key (it is then drawn
+    /// by weight like any other). This default answers headers, the client key and the user;
+    /// body fields and `prefix(N)` need the body, which the data plane (and
+    /// [`affinity::WithBody`]) provide.
+    fn session(&self, route: &str, key: &AffinityKey) -> Option<u64> {
+        affinity::identity_session(self, route, key)
+    }
 }
 
 /// A borrowed request description, for tests, benches and `switchyard explain`.
@@ -75,9 +85,16 @@ pub struct Decision<'s> {
     route_index: usize,
     primary: TargetId,
     arm: Option<usize>,
+    session: Option<u64>,
 }
 
 impl<'s> Decision<'s> {
+    /// The session hash when the route has `affinity` and the request a session key. A split's
+    /// arm was then chosen by [`affinity::choose`], not by the draw.
+    pub fn session(&self) -> Option<u64> {
+        self.session
+    }
+
     /// Index of the matched route in [`Snapshot::routes`].
     pub fn route_index(&self) -> usize {
         self.route_index
@@ -166,7 +183,8 @@ impl Iterator for Candidates<'_> {
     }
 }
 
-/// Picks the route for `request`; `draw` is uniform in `[0, 1)` and chooses a split arm.
+/// Picks the route for `request`; `draw` is uniform in `[0, 1)` and chooses a split arm
+/// (unless the route's `affinity` maps the request's session to one).
 /// `None` means no route matches (the proxy answers `404`).
 ///
 /// The first route in policy order whose condition holds wins. Only the routes the
@@ -187,12 +205,18 @@ pub fn decide<'s, R: RequestFeatures + ?Sized>(
         .candidates(request.model())
         .filter_map(|i| snapshot.routes.get(i).map(|r| (i, r)))
         .find(|(_, r)| eval(&r.condition, request))?;
+    let session = route
+        .affinity
+        .as_ref()
+        .and_then(|a| request.session(&route.name, &a.by));
     let (primary, arm) = match &route.selection {
         Selection::Single(t) => (*t, None),
         Selection::Cheapest(ts) | Selection::Fastest { targets: ts, .. } => (*ts.first()?, None),
         Selection::Split(arms) => {
-            let weights = arms.iter().map(|a| a.weight);
-            let i = pick_weighted(weights, draw)?;
+            let i = match session {
+                Some(s) => affinity::choose(snapshot, arms, s, |_| true)?,
+                None => pick_weighted(arms.iter().map(|a| a.weight), draw)?,
+            };
             (arms[i].target, Some(i))
         }
     };
@@ -201,6 +225,7 @@ pub fn decide<'s, R: RequestFeatures + ?Sized>(
         route_index,
         primary,
         arm,
+        session,
     })
 }
 

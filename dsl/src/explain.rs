@@ -10,8 +10,9 @@ use std::fmt;
 
 use crate::decide::{RequestFeatures, decide, eval};
 use crate::ir::{
-    Budget, BudgetScope, Condition, HedgeDelay, LatencyKind, LatencyMetric, LimitMetric, NumOp,
-    OnExhausted, OnOverrun, Route, Selection, Snapshot, StringMatch, Triggers, Window,
+    Affinity, AffinityKey, Budget, BudgetScope, Condition, HedgeDelay, LatencyKind, LatencyMetric,
+    LimitMetric, NumOp, OnExhausted, OnOverrun, Route, Selection, Snapshot, StringMatch, Triggers,
+    WeightedTarget, Window,
 };
 use crate::units::{format_bp, format_duration_ms, format_hundredths, format_micro_usd};
 
@@ -104,7 +105,10 @@ pub fn explain<R: RequestFeatures + ?Sized>(
     };
     let route = decision.route();
     ex.route = Some(route.name.clone());
-    ex.selection = Some(selection_text(snapshot, route, decision.split_arm(), draw));
+    ex.selection = Some(match (&route.selection, decision.session()) {
+        (Selection::Split(arms), Some(session)) => affinity_split_text(snapshot, arms, session),
+        _ => selection_text(snapshot, route, decision.split_arm(), draw),
+    });
     for t in decision.candidates() {
         ex.candidates.push(snapshot.target_name(t));
         ex.candidate_kinds.push(
@@ -116,6 +120,9 @@ pub fn explain<R: RequestFeatures + ?Sized>(
         );
     }
     ex.settings = settings(route);
+    if let Some(a) = &route.affinity {
+        ex.settings.push(affinity_text(a, decision.session()));
+    }
     for (_, b) in decision.budgets(request) {
         ex.budgets.push(b.name.clone());
         ex.budget_details.push(budget_text(snapshot, b));
@@ -212,6 +219,49 @@ fn selection_text(snapshot: &Snapshot, route: &Route, arm: Option<usize>, draw: 
             names(targets),
             metric_text(by),
             format_bp(*explore_bp)
+        ),
+    }
+}
+
+/// A split under affinity: the session's ranking of the arms, best first.
+fn affinity_split_text(snapshot: &Snapshot, arms: &[WeightedTarget], session: u64) -> String {
+    let ranking = crate::affinity::ranking(snapshot, arms, session);
+    let ranked: Vec<String> = ranking
+        .iter()
+        .map(|&(i, score)| {
+            let a = &arms[i];
+            format!(
+                "`{}` ({}%, score {score:.3})",
+                snapshot.target_name(a.target),
+                a.weight
+            )
+        })
+        .collect();
+    let chosen = ranking
+        .first()
+        .map_or_else(String::new, |&(i, _)| snapshot.target_name(arms[i].target));
+    format!(
+        "split by session {session:016x}: rendezvous order {} → `{chosen}`",
+        ranked.join(", ")
+    )
+}
+
+/// The affinity line: the key, whether this request has one, and the idle time.
+fn affinity_text(a: &Affinity, session: Option<u64>) -> String {
+    let key = match &a.by {
+        AffinityKey::Header(h) => format!("header(\"{h}\")"),
+        AffinityKey::Body(p) => format!("body(\"{p}\")"),
+        AffinityKey::Prefix { tokens } => format!("prefix({tokens})"),
+        AffinityKey::Key => "key".into(),
+        AffinityKey::User => "user".into(),
+    };
+    let idle = format_duration_ms(a.idle_ms);
+    match session {
+        Some(s) => format!(
+            "affinity: by {key} for {idle}: session {s:016x} keeps its target; when that target is out it moves to its next choice and stays there until idle for {idle}"
+        ),
+        None => format!(
+            "affinity: by {key} for {idle}: this request has no session key, so it is routed like one without affinity"
         ),
     }
 }

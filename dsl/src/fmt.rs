@@ -217,6 +217,22 @@ fn route_stmt(stmt: &RouteStmt, after_bare_failover: bool, lines: &mut Vec<Line>
             one(format!("hedge after {}", latency(l)))
         }
         RouteStmtKind::Cache(q) => one(format!("cache for {}", quantity(q))),
+        RouteStmtKind::Affinity { by, idle } => {
+            let mut text = format!("affinity by {}", by.name.name);
+            match &by.arg {
+                Some(AffinityArg::Str(s)) => {
+                    let _ = write!(text, "({})", string(&s.value));
+                }
+                Some(AffinityArg::Quantity(q)) => {
+                    let _ = write!(text, "({})", quantity(q));
+                }
+                None => {}
+            }
+            if let Some(q) = idle {
+                let _ = write!(text, " for {}", quantity(q));
+            }
+            one(text)
+        }
     };
     lines.push(line);
 }

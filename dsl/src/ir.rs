@@ -145,6 +145,7 @@ impl Provider {
                     name: m.into(),
                     input_micro_usd_per_mtok: input,
                     output_micro_usd_per_mtok: output,
+                    cached_input_micro_usd_per_mtok: None,
                     context_window: None,
                     max_output_tokens: None,
                 })
@@ -214,6 +215,10 @@ pub struct Model {
     pub input_micro_usd_per_mtok: u64,
     /// Dollars per million output tokens, times 10^6.
     pub output_micro_usd_per_mtok: u64,
+    /// Dollars per million input tokens read from the provider's prompt cache, times 10^6;
+    /// `None` = the input price (no discount assumed). Absent from the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_micro_usd_per_mtok: Option<u64>,
     pub context_window: Option<u64>,
     pub max_output_tokens: Option<u64>,
 }
@@ -272,6 +277,10 @@ pub struct Route {
     pub timeouts: Timeouts,
     pub hedge: Option<Hedge>,
     pub cache_ttl_ms: Option<u64>,
+    /// `affinity by ...`: every request of one session goes to the same target. Absent = off
+    /// (and absent from the JSON, so snapshots without it keep their hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// Model names a client can ask for to reach this route (exact `model ==` / `model in`
     /// literals not under `not`); what `/v1/models` lists.
     pub exposed_models: Vec<String>,
@@ -337,6 +346,34 @@ pub enum Selection {
         by: LatencyMetric,
         explore_bp: u32,
     },
+}
+
+/// Session affinity: what identifies a session, and how long a session that stopped sending is
+/// remembered where memory is needed (the target it moved to after its own went out). See
+/// [`crate::affinity`] for how a session maps to a target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Affinity {
+    pub by: AffinityKey,
+    /// A remembered session is forgotten after this long without a request.
+    pub idle_ms: u64,
+}
+
+/// Where a request's session key comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AffinityKey {
+    /// A request header (lower-case name).
+    Header(String),
+    /// A string or number member of the client's JSON body; `.` separates the names of
+    /// nested objects (`metadata.user_id`).
+    Body(String),
+    /// The start of the conversation: the leading system messages and the first other
+    /// message, up to this many tokens' worth ([`crate::affinity::BYTES_PER_TOKEN`] bytes each).
+    Prefix { tokens: u32 },
+    /// The client key id.
+    Key,
+    /// The client key's user.
+    User,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -654,6 +691,7 @@ mod tests {
             timeouts: Timeouts::default(),
             hedge: None,
             cache_ttl_ms: None,
+            affinity: None,
             exposed_models: vec!["m".into()],
         };
         let provider = Provider::new("p", ProviderKind::Mock, &["m"]);

@@ -13,6 +13,7 @@
 //! Each arrow is a public function. No I/O happens here: sources and the provider catalogue
 //! are handed in, a snapshot and diagnostics come out. pest stays inside [`parser`].
 
+pub mod affinity;
 pub mod ast;
 pub mod channel;
 pub mod check;
@@ -20,6 +21,7 @@ pub mod decide;
 pub mod diagnostic;
 pub mod explain;
 pub mod fmt;
+pub mod headers;
 pub mod index;
 pub mod ir;
 pub mod limits;

@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 
+use crate::affinity::DEFAULT_IDLE_MS as DEFAULT_AFFINITY_IDLE_MS;
 use crate::check::{
     Checked, CheckedBudget, CheckedRoute, CheckedSelection, CheckedTriggers, ResolvedTarget,
 };
 use crate::ir::{
-    self, Budget, Condition, ErrorClass, Hedge, LatencyKind, LatencyMetric, LatencyTrigger,
-    OnExhausted, OnOverrun, ProviderId, Retry, Route, Selection, Snapshot, StatusRange,
-    StringMatch, Target, TargetId, Triggers, WeightedTarget,
+    self, Affinity, Budget, Condition, ErrorClass, Hedge, LatencyKind, LatencyMetric,
+    LatencyTrigger, OnExhausted, OnOverrun, ProviderId, Retry, Route, Selection, Snapshot,
+    StatusRange, StringMatch, Target, TargetId, Triggers, WeightedTarget,
 };
 
 /// Retry backoff when `retry` has no `backoff`: 100 ms doubling up to 2 s.
@@ -166,6 +167,10 @@ impl<'a> Lowerer<'a> {
             timeouts: r.timeouts,
             hedge: r.hedge.map(|after| Hedge { after }),
             cache_ttl_ms: r.cache_ttl_ms,
+            affinity: r.affinity.as_ref().map(|a| Affinity {
+                by: a.by.clone(),
+                idle_ms: a.idle_ms.unwrap_or(DEFAULT_AFFINITY_IDLE_MS),
+            }),
         })
     }
 

@@ -23,6 +23,7 @@ route c {
   when team matches "*sup?ort*" and has header("x-user-id") and user != "blocked"
   split { 70% openai/gpt-4o 30% deepseek/deepseek-chat }
   failover to anthropic/claude-sonnet-4, openai/gpt-4o
+  affinity by header("x-user-id")
 }
 route d { cheapest of openai/gpt-4o, deepseek/deepseek-chat failover to anthropic/claude-sonnet-4 }
 budget g { for all limit 5 requests per second }
@@ -77,6 +78,7 @@ fn decide_does_not_allocate() {
                 .map(|(i, b)| i + b.limits.len())
                 .sum::<usize>();
             seen += decision.route().retry.attempts as usize;
+            seen += usize::from(decision.session().is_some());
         }
     }
     let stats = region.change();

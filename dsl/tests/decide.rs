@@ -464,6 +464,7 @@ fn split_snapshot(weights: &[u32]) -> Snapshot {
             timeouts: Default::default(),
             hedge: None,
             cache_ttl_ms: None,
+            affinity: None,
             exposed_models: Vec::new(),
         }],
         Vec::new(),

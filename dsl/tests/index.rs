@@ -84,6 +84,7 @@ fn route(i: usize, condition: Condition) -> Route {
         timeouts: Default::default(),
         hedge: None,
         cache_ttl_ms: None,
+        affinity: None,
     }
 }
 

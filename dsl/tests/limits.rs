@@ -101,6 +101,7 @@ fn every_stage(policy: String) -> Result<Snapshot, String> {
         credentials: BTreeMap::new(),
         client_keys: Vec::new(),
         traceparent: None,
+        shadow: None,
     };
     let json = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;
     let back: SnapshotEnvelope = serde_json::from_str(&json).map_err(|e| e.to_string())?;

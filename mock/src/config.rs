@@ -84,6 +84,10 @@ pub struct Config {
     /// `authorization`; Anthropic: `x-api-key` and `anthropic-version`; Gemini:
     /// `x-goog-api-key` or `key=`).
     pub require_auth: bool,
+    /// Report the longest run of leading chat messages this server has already seen as
+    /// cached input (`usage.prompt_tokens_details.cached_tokens`), like OpenAI's automatic
+    /// prompt caching; see [`crate::prompt_cache`].
+    pub prompt_cache: bool,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             faults: Vec::new(),
             default_fault: None,
             require_auth: false,
+            prompt_cache: false,
         }
     }
 }
@@ -169,6 +174,9 @@ pub struct Args {
     /// Reject requests without the wire format's credentials headers, as the real APIs do.
     #[arg(long)]
     pub require_auth: bool,
+    /// Report chat prompts this server has seen before as cached input, like OpenAI.
+    #[arg(long)]
+    pub prompt_cache: bool,
 }
 
 impl Args {
@@ -194,6 +202,7 @@ impl Args {
             config.default_fault = self.default_fault;
         }
         config.require_auth |= self.require_auth;
+        config.prompt_cache |= self.prompt_cache;
         Ok(config)
     }
 }

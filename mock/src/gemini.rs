@@ -238,11 +238,27 @@ fn prepare(model: &str, body: &[u8], ctx: &Ctx<'_>) -> Result<Prepared, ApiError
         .flat_map(|c| &c.parts)
         .map(part_chars)
         .sum();
-    let cached_tokens = if req.cached_content.is_some() {
+    // Implicit caching (Gemini 2.5): the leading contents this server has seen, when it keeps
+    // a prompt cache; an explicit `cachedContent` adds its own tokens.
+    let implicit = ctx.prompt_cache.map_or(0, |cache| {
+        let each: Vec<(String, u32)> = req
+            .system_instruction
+            .iter()
+            .chain(&req.contents)
+            .map(|c| {
+                let text = serde_json::to_string(c).unwrap_or_default();
+                let n = text::estimate_tokens(c.parts.iter().map(part_chars).sum());
+                (text, n)
+            })
+            .collect();
+        cache.lookup_and_store(&each)
+    });
+    let explicit = if req.cached_content.is_some() {
         CACHED_CONTENT_TOKENS
     } else {
         0
     };
+    let cached_tokens = implicit.min(text::estimate_tokens(chars)) + explicit;
     let transcript =
         serde_json::to_string(&(&req.system_instruction, &req.contents)).unwrap_or_default();
     let seed = text::derive_seed(ctx.seed, &["gemini", model, &transcript]);
@@ -270,7 +286,7 @@ fn prepare(model: &str, body: &[u8], ctx: &Ctx<'_>) -> Result<Prepared, ApiError
         tool::parallel(c, &tools, ctx.forced_tool.as_ref(), seed)
     });
     Ok(Prepared {
-        prompt_tokens: text::estimate_tokens(chars) + cached_tokens,
+        prompt_tokens: text::estimate_tokens(chars) + explicit,
         cached_tokens,
         seed,
         calls,

@@ -19,6 +19,7 @@ pub mod config;
 pub mod fault;
 pub mod gemini;
 pub mod openai;
+pub mod prompt_cache;
 pub mod reply;
 pub mod responses;
 pub mod script;

@@ -28,6 +28,8 @@ pub struct Ctx<'a> {
     pub owner: &'a str,
     /// A tool call demanded by a `tool_call` fault.
     pub forced_tool: Option<tool::Forced>,
+    /// The server's prompt cache, when it reports cached input.
+    pub prompt_cache: Option<&'a crate::prompt_cache::PromptCache>,
 }
 
 /// The OpenAI rendering of an error.
@@ -298,11 +300,23 @@ pub fn chat_completions(body: &[u8], ctx: &Ctx<'_>) -> Reply {
             29
         )
     );
-    let usage = json!({
+    let mut usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": n,
         "total_tokens": prompt_tokens + n,
     });
+    if let Some(cache) = ctx.prompt_cache {
+        let each: Vec<(String, u32)> = req
+            .messages
+            .iter()
+            .map(|m| {
+                let text = format!("{}\u{1f}{}", m.role, m.content);
+                (text, text::estimate_tokens(content_chars(&m.content)))
+            })
+            .collect();
+        let cached = cache.lookup_and_store(&each).min(prompt_tokens);
+        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
     let head = Head {
         id: &id,
         created: ctx.created,
@@ -662,6 +676,7 @@ mod tests {
             models: &[],
             owner: "mock",
             forced_tool: None,
+            prompt_cache: None,
         }
     }
 

@@ -476,6 +476,7 @@ mod tests {
             models: &[],
             owner: "m",
             forced_tool: None,
+            prompt_cache: None,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct State {
     inner: Mutex<Inner>,
     /// Responses API conversations, for `previous_response_id`.
     pub responses: crate::responses::Conversations,
+    /// Chat prompts seen, when the server reports cached input.
+    pub prompt_cache: crate::prompt_cache::PromptCache,
 }
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ impl State {
             ids: AtomicU64::new(0),
             inner,
             responses: crate::responses::Conversations::default(),
+            prompt_cache: crate::prompt_cache::PromptCache::default(),
         }
     }
 

@@ -200,6 +200,7 @@ async fn answer(
         models: &config.models,
         owner: &config.name,
         forced_tool: fault.forced_tool(),
+        prompt_cache: config.prompt_cache.then_some(&state.prompt_cache),
     };
     let method = parts.method.as_str();
     let refusal = matches!(fault, Fault::Refusal);

@@ -74,6 +74,9 @@ pub struct Outcome {
     pub fingerprint: String,
     /// The compiled snapshot; `None` when any object has an error.
     pub snapshot: Option<Snapshot>,
+    /// The snapshot with every `mode: Shadow` RoutePolicy promoted, decided by the proxies
+    /// beside the live one; `None` without shadow policies or when they have errors.
+    pub shadow: Option<Snapshot>,
     /// Resolved API keys by provider name. Never logged.
     pub credentials: BTreeMap<String, String>,
     /// Client keys of the labelled Secrets in scope, hashed (the plaintext never leaves the
@@ -286,6 +289,7 @@ pub fn compile(inputs: &Inputs) -> Outcome {
             .map(|p| Loaded::detached((**p).clone(), detached_name(Kind::Budget, p.as_ref())))
             .collect(),
         secrets: Vec::new(),
+        tests: Vec::new(),
         skipped: Vec::new(),
     };
     let mut generations = BTreeMap::new();
@@ -374,11 +378,41 @@ pub fn compile(inputs: &Inputs) -> Outcome {
                     .push(PolicyDiagnostic::from_diagnostic(diag, source));
             }
             outcome.snapshot = compiled.snapshot;
+            outcome.shadow = shadow(&config, &mut diagnostics);
         }
     }
     outcome.diagnostics = diagnostics;
     outcome.rejected = rejected;
     outcome
+}
+
+/// The shadow snapshot (every `mode: Shadow` RoutePolicy promoted), when there is one and it
+/// compiles; the diagnostics of the shadow policies themselves go to their objects (those of
+/// the live ones were reported by the live compile).
+fn shadow(
+    config: &Config,
+    diagnostics: &mut BTreeMap<ObjectKey, Vec<PolicyDiagnostic>>,
+) -> Option<Snapshot> {
+    let compiled = switchyard_crds::compile_shadow(config)?.ok()?;
+    let sources = switchyard_crds::shadow_sources(config)?;
+    for diag in &compiled.diagnostics {
+        let Some(source) = sources.get(diag.source.0 as usize) else {
+            continue;
+        };
+        let Some(policy) = config
+            .route_policies
+            .iter()
+            .find(|p| p.object.spec.is_shadow() && p.qualified_name() == source.origin)
+        else {
+            continue;
+        };
+        let key = ObjectKey::of(Kind::RoutePolicy, &policy.object);
+        diagnostics
+            .entry(key)
+            .or_default()
+            .push(PolicyDiagnostic::from_diagnostic(diag, source));
+    }
+    compiled.snapshot
 }
 
 /// One line per diagnostic: `line:column: error: message (help: ...)`.
@@ -415,6 +449,43 @@ mod tests {
             route_policies: policies.into_iter().map(Arc::new).collect(),
             ..Inputs::default()
         }
+    }
+
+    #[test]
+    fn shadow_policies_do_not_serve_and_their_errors_do_not_block_the_live_snapshot() {
+        let mut shadow = route_policy(
+            "candidate",
+            "route team-a {\n  when model == \"gpt-4o\" and header(\"x-team\") == \"a\"\n  use mock-primary/large\n}\n",
+        );
+        shadow.spec.mode = Some(switchyard_crds::PolicyMode::Shadow);
+        let outcome = compile(&inputs(
+            vec![provider("mock-primary", None)],
+            vec![route_policy("chat", GOOD), shadow.clone()],
+        ));
+        let live = outcome.snapshot.as_ref().expect("the live policy compiles");
+        let names = |s: &Snapshot| s.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(live), ["chat"]);
+        let candidate = outcome.shadow.as_ref().expect("a shadow snapshot");
+        assert_eq!(
+            names(candidate),
+            ["team-a", "chat"],
+            "by namespace/name at equal priority"
+        );
+
+        // A broken candidate: diagnostics on it, the live snapshot unharmed, no shadow.
+        shadow.spec.policy = "route team-a {\n  use nowhere/large\n}\n".into();
+        let outcome = compile(&inputs(
+            vec![provider("mock-primary", None)],
+            vec![route_policy("chat", GOOD), shadow.clone()],
+        ));
+        assert!(outcome.snapshot.is_some());
+        assert!(outcome.shadow.is_none());
+        let key = ObjectKey::of(Kind::RoutePolicy, &shadow);
+        assert!(
+            !outcome.errors(&key).is_empty(),
+            "{:?}",
+            outcome.diagnostics
+        );
     }
 
     #[test]

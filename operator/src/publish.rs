@@ -16,6 +16,8 @@ use crate::compile::{ObjectKey, Outcome};
 pub struct Publication {
     pub version: u64,
     pub hash: String,
+    /// Content hash of the shadow snapshot, when the version carries one.
+    pub shadow_hash: Option<String>,
     pub credentials_digest: String,
     /// The generation of every object this version was compiled from (or, after an edit that
     /// left the content hash unchanged, the generation it equally represents).
@@ -75,9 +77,11 @@ impl Publisher {
             return Ok(None);
         };
         let credentials_digest = outcome.credentials_digest();
+        let shadow_hash = outcome.shadow.as_ref().map(|s| s.hash.clone());
         let current = self.current();
         if let Some(live) = &current
             && live.hash == snapshot.hash
+            && live.shadow_hash == shadow_hash
             && live.credentials_digest == credentials_digest
         {
             if live.generations != outcome.generations {
@@ -85,6 +89,7 @@ impl Publisher {
                 let updated = Publication {
                     version: live.version,
                     hash: live.hash.clone(),
+                    shadow_hash: live.shadow_hash.clone(),
                     credentials_digest,
                     generations: outcome.generations.clone(),
                     data: live.data.clone(),
@@ -107,11 +112,13 @@ impl Publisher {
             credentials: outcome.credentials.clone(),
             client_keys: outcome.client_keys.clone(),
             traceparent,
+            shadow: outcome.shadow.clone(),
         };
         let data: Arc<str> = serde_json::to_string(&envelope)?.into();
         self.tx.send_replace(Some(Arc::new(Publication {
             version,
             hash: snapshot.hash.clone(),
+            shadow_hash,
             credentials_digest,
             generations: outcome.generations.clone(),
             data,
@@ -145,6 +152,7 @@ impl Publisher {
         self.tx.send_replace(Some(Arc::new(Publication {
             version,
             hash: live.hash.clone(),
+            shadow_hash: live.shadow_hash.clone(),
             credentials_digest: live.credentials_digest.clone(),
             generations: live.generations.clone(),
             data,

@@ -130,6 +130,13 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     } else {
         Vec::new()
     };
+    let shadow = match (&live, K::KIND) {
+        (Some(live), Kind::RoutePolicy) => live
+            .shadow_hash
+            .as_deref()
+            .and_then(|s| crate::usage::aggregate_shadow(&ctx.usage.fresh(), &live.hash, s)),
+        _ => None,
+    };
     let obs = Observed {
         key: &key,
         generation: obj.meta().generation.unwrap_or(0),
@@ -138,6 +145,7 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         rollout,
         previous: obj.current_conditions(),
         usage: &usage,
+        shadow: shadow.as_ref(),
         now: now(),
     };
     let desired = obj.desired_status(&obs);

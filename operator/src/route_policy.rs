@@ -16,9 +16,16 @@ impl Watched for RoutePolicy {
 
     fn desired_status(&self, obs: &Observed<'_>) -> RoutePolicyStatus {
         let (object, diagnostics) = status::policy(obs);
+        // Kept as it is while no pod reports on the current shadow snapshot.
+        let shadow = self.spec.is_shadow().then(|| {
+            obs.shadow
+                .cloned()
+                .or_else(|| self.status.as_ref().and_then(|s| s.shadow.clone()))
+        });
         RoutePolicyStatus {
             object,
             diagnostics,
+            shadow: shadow.flatten(),
         }
     }
 

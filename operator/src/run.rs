@@ -277,7 +277,13 @@ pub async fn run_with(
     };
     tokio::join!(
         drive(providers, triggers(&ctx), stopping(), ctx.clone()),
-        drive(routes, triggers(&ctx), stopping(), ctx.clone()),
+        // Shadow counts arrive with the usage reports.
+        drive(
+            routes,
+            futures::stream::select(triggers(&ctx), changes(ctx.usage.subscribe()).boxed()),
+            stopping(),
+            ctx.clone()
+        ),
         drive(
             budgets,
             futures::stream::select(triggers(&ctx), changes(ctx.usage.subscribe()).boxed()),

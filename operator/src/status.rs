@@ -22,6 +22,8 @@ pub struct Observed<'a> {
     pub previous: &'a [Condition],
     /// Budget usage aggregated over the pods (empty for other kinds).
     pub usage: &'a [crate::usage::Counter],
+    /// Shadow counts summed over the pods on the live version (RoutePolicies only).
+    pub shadow: Option<&'a switchyard_crds::ShadowStatus>,
     pub now: String,
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use switchyard_crds::{BudgetState, BudgetUsage};
+use switchyard_crds::{BudgetState, BudgetUsage, ShadowChange, ShadowStatus};
 use switchyard_dsl::channel::UsageReport;
 use tokio::sync::watch;
 
@@ -45,7 +45,7 @@ impl Usage {
             let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
             let changed = reports
                 .get(&report.pod)
-                .is_none_or(|(_, r)| r.budgets != report.budgets);
+                .is_none_or(|(_, r)| r.budgets != report.budgets || r.shadow != report.shadow);
             reports.insert(report.pod.clone(), (Instant::now(), report));
             changed
         };
@@ -60,6 +60,45 @@ impl Usage {
         reports.retain(|_, (at, _)| at.elapsed() < STALE_AFTER);
         reports.values().map(|(_, r)| r.clone()).collect()
     }
+}
+
+/// The shadow counts of the pods that report on the `live` and `shadow` snapshot hashes,
+/// summed (each pod counts only the requests it served); `None` when no pod does.
+pub fn aggregate_shadow(reports: &[UsageReport], live: &str, shadow: &str) -> Option<ShadowStatus> {
+    let mut status = ShadowStatus::default();
+    let mut changed: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for report in reports {
+        let Some(s) = &report.shadow else { continue };
+        if s.live_snapshot != live || s.shadow_snapshot != shadow {
+            continue;
+        }
+        status.pods += 1;
+        status.requests += count(s.requests);
+        status.same_target += count(s.same_target);
+        status.would_reject += count(s.would_reject);
+        for c in &s.changed {
+            *changed.entry((c.from.clone(), c.to.clone())).or_insert(0) += count(c.count);
+        }
+    }
+    if status.pods == 0 {
+        return None;
+    }
+    status.changed = changed
+        .into_iter()
+        .map(|((from, to), count)| ShadowChange { from, to, count })
+        .collect();
+    status.changed.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
+    let moved = status.requests - status.same_target;
+    status.summary = format!("{moved}/{} changed", status.requests);
+    Some(status)
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// One counter over every pod.
@@ -262,7 +301,46 @@ mod tests {
             pod: pod.into(),
             version: 1,
             budgets,
+            shadow: None,
         }
+    }
+
+    #[test]
+    fn shadow_counts_of_the_pods_on_the_current_hashes_are_summed() {
+        use switchyard_dsl::channel::{ShadowChange as Moved, ShadowReport};
+        let shadow = |live: &str, requests, moved| ShadowReport {
+            live_snapshot: live.into(),
+            shadow_snapshot: "s".into(),
+            requests,
+            same_target: requests - moved - 1,
+            changed: vec![Moved {
+                from: "chat → p/a".into(),
+                to: "team → p/b".into(),
+                count: moved,
+            }],
+            would_reject: 1,
+        };
+        let mut a = report("a", Vec::new());
+        a.shadow = Some(shadow("l", 10, 3));
+        let mut b = report("b", Vec::new());
+        b.shadow = Some(shadow("l", 20, 5));
+        let mut stale = report("c", Vec::new());
+        stale.shadow = Some(shadow("old", 1000, 500));
+        let status = aggregate_shadow(&[a, b, stale], "l", "s").expect("two pods");
+        assert_eq!(status.pods, 2);
+        assert_eq!(status.requests, 30);
+        assert_eq!(status.same_target, 20);
+        assert_eq!(status.would_reject, 2);
+        assert_eq!(
+            status.changed,
+            [ShadowChange {
+                from: "chat → p/a".into(),
+                to: "team → p/b".into(),
+                count: 8
+            }]
+        );
+        assert_eq!(status.summary, "10/30 changed");
+        assert_eq!(aggregate_shadow(&[report("d", Vec::new())], "l", "s"), None);
     }
 
     #[test]

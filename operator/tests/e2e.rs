@@ -1001,3 +1001,241 @@ async fn operator_reconciles_publishes_and_reports_rollout_on_a_real_apiserver()
     assert_eq!(next.hash, latest.hash, "same objects, same content");
     eprintln!("whole test {:?}", started.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shadow rollout: a `mode: Shadow` RoutePolicy decided by two real proxies, never served
+// ---------------------------------------------------------------------------------------------
+
+/// A real `switchyard-proxy` in control-plane mode.
+struct ControlledProxy {
+    child: Child,
+    log: PathBuf,
+    listen: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl ControlledProxy {
+    fn start(op: &Operator, dir: &Path, pod: &str) -> Self {
+        let [listen, admin] = free_ports::<2>();
+        let listen: SocketAddr = ([127, 0, 0, 1], listen).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
+        let own = dir.join(pod);
+        std::fs::create_dir_all(&own).expect("proxy dir");
+        let ca = own.join("ca.crt");
+        std::fs::write(&ca, &pki().ca).expect("write ca");
+        let token = own.join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).expect("write token");
+        let log = own.join("proxy.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(switchyard_tests::binary("switchyard-proxy"))
+            .arg("--control-plane")
+            .arg(format!("https://{}", op.control))
+            .arg("--control-ca-file")
+            .arg(&ca)
+            .arg("--control-token-file")
+            .arg(&token)
+            .arg("--state-dir")
+            .arg(&own)
+            .args(["--pod-name", pod])
+            .args(["--listen", &listen.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .args(["--threads", "1", "--grace-period-seconds", "1"])
+            .env("SWITCHYARD_ALLOW_ANONYMOUS", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .spawn()
+            .expect("start switchyard-proxy");
+        Self {
+            child,
+            log,
+            listen,
+            admin,
+        }
+    }
+
+    /// Waits until `/admin/shadow` answers: the proxy holds a snapshot with a shadow.
+    async fn wait_shadow(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("proxy exited ({status}):\n{}", tail(&self.log, 40));
+            }
+            if let Ok(response) = switchyard_tests::http::get(self.admin, "/admin/shadow")
+                && response.status == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no shadow snapshot on the proxy:\n{}",
+                tail(&self.log, 40)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn ask(&self, team: Option<&str>) -> String {
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(team) = team {
+            headers.push(("x-team", team));
+        }
+        let answer = switchyard_tests::http::request(
+            self.listen,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            body.to_string().as_bytes(),
+        )
+        .expect("an answer");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer
+            .header("x-switchyard-route")
+            .unwrap_or("-")
+            .to_string()
+    }
+}
+
+impl Drop for ControlledProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a kube-apiserver: see tests/k8s/README.md"]
+async fn a_shadow_route_policy_is_counted_by_two_proxies_into_its_status_without_serving() {
+    let Some(apiserver) = std::env::var_os("SWITCHYARD_KUBE_APISERVER") else {
+        panic!("SWITCHYARD_KUBE_APISERVER is not set: see tests/k8s/README.md");
+    };
+    let server = ApiServer::start(Path::new(&apiserver)).await;
+    let client = server.client.clone().expect("ready");
+    install_crds(&client).await;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    grant_operator_rbac(&client).await;
+
+    let mock = switchyard_tests::MockProcess::named("upstream");
+    let pp = PostParams::default();
+    let provider: LLMProvider = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "LLMProvider",
+        "metadata": {"name": "up", "namespace": NS},
+        "spec": {"type": "openai-compatible", "baseUrl": mock.base_url(),
+                 "models": [
+                     {"name": "gpt-4o", "pricing": {"inputPerMillion": 2.5, "outputPerMillion": 10}},
+                     {"name": "small", "pricing": {"inputPerMillion": 0.1, "outputPerMillion": 0.4}},
+                 ]},
+    }))
+    .expect("provider");
+    Api::<LLMProvider>::namespaced(client.clone(), NS)
+        .create(&pp, &provider)
+        .await
+        .expect("create provider");
+    let policies: Api<RoutePolicy> = Api::namespaced(client.clone(), NS);
+    for (name, mode, policy) in [
+        (
+            "live",
+            None,
+            "route chat {\n  when model == \"gpt-4o\"\n  use up/gpt-4o\n}\n",
+        ),
+        (
+            "candidate",
+            Some("Shadow"),
+            "route team-a {\n  when model == \"gpt-4o\" and header(\"x-team\") == \"a\"\n  use up/small\n}\n",
+        ),
+    ] {
+        let mut spec = json!({"policy": policy});
+        if let Some(mode) = mode {
+            spec["mode"] = json!(mode);
+        }
+        let object: RoutePolicy = serde_json::from_value(json!({
+            "apiVersion": "switchyard.dev/v1alpha1", "kind": "RoutePolicy",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }))
+        .expect("policy");
+        policies.create(&pp, &object).await.expect("create policy");
+    }
+
+    let mut op = Operator::start(&server.operator_kubeconfig(), server.dir.path());
+    op.wait_ready().await;
+    let mut a = ControlledProxy::start(&op, server.dir.path(), "proxy-a");
+    let mut b = ControlledProxy::start(&op, server.dir.path(), "proxy-b");
+    a.wait_shadow().await;
+    b.wait_shadow().await;
+
+    // The live policy serves everything; the candidate would take team `a`'s requests.
+    for (proxy, plain, team_a) in [(&a, 3, 2), (&b, 1, 2)] {
+        for _ in 0..plain {
+            assert_eq!(proxy.ask(None), "chat");
+        }
+        for _ in 0..team_a {
+            assert_eq!(
+                proxy.ask(Some("a")),
+                "chat",
+                "the shadow policy must not serve"
+            );
+        }
+    }
+    let status = wait_status(
+        &policies,
+        "candidate",
+        &op,
+        "shadow counts of both pods",
+        |s| s["shadow"]["requests"] == 8 && s["shadow"]["pods"] == 2,
+    )
+    .await;
+    let shadow = &status["shadow"];
+    assert_eq!(shadow["sameTarget"], 4, "{status:#}");
+    assert_eq!(shadow["wouldReject"], 0, "{status:#}");
+    assert_eq!(
+        shadow["changed"],
+        json!([{"from": "chat → up/gpt-4o", "to": "team-a → up/small", "count": 4}]),
+        "{status:#}"
+    );
+    assert_eq!(shadow["summary"], "4/8 changed");
+    assert_eq!(
+        condition(&status, "Compiled").map(|c| c["status"].clone()),
+        Some(json!("True")),
+        "{status:#}"
+    );
+    let live = policies.get("live").await.expect("get live");
+    assert!(
+        live.status.as_ref().is_none_or(|s| s.shadow.is_none()),
+        "an Active policy has no shadow counts"
+    );
+
+    // The mock's request log: every call went to the live target, none to the shadow's.
+    let models: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|r| r["body"]["model"].clone())
+        .collect();
+    assert_eq!(models.len(), 8, "{models:?}");
+    assert!(models.iter().all(|m| m == "gpt-4o"), "{models:?}");
+
+    // Promoting: `mode: Active` makes the candidate serve.
+    policies
+        .patch(
+            "candidate",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": "Active"}})),
+        )
+        .await
+        .expect("promote");
+    let deadline = Instant::now() + WAIT;
+    while a.ask(Some("a")) != "team-a" {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted policy does not serve:\n{}",
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

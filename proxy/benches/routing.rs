@@ -10,6 +10,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard_dsl::ir::{Provider, ProviderKind, Snapshot};
 use switchyard_dsl::{RequestFeatures, Source, decide};
+use switchyard_proxy::router::affinity::AffinityState;
 use switchyard_proxy::router::health::HealthRegistry;
 use switchyard_proxy::router::observe::RoutingObserver;
 use switchyard_proxy::router::select;
@@ -91,6 +92,7 @@ fn ordering(c: &mut Criterion) {
     let registry = prometheus::Registry::new();
     let observer = RoutingObserver::new(&registry);
     let health = HealthRegistry::default();
+    let affinity = AffinityState::default();
     let stats = Arc::new(StatsRegistry::default());
     for name in ["p/a", "p/b", "p/c"] {
         let t = stats.target(name);
@@ -115,9 +117,13 @@ fn ordering(c: &mut Criterion) {
         c.bench_function(label, |b| {
             b.iter(|| {
                 let d = decide(snap, &Chat, 0.5).expect("routes");
-                black_box(select::order(
-                    snap, &d, &stats, &health, &observer, &mut rng,
-                ))
+                let reg = select::Registries {
+                    stats: &stats,
+                    health: &health,
+                    observer: &observer,
+                    affinity: &affinity,
+                };
+                black_box(select::order(snap, &d, reg, &mut rng))
             })
         });
     }

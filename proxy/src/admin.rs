@@ -234,6 +234,7 @@ pub fn admin_service<H: TargetHealth>(
     metrics: Arc<Metrics>,
     health: Arc<H>,
     quota: Option<Arc<crate::quota::Quota>>,
+    shadow: Option<Arc<crate::shadow::Shadow>>,
 ) -> impl pingora::services::Service + 'static {
     let app_metrics = metrics.listener("admin");
     let app = AdminApp {
@@ -241,6 +242,7 @@ pub fn admin_service<H: TargetHealth>(
         metrics,
         health,
         quota,
+        shadow,
         access,
     };
     let app = crate::listener::Guarded::new(
@@ -263,6 +265,8 @@ pub struct AdminApp<H> {
     pub health: Arc<H>,
     /// Budget usage for `/admin/budgets` (none: an empty list).
     pub quota: Option<Arc<crate::quota::Quota>>,
+    /// Shadow counts for `/admin/shadow` (404 while there is no shadow snapshot).
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
     /// Token and `Host` checks, before anything is answered.
     pub access: AdminAccess,
 }
@@ -321,6 +325,7 @@ impl<H: TargetHealth> AdminApp<H> {
                 | "/admin/snapshot"
                 | "/admin/targets"
                 | "/admin/budgets"
+                | "/admin/shadow"
         );
         if !known {
             return error(
@@ -367,6 +372,19 @@ impl<H: TargetHealth> AdminApp<H> {
             }
             "/admin/snapshot" => json(StatusCode::OK, &snapshot_view(&self.config.current(), page)),
             "/admin/budgets" => json(StatusCode::OK, &serde_json::json!({ "budgets": [] })),
+            "/admin/shadow" => match self
+                .shadow
+                .as_ref()
+                .and_then(|s| s.report(&self.config.current()))
+            {
+                Some(report) => json(StatusCode::OK, &report),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "no shadow policy: start the proxy with `--shadow DIR`, or set `mode: Shadow` \
+                     on a RoutePolicy",
+                    "not_found",
+                ),
+            },
             _ => json(StatusCode::OK, &self.health.targets_json(page)),
         }
     }
@@ -519,6 +537,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(FakeHealth),
             quota: None,
+            shadow: None,
             access: AdminAccess::default(),
         }
     }
@@ -626,6 +645,9 @@ mod tests {
         let r = app.handle(&Method::POST, "/metrics", None);
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "GET");
+        let r = app.handle(&Method::GET, "/admin/shadow", None);
+        assert_eq!(r.status(), 404, "no --shadow, no counts");
+        assert!(body(&r).contains("--shadow DIR"), "{}", body(&r));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct RequestCtx {
     pub model: Option<String>,
     /// What the client asked for.
     pub requested_model: Option<String>,
+    /// The prompt-token estimate the route decision read (for the decision record).
+    pub prompt_tokens: Option<u64>,
     pub stream: bool,
     /// Status sent to the client (0 until a response header went out).
     pub status: u16,
@@ -58,6 +60,7 @@ impl RequestCtx {
             provider: None,
             model: None,
             requested_model: None,
+            prompt_tokens: None,
             stream: false,
             status: 0,
             attempts: 0,

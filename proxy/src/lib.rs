@@ -43,6 +43,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod settings;
+pub mod shadow;
 pub mod stream;
 pub mod telemetry;
 pub mod translate;

@@ -53,6 +53,7 @@ pub struct Metrics {
     request_duration: HistogramVec,
     ttft: HistogramVec,
     tokens: IntCounterVec,
+    input_tokens: IntCounterVec,
     upstream_attempts: IntCounterVec,
     active_streams: IntGauge,
     snapshot_version: IntGauge,
@@ -166,6 +167,12 @@ impl Metrics {
             "Tokens billed by providers, by direction (input or output).",
             &["provider", "model", "direction"],
         );
+        let input_tokens = counter_vec(
+            &registry,
+            "switchyard_input_tokens_total",
+            "Input tokens by route and target, split by whether the provider read them from its prompt cache (cache=\"cached\") or not (\"uncached\").",
+            &["route", "provider", "model", "cache"],
+        );
         let upstream_attempts = counter_vec(
             &registry,
             "switchyard_upstream_attempts_total",
@@ -230,6 +237,7 @@ impl Metrics {
             request_duration,
             ttft,
             tokens,
+            input_tokens,
             upstream_attempts,
             active_streams,
             snapshot_version,
@@ -318,6 +326,19 @@ impl Metrics {
             self.tokens
                 .with_label_values(&[provider, model, "output"])
                 .inc_by(output);
+        }
+    }
+
+    /// A route's input tokens at a target, `cached` of them from the provider's prompt cache:
+    /// the share of cached input per route and target is `cached / (cached + uncached)`.
+    pub fn input_tokens(&self, route: &str, provider: &str, model: &str, input: u64, cached: u64) {
+        let cached = cached.min(input);
+        for (label, n) in [("cached", cached), ("uncached", input - cached)] {
+            if n > 0 {
+                self.input_tokens
+                    .with_label_values(&[route, provider, model, label])
+                    .inc_by(n);
+            }
         }
     }
 
@@ -430,6 +451,7 @@ mod tests {
             usage: Some(crate::api::Usage {
                 input: 100,
                 output: 5000,
+                ..Default::default()
             }),
         };
         m.gen_ai(&op);
@@ -474,6 +496,7 @@ mod tests {
             Some(Duration::from_millis(40)),
         );
         m.tokens("openai", "gpt-4o", 12, 30);
+        m.input_tokens("chat", "openai", "gpt-4o", 12, 8);
         m.upstream_attempt("chat", "openai", "failover");
         m.stream_started();
         m.stream_started();
@@ -486,6 +509,7 @@ mod tests {
             "switchyard_request_duration_seconds",
             "switchyard_time_to_first_token_seconds",
             "switchyard_tokens_total",
+            "switchyard_input_tokens_total",
             "switchyard_upstream_attempts_total",
             "switchyard_active_streams",
             "switchyard_snapshot_version",

@@ -31,6 +31,8 @@ pub struct Shared {
     pub observer: Arc<RoutingObserver>,
     /// OpenTelemetry traces, when `--otel-endpoint` (or `OTEL_*`) configures them.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// Shadow counts: of the operator's shadow snapshots, or of the `--shadow` policy.
+    pub shadow: Arc<crate::shadow::Shadow>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             stats: Arc::new(StatsRegistry::default()),
             observer,
             telemetry: None,
+            shadow: Arc::new(crate::shadow::Shadow::new()),
         }
     }
 
@@ -78,6 +81,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         stats: Arc::clone(&shared.stats),
         observer: Arc::clone(&shared.observer),
         metrics: Arc::clone(&shared.metrics),
+        affinity: Arc::new(affinity_state(settings)),
     };
     let draw = settings.draw_seed.map_or(Draw::Random, Draw::seeded);
     let mut gateway = Gateway::new(
@@ -95,6 +99,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
     );
     gateway.allow_anonymous = settings.allow_anonymous;
     gateway.telemetry = shared.telemetry.clone();
+    gateway.shadow = Some(Arc::clone(&shared.shadow));
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
         && settings.control_plane.is_none()
@@ -128,6 +133,19 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         }),
     );
     gateway
+}
+
+/// Session affinity's memory: also in Redis when budgets share one (`--redis-url`).
+fn affinity_state(settings: &Settings) -> crate::router::affinity::AffinityState {
+    use crate::router::affinity::AffinityState;
+    match settings.redis_url.as_deref().map(AffinityState::with_redis) {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "affinity memory kept in this replica only");
+            AffinityState::default()
+        }
+        None => AffinityState::default(),
+    }
 }
 
 /// The response cache: in Redis with `--cache-redis-url`, else in memory.
@@ -182,6 +200,7 @@ pub fn build_with_quota(
             observer: Arc::clone(&shared.observer),
         }),
         Some(Arc::clone(&quota)),
+        Some(Arc::clone(&shared.shadow)),
     ));
     Ok((server, quota))
 }
@@ -229,6 +248,16 @@ pub fn run(settings: &Settings) -> Result<()> {
     };
     let mut shared = Shared::new(active);
     shared.start_telemetry(settings)?;
+    if let Some(dir) = &settings.shadow {
+        let shadow = crate::config::load_dir(dir, 1)
+            .map_err(|e| Error::Config(format!("--shadow {}: {e}", dir.display())))?;
+        tracing::info!(
+            hash = %shadow.snapshot.hash,
+            routes = shadow.snapshot.routes.len(),
+            "shadow configuration loaded"
+        );
+        shared.shadow = Arc::new(crate::shadow::Shadow::standalone(shadow.snapshot));
+    }
     match (remote.clone(), &settings.config) {
         (Some(remote), _) => {
             let url = remote.url.clone();
@@ -253,8 +282,13 @@ pub fn run(settings: &Settings) -> Result<()> {
     let (server, quota) = build_with_quota(settings, &shared)?;
     if let Some(remote) = remote {
         let url = remote.url.clone();
-        crate::config::remote::spawn_usage_reporter(remote, Arc::clone(&shared.config), quota)
-            .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
+        crate::config::remote::spawn_usage_reporter(
+            remote,
+            Arc::clone(&shared.config),
+            quota,
+            Arc::clone(&shared.shadow),
+        )
+        .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
     }
     announce_when_bound("listening on", settings.listen);
     announce_when_bound("admin listening on", settings.admin_listen);

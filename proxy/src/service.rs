@@ -2,6 +2,7 @@
 //! (pingora's own upstream phases are never reached), and `logging` writes the access log
 //! line and the request metrics.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
+use switchyard_dsl::ir::AffinityKey;
 use switchyard_dsl::{RequestFeatures, decide};
 
 use crate::api::request::RequestBody;
@@ -68,6 +70,8 @@ pub struct Gateway {
     pub responses: Arc<crate::responses_store::ResponsesStore>,
     /// OpenTelemetry traces, when configured.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// Counts of the shadow snapshot decided beside the live one (`/admin/shadow`).
+    pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
 
 /// The request as the policy sees it; borrows the header and body, copies nothing.
@@ -75,6 +79,11 @@ struct Features<'a> {
     header: &'a RequestHeader,
     body: &'a RequestBody<'a>,
     identity: Option<&'a Identity>,
+    /// The body as the client wrote it when that is not the chat body (Anthropic Messages,
+    /// Responses): `affinity by body(..)` reads the client's own fields.
+    native: Option<&'a [u8]>,
+    /// The chat body's bytes.
+    bytes: &'a [u8],
 }
 
 impl RequestFeatures for Features<'_> {
@@ -102,6 +111,24 @@ impl RequestFeatures for Features<'_> {
     fn stream(&self) -> bool {
         self.body.stream
     }
+    fn session(&self, route: &str, key: &AffinityKey) -> Option<u64> {
+        match key {
+            AffinityKey::Body(path) => {
+                let value =
+                    crate::router::session::body_field(self.native.unwrap_or(self.bytes), path)?;
+                (!value.is_empty())
+                    .then(|| switchyard_dsl::affinity::session_hash(route, value.as_bytes()))
+            }
+            // The chat form of every API: an Anthropic system prompt or Responses
+            // instructions lead its messages.
+            AffinityKey::Prefix { tokens } => {
+                crate::router::session::prefix(route, *tokens, self.body.member("messages")?)
+            }
+            AffinityKey::Header(_) | AffinityKey::Key | AffinityKey::User => {
+                switchyard_dsl::affinity::identity_session(self, route, key)
+            }
+        }
+    }
 }
 
 impl Gateway {
@@ -124,6 +151,7 @@ impl Gateway {
             models_cache: models::ModelsCache::default(),
             responses: Arc::new(crate::responses_store::ResponsesStore::default()),
             telemetry: None,
+            shadow: None,
         }
     }
 
@@ -387,6 +415,7 @@ impl Gateway {
             body.stream = false;
         }
         ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
+        ctx.prompt_tokens = Some(body.prompt_tokens);
         ctx.stream = body.stream;
         if let Some(t) = &ctx.trace {
             t.note_request(&bytes, body.max_tokens);
@@ -397,9 +426,15 @@ impl Gateway {
             header: session.req_header(),
             body: &body,
             identity: identity.as_ref(),
+            native: native.as_ref().map(|n| &n.body[..]),
+            bytes: &bytes,
         };
-        let decision = decide(&cfg.snapshot, &features, self.draw.next())
-            .ok_or_else(|| ApiError::unknown_model(&body.model))?;
+        let draw = self.draw.next();
+        let decision = decide(&cfg.snapshot, &features, draw);
+        if let Some(shadow) = &self.shadow {
+            shadow.observe(&cfg, decision.as_ref(), &features, draw);
+        }
+        let decision = decision.ok_or_else(|| ApiError::unknown_model(&body.model))?;
         // A conversation a provider keeps continues there, and only there.
         let pinned = match pinned {
             Some(name) => Some(
@@ -503,11 +538,31 @@ impl Gateway {
             ctx.provider.as_deref().unwrap_or("-"),
             ctx.model.as_deref().unwrap_or("-"),
         );
+        let identity = ctx.identity.as_ref();
+        let routed = ctx.requested_model.is_some();
+        // As the decision saw it: the key's user, else the `x-switchyard-user` header.
+        let user = identity
+            .and_then(|i| i.user.as_deref())
+            .map(Cow::Borrowed)
+            .or_else(|| {
+                let value = req.headers.get("x-switchyard-user")?.to_str().ok()?;
+                routed.then(|| crate::api::bounded(value))
+            });
         crate::access_log::Line {
+            record: crate::access_log::RECORD_VERSION,
             method: req.method.as_str(),
             path: &crate::api::bounded(req.uri.path()),
             endpoint: ctx.endpoint,
             requested_model: ctx.requested_model.as_deref(),
+            key: identity.map(|i| i.key.as_str()),
+            team: identity.and_then(|i| i.team.as_deref()),
+            user: user.as_deref(),
+            prompt_tokens: ctx.prompt_tokens,
+            headers: if routed {
+                crate::access_log::recorded_headers(&self.config.current().snapshot, &req.headers)
+            } else {
+                crate::access_log::RecordedHeaders::default()
+            },
             route,
             provider,
             model,
@@ -520,6 +575,7 @@ impl Gateway {
             ttft_ms: ctx.ttft.map(|t| t.as_secs_f64() * 1e3),
             input_tokens: ctx.usage.map(|u| u.input),
             output_tokens: ctx.usage.map(|u| u.output),
+            cached_tokens: ctx.usage.map(|u| u.cached).filter(|&n| n > 0),
             error: ctx.error.as_deref(),
         }
         .write();
@@ -527,6 +583,7 @@ impl Gateway {
         metrics.request_finished(route, provider, model, status, duration, ctx.ttft);
         if let Some(u) = ctx.usage {
             metrics.tokens(provider, model, u.input, u.output);
+            metrics.input_tokens(route, provider, model, u.input, u.cached);
         }
         if let (Some(requested), true) = (&ctx.requested_model, ctx.route.is_some()) {
             metrics.gen_ai(&crate::metrics::GenAiOperation {

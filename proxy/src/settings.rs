@@ -88,6 +88,17 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub grace_period_seconds: u64,
 
+    /// Standalone mode: a second folder of YAML documents whose policies are decided beside
+    /// the live ones for every request (decision only: never admitted, never sent upstream);
+    /// `/admin/shadow` counts where they agree and where they would differ. Read at start.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWITCHYARD_SHADOW",
+        conflicts_with = "control_plane"
+    )]
+    pub shadow: Option<PathBuf>,
+
     /// Seed for weighted-split draws, for reproducible tests; random when absent.
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub draw_seed: Option<u64>,
@@ -288,6 +299,7 @@ impl Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             threads: Some(1),
             grace_period_seconds: 1,
+            shadow: None,
             draw_seed: None,
             allow_anonymous: true,
             redis_url: None,

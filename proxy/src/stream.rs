@@ -20,6 +20,30 @@ struct UsageJson {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// `usage.prompt_tokens_details`: the cached part of the prompt.
+#[derive(Debug, Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl UsageJson {
+    fn usage(&self) -> Usage {
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        Usage {
+            input: self.prompt_tokens,
+            output: self.completion_tokens,
+            cached: cached.min(self.prompt_tokens),
+        }
+    }
 }
 
 /// The parts of a chunk (or a whole JSON response) the proxy reads; parsing it also checks
@@ -35,10 +59,7 @@ struct Probe {
 /// Token usage in a JSON document, `Err` when it is not valid JSON.
 pub fn probe_usage(json: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
     let p: Probe = serde_json::from_slice(json)?;
-    Ok(p.usage.map(|u| Usage {
-        input: u.prompt_tokens,
-        output: u.completion_tokens,
-    }))
+    Ok(p.usage.map(|u| u.usage()))
 }
 
 /// Incremental SSE checker.
@@ -113,10 +134,7 @@ impl SseScanner {
             self.upstream_error = true;
         }
         if let Some(u) = probe.usage {
-            self.usage = Some(Usage {
-                input: u.prompt_tokens,
-                output: u.completion_tokens,
-            });
+            self.usage = Some(u.usage());
         }
         self.data = data;
         self.data.clear();
@@ -361,7 +379,8 @@ mod tests {
             s.usage,
             Some(Usage {
                 input: 3,
-                output: 4
+                output: 4,
+                cached: 0
             })
         );
         assert_eq!(s.push(b"data: [DONE]\n\n").expect("ok"), "data: [DONE]\n\n");

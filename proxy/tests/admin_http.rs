@@ -36,7 +36,15 @@ fn admin() -> &'static str {
             None,
         );
         let access = AdminAccess::new(addr.parse().expect("addr"), None);
-        let service = admin_service(&addr, access, config, metrics, Arc::new(FakeHealth), None);
+        let service = admin_service(
+            &addr,
+            access,
+            config,
+            metrics,
+            Arc::new(FakeHealth),
+            None,
+            None,
+        );
         std::thread::spawn(move || {
             let mut server = pingora::server::Server::new(None).expect("pingora server");
             server.bootstrap();

@@ -330,6 +330,7 @@ fn envelope(version: u64, route: &str, model: &str, mock: &MockServer) -> Snapsh
         credentials: BTreeMap::from([("up".to_string(), "sk-test-key".to_string())]),
         client_keys: Vec::new(),
         traceparent: None,
+        shadow: None,
     }
 }
 
@@ -673,6 +674,7 @@ async fn budget_usage_is_reported_to_the_operator() {
             expires_at: None,
         }],
         traceparent: None,
+        shadow: None,
     };
     operator.publish(env);
     let proxy = start_proxy_with(&operator.url, &f, false, &[]);
@@ -736,6 +738,7 @@ async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
         credentials: BTreeMap::new(),
         client_keys: Vec::new(),
         traceparent: None,
+        shadow: None,
     };
     let bytes = serde_json::to_vec(&env).unwrap().len();
     let started = Instant::now();

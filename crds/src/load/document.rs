@@ -7,14 +7,15 @@ use yaml_serde::Value;
 use super::error::{LoadError, LoadErrorKind};
 use super::locate::Seg;
 use super::{Config, Loaded, Loader, Origin, RawDoc, fields, limits};
-use crate::{API_VERSION, Budget, LLMProvider, RoutePolicy};
+use crate::{API_VERSION, Budget, LLMProvider, RoutePolicy, RoutePolicyTest};
 
 /// The kinds a config folder may hold, with their `apiVersion`.
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 5] = [
     ("LLMProvider", API_VERSION),
     ("RoutePolicy", API_VERSION),
     ("Budget", API_VERSION),
     ("Secret", "v1"),
+    ("RoutePolicyTest", API_VERSION),
 ];
 
 fn known_kinds() -> String {
@@ -50,6 +51,15 @@ impl Kind for Budget {
     const CHECK_FIELDS: bool = true;
     fn store(config: &mut Config, item: Loaded<Self>) {
         config.budgets.push(item);
+    }
+}
+
+impl Kind for RoutePolicyTest {
+    const KIND: &'static str = "RoutePolicyTest";
+    /// No CRD schema to check against: the spec types reject unknown fields themselves.
+    const CHECK_FIELDS: bool = false;
+    fn store(config: &mut Config, item: Loaded<Self>) {
+        config.tests.push(item);
     }
 }
 
@@ -160,6 +170,7 @@ pub(super) fn load(loader: &mut Loader, file: &str, doc: RawDoc) {
         "LLMProvider" => load_typed::<LLMProvider>(loader, origin, &value),
         "RoutePolicy" => load_typed::<RoutePolicy>(loader, origin, &value),
         "Budget" => load_typed::<Budget>(loader, origin, &value),
+        "RoutePolicyTest" => load_typed::<RoutePolicyTest>(loader, origin, &value),
         _ => load_typed::<Secret>(loader, origin, &value),
     }
 }

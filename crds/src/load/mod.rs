@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
 
-use crate::{Budget, LLMProvider, RoutePolicy};
+use crate::{Budget, LLMProvider, RoutePolicy, RoutePolicyTest};
 use locate::{Found, Seg};
 
 /// Everything loaded from a set of files, in load order (files sorted, documents in file order).
@@ -30,6 +30,9 @@ pub struct Config {
     pub budgets: Vec<Loaded<Budget>>,
     /// `kind: Secret` documents (`apiVersion: v1`) that provider credentials may refer to.
     pub secrets: Vec<Loaded<Secret>>,
+    /// `RoutePolicyTest` documents: read so that `switchyard test` finds them beside the
+    /// policies, never compiled or served.
+    pub tests: Vec<Loaded<RoutePolicyTest>>,
     /// Warnings: entries of a folder that were not read because they are not regular files
     /// (a FIFO, a device, a socket, or a symlink to one).
     pub skipped: Vec<LoadError>,
@@ -72,6 +75,26 @@ impl Origin {
     /// deepest part of it that exists; the document's first line when none does.
     pub(crate) fn key_position(&self, path: &[Seg]) -> (u32, Option<u32>) {
         self.position(path, |f| f.key_col)
+    }
+
+    /// One-based (line, column) of the value at a dotted `path` such as
+    /// `spec.cases[2].expect.route` (of the deepest part of it that exists), for tools that
+    /// report about fields of a loaded document.
+    pub fn position_of(&self, path: &str) -> (u32, Option<u32>) {
+        let mut segs = Vec::new();
+        for part in path.split('.') {
+            let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+            if !key.is_empty() {
+                segs.push(Seg::key(key));
+            }
+            while let Some((index, after)) = rest.split_once(']') {
+                if let Ok(i) = index.parse() {
+                    segs.push(Seg::Index(i));
+                }
+                rest = after.strip_prefix('[').unwrap_or(after);
+            }
+        }
+        self.value_position(&segs)
     }
 
     /// Like [`Self::key_position`] but points at the key's value when it is on the same line.

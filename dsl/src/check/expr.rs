@@ -149,7 +149,7 @@ impl Cx<'_> {
         checked.into_iter().collect()
     }
 
-    fn header_name(&mut self, h: &StrLit) -> Option<String> {
+    pub(super) fn header_name(&mut self, h: &StrLit) -> Option<String> {
         if h.value.is_empty() {
             self.error(
                 h.span,

@@ -5,6 +5,7 @@
 //! [`crate::lower`] only applies defaults, orders and indexes. It never stops at the first
 //! error: each statement is checked on its own and contributes what it can.
 
+mod affinity;
 mod budget;
 mod expr;
 mod resolve;
@@ -62,6 +63,14 @@ pub struct CheckedRoute {
     pub timeouts: Timeouts,
     pub hedge: Option<HedgeDelay>,
     pub cache_ttl_ms: Option<u64>,
+    pub affinity: Option<CheckedAffinity>,
+}
+
+/// `affinity by KEY [for D]`; `idle_ms` is `None` when `for` was left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedAffinity {
+    pub by: crate::ir::AffinityKey,
+    pub idle_ms: Option<u64>,
 }
 
 /// How a route picks its first candidate, with targets resolved.

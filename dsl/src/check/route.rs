@@ -20,6 +20,7 @@ struct Seen {
     timeout: Option<Span>,
     hedge: Option<Span>,
     cache: Option<Span>,
+    affinity: Option<Span>,
 }
 
 impl Cx<'_> {
@@ -37,6 +38,7 @@ impl Cx<'_> {
             timeouts: Timeouts::default(),
             hedge: None,
             cache_ttl_ms: None,
+            affinity: None,
         };
         let mut selection_targets: Vec<ResolvedTarget> = Vec::new();
         let mut failover_refs: Vec<(ResolvedTarget, &TargetRef)> = Vec::new();
@@ -129,6 +131,14 @@ impl Cx<'_> {
                         r.cache_ttl_ms = ttl;
                     }
                 }
+                RouteStmtKind::Affinity { by, idle } => {
+                    let dup = self.duplicate_stmt(seen.affinity, span, "affinity", &block);
+                    seen.affinity.get_or_insert(span);
+                    let a = self.affinity(by, idle.as_ref());
+                    if !dup {
+                        r.affinity = a;
+                    }
+                }
             }
         }
         if seen.selection.is_none() {
@@ -137,6 +147,16 @@ impl Cx<'_> {
                 format!("{block} has no selection"),
                 "no target to send requests to",
                 SELECTION_HELP,
+            );
+        }
+        if let (Some(span), Some(CheckedSelection::Single(_)), true) =
+            (seen.affinity, &r.selection, r.failover.is_empty())
+        {
+            self.warning(
+                span,
+                format!("`affinity` in {block} has no effect"),
+                "one target only",
+                "the route sends every request to its one target; affinity matters with `split`, `cheapest of`, `fastest of` or `failover to`",
             );
         }
         for (t, tref) in failover_refs {

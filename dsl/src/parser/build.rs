@@ -135,6 +135,18 @@ impl Builder {
         })
     }
 
+    /// An `affinity_key` pair: `key`, or `header("x")` and the like.
+    fn affinity_by(self, pair: Pair<'_, Rule>) -> Option<AffinityBy> {
+        let span = self.span(&pair);
+        let mut k = kids(pair);
+        let name = self.ident(&k.next()?);
+        let arg = k.next().map(|p| match p.as_rule() {
+            Rule::string => AffinityArg::Str(self.string(&p)),
+            _ => AffinityArg::Quantity(self.quantity(&p)),
+        });
+        Some(AffinityBy { name, arg, span })
+    }
+
     /// Targets among the children, in order.
     fn targets<'i>(self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Option<Vec<TargetRef>> {
         pairs
@@ -216,6 +228,17 @@ impl Builder {
             }
             Rule::cache_stmt => {
                 RouteStmtKind::Cache(self.quantity(&k.find(|p| p.as_rule() == Rule::quantity)?))
+            }
+            Rule::affinity_stmt => {
+                let rest: Vec<_> = k.collect();
+                let key = rest.iter().find(|p| p.as_rule() == Rule::affinity_key)?;
+                RouteStmtKind::Affinity {
+                    by: self.affinity_by(key.clone())?,
+                    idle: rest
+                        .iter()
+                        .find(|p| p.as_rule() == Rule::quantity)
+                        .map(|p| self.quantity(p)),
+                }
             }
             _ => return None,
         };

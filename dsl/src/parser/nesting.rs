@@ -18,7 +18,8 @@ use crate::source::Span;
 /// nesting) ends there. Budget statements have no conditions, and other words (`route`, `on`,
 /// ...) may be subjects, so they end nothing.
 const STATEMENT_WORDS: &[&str] = &[
-    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge", "cache",
+    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge",
+    "cache", "affinity",
 ];
 
 /// One level of parentheses (the outermost level is the condition itself).

@@ -22,6 +22,7 @@ pub(super) enum Want {
     Latency,
     LatencyMetric,
     TimeoutItem,
+    AffinityKey,
     Scope,
     Limit,
     Metric,
@@ -35,7 +36,8 @@ pub(super) enum Want {
 }
 
 pub(super) const ROUTE_KEYWORDS: &[&str] = &[
-    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge", "cache",
+    "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge",
+    "cache", "affinity",
 ];
 pub(super) const BUDGET_KEYWORDS: &[&str] = &["for", "limit", "warn", "on"];
 
@@ -60,6 +62,7 @@ pub(super) fn want(rule: Rule) -> Option<Want> {
         latency_ref | percentile => Latency,
         latency_metric => LatencyMetric,
         timeout_item | timeout_kind => TimeoutItem,
+        affinity_key | affinity_fn | affinity_word => AffinityKey,
         scope | scope_subject => Scope,
         limit => Limit,
         metric => Metric,
@@ -99,6 +102,7 @@ pub(super) fn want(rule: Rule) -> Option<Want> {
         kw_overrun => Token("`overrun`"),
         kw_reject => Token("`reject`"),
         kw_downgrade => Token("`downgrade`"),
+        kw_affinity => Token("`affinity`"),
         _ => return None,
     })
 }
@@ -123,6 +127,7 @@ impl Want {
             Want::Latency => "a percentile like `p95(ttft)`",
             Want::LatencyMetric => "`ttft` or `latency`",
             Want::TimeoutItem => "a timeout like `total 60s`",
+            Want::AffinityKey => "a session key like `header(\"x-session-id\")`",
             Want::Scope => "a scope",
             Want::Limit => "a limit like `2M tokens per minute`",
             Want::Metric => "a metric",
@@ -172,6 +177,10 @@ impl Want {
                 "timeouts are `total`, `first_token` or `connect` followed by a duration, \
                  separated by commas: `timeout total 60s, first_token 5s`"
             }
+            Want::AffinityKey => {
+                "a session is identified by `header(\"NAME\")`, `body(\"FIELD\")`, \
+                 `prefix(N)` (the first N tokens of the conversation), `key` or `user`"
+            }
             Want::Scope => {
                 "scopes are `all`, `key \"id\"`, `team \"name\"`, `user \"name\"`, `each key`, \
                  `each team`, `each user`, `each user in header \"x-user-id\"` or `route NAME`"
@@ -204,6 +213,9 @@ pub(super) fn syntax(stmt: &str) -> Option<&'static str> {
         "timeout" => "`timeout total 60s, first_token 5s, connect 2s` (any of them, any order)",
         "hedge" => "`hedge after 800ms` or `hedge after p90(ttft)`",
         "cache" => "`cache for 10m`",
+        "affinity" => {
+            "`affinity by header(\"x-session-id\") for 10m` (or by `body(\"FIELD\")`, `prefix(N)`, `key`, `user`)"
+        }
         "for" => "`for all`, `for team \"support\"`, `for each key` or `for route NAME`",
         "limit" => "`limit 2M tokens per minute, $500 per month`",
         "warn" => "`warn at 80%, 95%`",

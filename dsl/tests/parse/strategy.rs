@@ -56,7 +56,7 @@ fn count() -> impl Strategy<Value = Quantity> {
 /// The grammar's `stmt_keyword`s.
 const STATEMENT_KEYWORDS: &[&str] = &[
     "when", "use", "split", "cheapest", "fastest", "failover", "retry", "timeout", "hedge",
-    "cache", "for", "limit", "warn", "on",
+    "cache", "affinity", "for", "limit", "warn", "on",
 ];
 
 fn target() -> impl Strategy<Value = TargetRef> {
@@ -205,6 +205,22 @@ fn route_stmt() -> impl Strategy<Value = RouteStmt> {
         quantity().prop_map(|q| RouteStmtKind::Hedge(HedgeAfter::Fixed(q))),
         latency().prop_map(|l| RouteStmtKind::Hedge(HedgeAfter::Percentile(l))),
         quantity().prop_map(RouteStmtKind::Cache),
+        (
+            words(&["header", "body", "prefix", "key", "user", "cookie"]),
+            proptest::option::of(prop_oneof![
+                str_lit().prop_map(AffinityArg::Str),
+                quantity().prop_map(AffinityArg::Quantity),
+            ]),
+            proptest::option::of(quantity()),
+        )
+            .prop_map(|(name, arg, idle)| RouteStmtKind::Affinity {
+                by: AffinityBy {
+                    name,
+                    arg,
+                    span: sp()
+                },
+                idle
+            }),
     ];
     kind.prop_map(|kind| RouteStmt { kind, span: sp() })
 }

@@ -91,6 +91,7 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
     u.is_object().then(|| Usage {
         input: n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
         output: n("output_tokens"),
+        cached: n("cache_read_input_tokens"),
     })
 }
 
@@ -179,7 +180,8 @@ mod tests {
             native_usage(msg),
             Some(Usage {
                 input: 18,
-                output: 4
+                output: 4,
+                cached: 10
             })
         );
         assert_eq!(native_usage(b"{}"), None);

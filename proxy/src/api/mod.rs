@@ -14,8 +14,13 @@ use serde_json::json;
 /// Token counts from the upstream's `usage` block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Every input token, cached ones included (OpenAI's `prompt_tokens`).
     pub input: u64,
     pub output: u64,
+    /// Of `input`, tokens read from the provider's prompt cache (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`, Gemini's
+    /// `cachedContentTokenCount`), priced at the model's cached-input price.
+    pub cached: u64,
 }
 
 /// Which client endpoint a request is for.

@@ -114,6 +114,15 @@ impl<'a> RequestBody<'a> {
         })
     }
 
+    /// A top-level member, undecoded (for session keys read from the body).
+    pub fn member(&self, name: &str) -> Option<&'a RawValue> {
+        self.members
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
     /// Whether the client asked the provider to keep the exchange (`"store": true`): such a
     /// request has an effect beyond its answer, so it is never sent twice (no hedging).
     pub fn stores(&self) -> bool {

@@ -499,6 +499,7 @@ pub fn native_usage(body: &[u8]) -> Option<Usage> {
     r.usage.map(|u| Usage {
         input: u.input_tokens,
         output: u.output_tokens,
+        ..Usage::default()
     })
 }
 

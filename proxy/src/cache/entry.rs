@@ -41,6 +41,7 @@ impl Entry {
         Some(Usage {
             input: self.input_tokens?,
             output: self.output_tokens?,
+            cached: 0,
         })
     }
 
@@ -413,6 +414,7 @@ mod tests {
             Some(Usage {
                 input: 1,
                 output: 2,
+                cached: 0,
             }),
             &c,
         );
@@ -422,7 +424,8 @@ mod tests {
             back.usage(),
             Some(Usage {
                 input: 1,
-                output: 2
+                output: 2,
+                cached: 0
             })
         );
         assert_eq!(back.completion.get(), c.to_string());

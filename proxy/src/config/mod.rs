@@ -35,6 +35,9 @@ pub struct ActiveConfig {
     pub credentials: Vec<CredentialState>,
     /// Client keys (hashes only) from Secrets labelled `switchyard.dev/client-keys`.
     pub keys: crate::auth::KeyTable,
+    /// Control-plane mode: the snapshot with the `mode: Shadow` RoutePolicies promoted, decided
+    /// beside the live one for every request (see [`crate::shadow`]).
+    pub shadow: Option<Arc<switchyard_dsl::Snapshot>>,
 }
 
 impl ActiveConfig {
@@ -46,6 +49,7 @@ impl ActiveConfig {
             snapshot: switchyard_dsl::Snapshot::new(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             credentials: Vec::new(),
             keys: crate::auth::KeyTable::default(),
+            shadow: None,
         }
     }
 
@@ -218,11 +222,27 @@ pub fn load_dir(dir: &Path, version: u64) -> Result<ActiveConfig, ConfigError> {
     for problem in &problems {
         tracing::warn!(%problem, "client key left out");
     }
+    // `mode: Shadow` RoutePolicies: decided beside the live ones, never served. One that does
+    // not compile leaves the live configuration alone.
+    let shadow = match switchyard_crds::compile_shadow(&config) {
+        Some(Ok(c)) if c.snapshot.is_some() => c.snapshot.map(Arc::new),
+        Some(Ok(c)) => {
+            let sources = switchyard_crds::shadow_sources(&config).unwrap_or_default();
+            tracing::warn!(
+                dir = %dir.display(),
+                diagnostics = %switchyard_dsl::render_all(&c.diagnostics, &sources),
+                "shadow policies do not compile; not evaluated"
+            );
+            None
+        }
+        _ => None,
+    };
     Ok(ActiveConfig {
         version,
         snapshot,
         credentials,
         keys,
+        shadow,
     })
 }
 

@@ -118,6 +118,12 @@ pub fn envelope_config(env: &SnapshotEnvelope, serving: u64) -> Result<ActiveCon
         snapshot: env.snapshot.clone(),
         credentials,
         keys,
+        // A shadow of an IR version this proxy does not know is left out, never the live one.
+        shadow: env
+            .shadow
+            .clone()
+            .filter(|s| s.ir_version == IR_VERSION)
+            .map(Arc::new),
     })
 }
 
@@ -193,6 +199,7 @@ pub fn spawn_usage_reporter(
     settings: RemoteSettings,
     handle: Arc<ConfigHandle>,
     quota: Arc<crate::quota::Quota>,
+    shadow: Arc<crate::shadow::Shadow>,
 ) -> std::io::Result<()> {
     let target = client::Target::new(&settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -202,7 +209,9 @@ pub fn spawn_usage_reporter(
     std::thread::Builder::new()
         .name("usage-reporter".to_string())
         .spawn(move || {
-            runtime.block_on(client::report_usage(target, settings, handle, quota));
+            runtime.block_on(client::report_usage(
+                target, settings, handle, quota, shadow,
+            ));
         })?;
     Ok(())
 }
@@ -262,6 +271,7 @@ mod tests {
                     .expect("entry"),
             ],
             traceparent: None,
+            shadow: None,
         }
     }
 

@@ -168,6 +168,7 @@ fn keeps_routes(current: &ActiveConfig, next: ActiveConfig) -> Result<ActiveConf
 fn same(current: &ActiveConfig, next: &ActiveConfig) -> bool {
     current.snapshot.hash == next.snapshot.hash
         && current.credentials == next.credentials
+        && current.shadow == next.shadow
         && current.keys == next.keys
 }
 

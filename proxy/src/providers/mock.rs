@@ -160,6 +160,7 @@ impl ProviderAdapter for Mock {
                     models: &[],
                     owner: &req.provider.name,
                     forced_tool: None,
+                    prompt_cache: None,
                 };
                 let reply = match req.endpoint {
                     Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => {

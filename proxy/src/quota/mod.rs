@@ -58,6 +58,9 @@ pub enum FailureMode {
 pub struct Price {
     pub input: u64,
     pub output: u64,
+    /// Input read from the provider's prompt cache (the input price when the catalogue
+    /// names none).
+    pub cached_input: u64,
 }
 
 impl Price {
@@ -67,10 +70,17 @@ impl Price {
             .provider(target.provider)
             .models
             .get(target.model_index as usize)
-            .map_or_else(Self::default, |m| Self {
-                input: m.input_micro_usd_per_mtok,
-                output: m.output_micro_usd_per_mtok,
-            })
+            .map_or_else(Self::default, Self::of_model)
+    }
+
+    fn of_model(m: &switchyard_dsl::ir::Model) -> Self {
+        Self {
+            input: m.input_micro_usd_per_mtok,
+            output: m.output_micro_usd_per_mtok,
+            cached_input: m
+                .cached_input_micro_usd_per_mtok
+                .unwrap_or(m.input_micro_usd_per_mtok),
+        }
     }
 
     /// The price of `provider/model`; zero when the snapshot has no such model.
@@ -80,15 +90,29 @@ impl Price {
             .iter()
             .find(|p| p.name == provider)
             .and_then(|p| p.models.iter().find(|m| m.name == model))
-            .map_or_else(Self::default, |m| Self {
-                input: m.input_micro_usd_per_mtok,
-                output: m.output_micro_usd_per_mtok,
-            })
+            .map_or_else(Self::default, Self::of_model)
+    }
+
+    /// Each price the higher of the two (what a reservation assumes).
+    pub fn dearest(self, other: Self) -> Self {
+        Self {
+            input: self.input.max(other.input),
+            output: self.output.max(other.output),
+            cached_input: self.cached_input.max(other.cached_input),
+        }
     }
 
     /// Micro-USD of `input` and `output` tokens, rounded up.
     pub fn cost(self, input: u64, output: u64) -> u64 {
-        let n = u128::from(input) * u128::from(self.input)
+        self.cost_cached(input, 0, output)
+    }
+
+    /// Micro-USD of `input` tokens of which `cached` came from the provider's prompt cache,
+    /// and `output` tokens, rounded up.
+    pub fn cost_cached(self, input: u64, cached: u64, output: u64) -> u64 {
+        let cached = cached.min(input);
+        let n = u128::from(input - cached) * u128::from(self.input)
+            + u128::from(cached) * u128::from(self.cached_input)
             + u128::from(output) * u128::from(self.output);
         u64::try_from(n.div_ceil(1_000_000)).unwrap_or(u64::MAX)
     }
@@ -131,12 +155,24 @@ pub struct Reservation {
 
 impl Reservation {
     fn amount_for(metric: LimitMetric, input: u64, output: u64, price: Price) -> i64 {
+        Self::amount_cached(metric, input, 0, output, price)
+    }
+
+    /// [`Self::amount_for`] with `cached` of the input read from the provider's prompt
+    /// cache: dollars charge it at the cached price; token limits count every token.
+    fn amount_cached(
+        metric: LimitMetric,
+        input: u64,
+        cached: u64,
+        output: u64,
+        price: Price,
+    ) -> i64 {
         let v = match metric {
             LimitMetric::Requests => 1,
             LimitMetric::InputTokens => input,
             LimitMetric::OutputTokens => output,
             LimitMetric::TotalTokens => input + output,
-            LimitMetric::MicroUsd => price.cost(input, output),
+            LimitMetric::MicroUsd => price.cost_cached(input, cached, output),
         };
         i64::try_from(v).unwrap_or(i64::MAX)
     }
@@ -154,12 +190,18 @@ impl Reservation {
         }
     }
 
-    /// Settlement deltas for the actual usage.
-    pub fn deltas(&self, input: u64, output: u64, price: Price) -> Vec<(String, i64, u64)> {
+    /// Settlement deltas for the actual usage (`cached` of `input` from the prompt cache).
+    pub fn deltas(
+        &self,
+        input: u64,
+        cached: u64,
+        output: u64,
+        price: Price,
+    ) -> Vec<(String, i64, u64)> {
         self.charges
             .iter()
             .filter_map(|c| {
-                let actual = Self::amount_for(c.metric, input, output, price);
+                let actual = Self::amount_cached(c.metric, input, cached, output, price);
                 let d = actual - self.reserved(c);
                 (d != 0).then(|| (c.op.key.clone(), d, c.op.expire_at))
             })
@@ -528,14 +570,10 @@ impl Quota {
             return Ok(None);
         }
         let now = crate::clock::unix_secs();
-        let mut price =
-            decision
-                .candidates()
-                .map(|t| Price::of(snapshot, t))
-                .fold(Price::default(), |a, p| Price {
-                    input: a.input.max(p.input),
-                    output: a.output.max(p.output),
-                });
+        let mut price = decision
+            .candidates()
+            .map(|t| Price::of(snapshot, t))
+            .fold(Price::default(), Price::dearest);
         let input = request.prompt_tokens();
         let output = max_tokens.unwrap_or(self.default_max_tokens);
         let mut charges = Vec::new();
@@ -545,11 +583,7 @@ impl Quota {
                 continue;
             };
             if let OnExhausted::Downgrade(t) = b.on_exhausted {
-                let p = Price::of(snapshot, t);
-                price = Price {
-                    input: price.input.max(p.input),
-                    output: price.output.max(p.output),
-                };
+                price = price.dearest(Price::of(snapshot, t));
             }
             if matches!(
                 b.scope,
@@ -706,15 +740,15 @@ impl Quota {
         served: Option<Price>,
         endpoint: &str,
     ) {
-        let (input, output, price) = match (served, usage) {
-            (None, _) => (0, 0, Price::default()),
-            (Some(p), Some(u)) => (u.input, u.output, p),
+        let (input, cached, output, price) = match (served, usage) {
+            (None, _) => (0, 0, 0, Price::default()),
+            (Some(p), Some(u)) => (u.input, u.cached, u.output, p),
             (Some(p), None) => {
                 self.metrics.estimated.with_label_values(&[endpoint]).inc();
-                (r.prompt_tokens, r.output_seen.load(Ordering::Relaxed), p)
+                (r.prompt_tokens, 0, r.output_seen.load(Ordering::Relaxed), p)
             }
         };
-        let deltas = r.deltas(input, output, price);
+        let deltas = r.deltas(input, cached, output, price);
         self.adjust(r.backend, &deltas, crate::clock::unix_secs())
             .await;
     }

@@ -70,6 +70,7 @@ fn price_is_micro_usd_per_million_tokens_rounded_up() {
     let p = Price {
         input: 10_000_000,
         output: 30_000_000,
+        cached_input: 2_500_000,
     };
     assert_eq!(p.cost(1_000_000, 0), 10_000_000);
     assert_eq!(p.cost(1, 0), 10);
@@ -77,10 +78,19 @@ fn price_is_micro_usd_per_million_tokens_rounded_up() {
     assert_eq!(
         Price {
             input: 1,
-            output: 0
+            output: 0,
+            cached_input: 0,
         }
         .cost(1, 0),
         1
+    );
+    // A cached input token costs the cached price: 1M input of which 600k cached is
+    // 400k × $10/M + 600k × $2.50/M = $5.50.
+    assert_eq!(p.cost_cached(1_000_000, 600_000, 0), 5_500_000);
+    assert_eq!(
+        p.cost_cached(10, 99, 0),
+        p.cost_cached(10, 10, 0),
+        "at most all input"
     );
 }
 
@@ -147,6 +157,7 @@ fn settlement_returns_the_unused_reservation() {
             Some(Usage {
                 input: 90,
                 output: 10,
+                cached: 0,
             }),
             Some(big),
             "chat",
@@ -223,6 +234,7 @@ fn stream_top_ups_stop_at_the_limit() {
             Some(Usage {
                 input: 10,
                 output: 250,
+                cached: 0,
             }),
             Some(Price::default()),
             "chat",

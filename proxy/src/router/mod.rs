@@ -5,6 +5,7 @@
 //! target's [`stats`]. Nothing is retried once a byte reached the client.
 
 pub mod active;
+pub mod affinity;
 pub mod attempt;
 pub mod classify;
 pub mod failover;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod hedge;
 pub mod observe;
 pub mod select;
+pub mod session;
 pub mod standing;
 pub mod stats;
 
@@ -86,6 +88,8 @@ pub struct Router {
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
     pub metrics: Arc<Metrics>,
+    /// Session memory and load of routes with `affinity`.
+    pub affinity: Arc<affinity::AffinityState>,
 }
 
 /// What a failed attempt tells the statistics: a timeout is a (lower bound) latency sample
@@ -221,7 +225,17 @@ impl Router {
             .timeouts
             .total_ms
             .map(|ms| ctx.started + Duration::from_millis(ms));
-        let (order, passed_over) = match ctx.downgrade {
+        // A moved session may have been remembered by another replica.
+        if let (Some(s), Some(a), None) = (
+            job.decision.session(),
+            route.affinity.as_ref(),
+            ctx.downgrade,
+        ) {
+            self.affinity
+                .refresh(s, Duration::from_millis(a.idle_ms))
+                .await;
+        }
+        let (order, passed_over, pick) = match ctx.downgrade {
             // An exhausted budget's downgrade target replaces the route's candidates.
             Some(t) => {
                 let name = job.snapshot.target_name(t);
@@ -231,21 +245,29 @@ impl Router {
                     name,
                     standing: Standing::Available { probe: false },
                 };
-                (vec![only], Vec::new())
+                (vec![only], Vec::new(), select::AffinityPick::default())
             }
             None => {
                 let mut rng = fastrand::Rng::new();
-                select::order(
-                    job.snapshot,
-                    &job.decision,
-                    &self.stats,
-                    &self.health,
-                    &self.observer,
-                    &mut rng,
-                )
+                let registries = select::Registries {
+                    stats: &self.stats,
+                    health: &self.health,
+                    observer: &self.observer,
+                    affinity: &self.affinity,
+                };
+                select::order(job.snapshot, &job.decision, registries, &mut rng)
             }
         };
         ctx.rerouted = passed_over;
+        // A session's request counts against its first target's load until it is over.
+        let sticky = job
+            .decision
+            .session()
+            .zip(route.affinity.as_ref())
+            .filter(|_| ctx.downgrade.is_none());
+        let _in_flight = sticky
+            .and(order.first())
+            .map(|c| self.affinity.start(&route.name, &c.name));
         // A request the provider keeps (`store: true`) is never sent twice.
         let may_hedge = route.hedge.is_some() && !job.body.stores();
         let mut exhausted = Exhausted::default();
@@ -267,12 +289,42 @@ impl Router {
                 .try_candidate(session, ctx, candidate, &mut exhausted)
                 .await
             {
-                Moved::Answered => return,
+                Moved::Answered => {
+                    if let Some((s, a)) = sticky {
+                        self.remember(ctx, s, a, &pick).await;
+                    }
+                    return;
+                }
                 Moved::On { candidates } => i += candidates,
                 Moved::Stop => break,
             }
         }
         respond::send_error(session, ctx, &exhausted.error()).await;
+    }
+
+    /// After a session's request was answered: where it went, unless that was an error or a
+    /// spill past a loaded target.
+    async fn remember(
+        &self,
+        ctx: &RequestCtx,
+        session: u64,
+        affinity: &switchyard_dsl::ir::Affinity,
+        pick: &select::AffinityPick,
+    ) {
+        let (Some(provider), Some(model)) = (&ctx.provider, &ctx.model) else {
+            return;
+        };
+        if !(200..300).contains(&ctx.status) {
+            return;
+        }
+        let served = format!("{provider}/{model}");
+        if pick.spilled_to.as_deref() == Some(served.as_str()) {
+            return;
+        }
+        let idle = Duration::from_millis(affinity.idle_ms);
+        self.affinity
+            .served_shared(session, pick.home.as_deref(), &served, idle)
+            .await;
     }
 
     /// Sends attempts to one candidate (hedged on the first one when `turn.hedge` says so)

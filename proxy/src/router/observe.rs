@@ -165,7 +165,7 @@ pub struct TargetsView {
 
 /// Most routes listed under one target of `/admin/targets` (the ones not available first);
 /// `routes_total` counts them all.
-const ROUTES_PER_TARGET: usize = 100;
+const ROUTES_PER_TARGET: usize = 20;
 
 impl TargetsView {
     fn view(&self, page: Page) -> (Vec<TargetView>, usize) {

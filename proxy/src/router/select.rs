@@ -3,7 +3,10 @@
 //! degraded, targets the provider asked us to leave alone (rate limits) and targets the
 //! health registry ejected move behind the available ones; a split whose drawn arm is out
 //! redraws among the available arms by weight; `fastest of` ranks its members by the
-//! measured percentile with a small exploration share.
+//! measured percentile with a small exploration share. On a route with `affinity`, a session
+//! goes to its remembered target while that is in, a split's session whose arm is out takes
+//! its next rendezvous choice instead of a redraw, and an arm at its load cap spills the
+//! request to the next choice (see [`super::affinity`]).
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use switchyard_dsl::ir::{
     HedgeDelay, LatencyMetric, Route, Selection, Snapshot, TargetId, WeightedTarget,
 };
 
+use super::affinity::AffinityState;
 use super::health::HealthRegistry;
 use super::observe::RoutingObserver;
 use super::standing::{Standing, standing};
@@ -101,17 +105,40 @@ pub fn rank_fastest(
     }
 }
 
+/// The registries a candidate order reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Registries<'a> {
+    pub stats: &'a StatsRegistry,
+    pub health: &'a HealthRegistry,
+    pub observer: &'a RoutingObserver,
+    pub affinity: &'a AffinityState,
+}
+
+/// How affinity shaped an order: the session's first choice, and a target that took the
+/// request only because the one before it was at its load cap (not remembered).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AffinityPick {
+    pub home: Option<String>,
+    pub spilled_to: Option<String>,
+}
+
 /// The order in which a request tries its candidates, and the targets passed over for
 /// others (`name: why`, for the `x-switchyard-failover` header): those out of rotation that
 /// the decision would have tried before one that is in.
 pub fn order(
     snapshot: &Snapshot,
     decision: &Decision<'_>,
-    stats: &StatsRegistry,
-    health: &HealthRegistry,
-    observer: &RoutingObserver,
+    reg: Registries<'_>,
     rng: &mut fastrand::Rng,
-) -> (Vec<Candidate>, Vec<String>) {
+) -> (Vec<Candidate>, Vec<String>, AffinityPick) {
+    let Registries {
+        stats,
+        health,
+        observer,
+        affinity,
+    } = reg;
+    let session = decision.session();
+    let mut pick = AffinityPick::default();
     let route = decision.route();
     let now = clock_ms();
     let candidate = |t: TargetId| {
@@ -145,9 +172,15 @@ pub fn order(
         })
         .collect();
     let mut drawn_arm = None;
+    pick.home = match (&route.selection, session) {
+        (Selection::Fastest { .. }, _) | (_, None) => None,
+        _ => all.first().map(|c| c.name.clone()),
+    };
+    let moved_to = session.and_then(|s| affinity.moved_to(s));
     match &route.selection {
         Selection::Split(arms) if all.first().is_some_and(|c| !c.standing.available()) => {
-            // The drawn arm is out: draw again among the arms that are in, by weight.
+            // The drawn arm is out: draw again among the arms that are in, by weight, or take
+            // the session's next choice.
             let others: Vec<Candidate> = arms
                 .iter()
                 .filter(|a| a.target != all[0].target)
@@ -158,7 +191,13 @@ pub fn order(
                     .iter()
                     .any(|c| c.target == t && c.standing.available())
             };
-            if let Some(t) = redraw_split(arms, ok, rng.f64())
+            let next = match session {
+                Some(s) => {
+                    switchyard_dsl::affinity::choose(snapshot, arms, s, ok).map(|i| arms[i].target)
+                }
+                None => redraw_split(arms, ok, rng.f64()),
+            };
+            if let Some(t) = next
                 && let Some(c) = others.into_iter().find(|c| c.target == t)
             {
                 drawn_arm = Some(all[0].target);
@@ -182,6 +221,31 @@ pub fn order(
             rank_fastest(&mut members[..up], *by, *explore_bp, now, rng);
         }
         _ => {}
+    }
+    if let Some(name) = moved_to {
+        // A session that moved stays where it went while that target is in.
+        let known = all.iter().position(|c| *c.name == *name);
+        let c = match known {
+            Some(i) => Some(all.remove(i)),
+            None => session_target(snapshot, route, &name).map(candidate),
+        };
+        match (c, known) {
+            (Some(c), _) if c.standing.available() => all.insert(0, c),
+            // Out: it keeps its place if the decision had it, else it is not tried.
+            (Some(c), Some(i)) => all.insert(i, c),
+            _ => {}
+        }
+    } else if let (Some(s), Selection::Split(arms)) = (session, &route.selection) {
+        spill(
+            snapshot,
+            &route.name,
+            arms,
+            s,
+            affinity,
+            &mut all,
+            &candidate,
+            &mut pick,
+        );
     }
     let (mut out, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.standing.available());
     // Degraded and rate-limited targets are a last resort (slow answers before none, then the
@@ -217,7 +281,66 @@ pub fn order(
             overtaken.then(|| why.clone())
         })
         .collect();
-    (out, passed_over)
+    (out, passed_over, pick)
+}
+
+/// The target named `name` if it is one of the route's split arms or candidates (a session
+/// remembered under an older policy may name a target this one no longer routes to).
+fn session_target(snapshot: &Snapshot, route: &Route, name: &str) -> Option<TargetId> {
+    let arms = match &route.selection {
+        Selection::Split(arms) => arms.as_slice(),
+        _ => &[],
+    };
+    arms.iter()
+        .map(|a| a.target)
+        .chain(route.failover.iter().copied())
+        .find(|&t| snapshot.target_name(t) == name)
+}
+
+/// Bounded load: when the first candidate (a split arm) is at its cap, the session's next
+/// choice among the available arms under their caps takes this request.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the parts of `order` it needs"
+)]
+fn spill(
+    snapshot: &Snapshot,
+    route: &str,
+    arms: &[WeightedTarget],
+    session: u64,
+    affinity: &AffinityState,
+    all: &mut Vec<Candidate>,
+    candidate: &dyn Fn(TargetId) -> Candidate,
+    pick: &mut AffinityPick,
+) {
+    let total: u32 = arms.iter().map(|a| a.weight).sum::<u32>().max(1);
+    let share = |t: TargetId| {
+        arms.iter()
+            .find(|a| a.target == t)
+            .map_or(0.0, |a| f64::from(a.weight) / f64::from(total))
+    };
+    let Some(first) = all.first() else { return };
+    if !first.standing.available() || !affinity.over_cap(route, &first.name, share(first.target)) {
+        return;
+    }
+    let first_target = first.target;
+    let others: Vec<Candidate> = arms
+        .iter()
+        .filter(|a| a.target != first_target)
+        .map(|a| candidate(a.target))
+        .collect();
+    let ok = |t: TargetId| {
+        others.iter().any(|c| {
+            c.target == t && c.standing.available() && !affinity.over_cap(route, &c.name, share(t))
+        })
+    };
+    if let Some(i) = switchyard_dsl::affinity::choose(snapshot, arms, session, ok)
+        && let Some(c) = others.into_iter().find(|c| c.target == arms[i].target)
+    {
+        pick.spilled_to = Some(c.name.clone());
+        all.retain(|x| x.target != c.target);
+        all.insert(0, c);
+    }
 }
 
 /// How long to wait for the first candidate's first token before hedging, if the route
@@ -411,5 +534,91 @@ mod tests {
         assert_eq!(metric_name(m(LatencyKind::Total, 9990)), "p99.9(latency)");
         assert_eq!(duration_name(120_000), "2m");
         assert_eq!(duration_name(1_500), "1500ms");
+    }
+
+    /// A session whose first choice is ejected takes its next choice, stays there once served
+    /// (even with the first back in), and goes home when its memory is gone.
+    #[test]
+    fn affinity_orders_next_choice_then_memory() {
+        use switchyard_dsl::ir::{Provider, ProviderKind};
+        use switchyard_dsl::{RequestView, Source, compile, decide};
+        let catalogue = [Provider::new("p", ProviderKind::Mock, &["a", "b", "c"])];
+        let policy =
+            "route r {\n  split { 50% p/a, 30% p/b, 20% p/c }\n  affinity by key for 1m\n}\n";
+        let snapshot = compile(&[Source::new("t", policy)], &catalogue)
+            .snapshot
+            .expect("compiles");
+        // A session whose first choice is `p/a`.
+        let key = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                let req = RequestView {
+                    model: "m",
+                    key: Some(k),
+                    ..RequestView::default()
+                };
+                let d = decide(&snapshot, &req, 0.5).expect("routes");
+                snapshot.target_name(d.primary()) == "p/a"
+            })
+            .expect("a session");
+        let req = RequestView {
+            model: "m",
+            key: Some(&key),
+            ..RequestView::default()
+        };
+        let registry = prometheus::Registry::new();
+        let observer = RoutingObserver::new(&registry);
+        let (stats, affinity) = (StatsRegistry::default(), AffinityState::default());
+        let health = HealthRegistry::new(1, std::time::Duration::from_secs(600));
+        let reg = Registries {
+            stats: &stats,
+            health: &health,
+            observer: &observer,
+            affinity: &affinity,
+        };
+        let mut rng = fastrand::Rng::with_seed(1);
+        let first = |reg: Registries<'_>, rng: &mut fastrand::Rng| {
+            let d = decide(&snapshot, &req, 0.5).expect("routes");
+            let (order, passed_over, pick) = order(&snapshot, &d, reg, rng);
+            (order[0].name.clone(), passed_over, pick)
+        };
+        let (name, passed_over, pick) = first(reg, &mut rng);
+        assert_eq!((name.as_str(), pick.home.as_deref()), ("p/a", Some("p/a")));
+        assert!(passed_over.is_empty());
+
+        health.failure("p/a");
+        let d = decide(&snapshot, &req, 0.5).expect("routes");
+        let session = d.session().expect("a session key");
+        let arms = match &snapshot.routes[0].selection {
+            Selection::Split(arms) => arms.clone(),
+            _ => unreachable!("a split"),
+        };
+        let next = switchyard_dsl::affinity::ranking(&snapshot, &arms, session)[1].0;
+        let next = snapshot.target_name(arms[next].target);
+        let (name, passed_over, _) = first(reg, &mut rng);
+        assert_eq!(name, next, "the session's second choice");
+        assert_eq!(passed_over, ["p/a: ejected after consecutive failures"]);
+        // Every draw gives the same next choice.
+        for _ in 0..20 {
+            assert_eq!(first(reg, &mut rng).0, next);
+        }
+
+        affinity.served(
+            session,
+            Some("p/a"),
+            &next,
+            std::time::Duration::from_secs(60),
+        );
+        health.success("p/a");
+        let (name, _, _) = first(reg, &mut rng);
+        assert_eq!(name, next, "remembered: no flapping back");
+
+        affinity.served(
+            session,
+            Some("p/a"),
+            "p/a",
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(first(reg, &mut rng).0, "p/a", "forgotten: home again");
     }
 }

@@ -127,6 +127,16 @@ fn wait_for(addr: SocketAddr) {
 
 /// Starts the gateway on `snapshot`; `tweak` adjusts the settings.
 pub fn start_proxy(snapshot: Snapshot, tweak: impl FnOnce(&mut Settings)) -> Proxy {
+    start_proxy_with(snapshot, tweak, |_| {})
+}
+
+/// [`start_proxy`], with `shared` adjusting the state the gateway is built on (health
+/// thresholds, registries).
+pub fn start_proxy_with(
+    snapshot: Snapshot,
+    tweak: impl FnOnce(&mut Settings),
+    shared_tweak: impl FnOnce(&mut Shared),
+) -> Proxy {
     let mut settings = Settings::with_config(PathBuf::from("unused"));
     settings.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     settings.admin_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -141,8 +151,10 @@ pub fn start_proxy(snapshot: Snapshot, tweak: impl FnOnce(&mut Settings)) -> Pro
         snapshot,
         credentials,
         keys: Default::default(),
+        shadow: None,
     };
-    let shared = Shared::new(active);
+    let mut shared = Shared::new(active);
+    shared_tweak(&mut shared);
     let server = build(&settings, &shared).unwrap();
     std::thread::spawn(move || {
         server.run(RunArgs {

@@ -199,7 +199,8 @@ async fn native_answers_pin_the_follow_up_to_their_target() {
         native_usage(br#"{"usage":{"input_tokens":7,"output_tokens":3}}"#),
         Some(Usage {
             input: 7,
-            output: 3
+            output: 3,
+            cached: 0
         })
     );
 }

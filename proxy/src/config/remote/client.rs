@@ -328,13 +328,14 @@ pub async fn report_usage(
     settings: RemoteSettings,
     handle: Arc<ConfigHandle>,
     quota: Arc<crate::quota::Quota>,
+    shadow: Arc<crate::shadow::Shadow>,
 ) {
     let mut tick = tokio::time::interval(super::USAGE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let active = handle.current();
-        if active.snapshot.budgets.is_empty() {
+        if active.snapshot.budgets.is_empty() && active.shadow.is_none() {
             continue;
         }
         let status = quota.status(&active.snapshot).await;
@@ -342,6 +343,7 @@ pub async fn report_usage(
             pod: settings.pod.clone(),
             version: active.version,
             budgets: status.usage_entries(),
+            shadow: active.shadow.as_ref().and_then(|_| shadow.report(&active)),
         };
         if let Err(e) = post_usage(&target, &settings, &report).await {
             tracing::debug!(error = %e, "usage report not delivered");

@@ -81,6 +81,7 @@ mod tests {
             credentials: [("a".to_string(), "sk-x".to_string())].into(),
             client_keys: Vec::new(),
             traceparent: None,
+            shadow: None,
         };
         persist(&state, &env)?;
         persist(&state, &env)?;
