@@ -45,6 +45,10 @@ pub struct SnapshotEnvelope {
     /// leave the operator. Absent in envelopes of older operators (then the table is empty).
     #[serde(default)]
     pub client_keys: Vec<ClientKey>,
+    /// W3C `traceparent` of the operator's publish span, when the operator traces: the proxy's
+    /// snapshot-apply span continues that trace. Absent from untraced and older operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The snapshot with every `mode: Shadow` RoutePolicy promoted: proxies decide each
     /// request under it too (decision only) and report the differences. Absent without
     /// shadow policies (and in envelopes of older operators).

@@ -100,6 +100,7 @@ fn every_stage(policy: String) -> Result<Snapshot, String> {
         snapshot: snapshot.clone(),
         credentials: BTreeMap::new(),
         client_keys: Vec::new(),
+        traceparent: None,
         shadow: None,
     };
     let json = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;

@@ -135,7 +135,12 @@ impl Context {
     /// Compiles the caches' current contents and publishes the snapshot to the proxies when
     /// its content changed; returns the outcome. Recompiles only when the inputs'
     /// fingerprint changed, so every reconcile may call it.
-    pub async fn compile_and_publish(&self) -> Result<Arc<Outcome>> {
+    pub async fn compile_and_publish(
+        &self,
+        parent: &opentelemetry::Context,
+    ) -> Result<Arc<Outcome>> {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{Span, TraceContextExt, Tracer};
         let mut ready = self.caches_ready.subscribe();
         match tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|r| *r)).await {
             Ok(Ok(_)) => {}
@@ -152,8 +157,29 @@ impl Context {
         if last.is_none() {
             self.publisher.raise_floor(self.stores.recorded_version());
         }
+        let tracer = opentelemetry::global::tracer(crate::telemetry::TRACER);
+        let mut compile_span = tracer.start_with_context("compile", parent);
         let started = std::time::Instant::now();
         let outcome = Arc::new(compile::compile(&inputs));
+        compile_span.set_attributes([
+            KeyValue::new("switchyard.compile.ok", outcome.snapshot.is_some()),
+            KeyValue::new(
+                "switchyard.snapshot.hash",
+                outcome
+                    .snapshot
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.hash.clone()),
+            ),
+            KeyValue::new(
+                "switchyard.snapshot.routes",
+                outcome
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |s| s.routes.len() as i64),
+            ),
+            KeyValue::new("switchyard.rejected_objects", outcome.rejected.len() as i64),
+        ]);
+        compile_span.end();
         for problem in &outcome.client_key_problems {
             tracing::warn!(%problem, "client key left out");
         }
@@ -164,7 +190,20 @@ impl Context {
             "failed"
         };
         self.metrics.compiles.with_label_values(&[result]).inc();
-        if let Some(version) = self.publisher.publish(&outcome)? {
+        let publish_cx = parent.with_span(tracer.start_with_context("publish", parent));
+        let published = self
+            .publisher
+            .publish_traced(&outcome, crate::telemetry::traceparent(&publish_cx))?;
+        let publish_span = publish_cx.span();
+        publish_span.set_attribute(KeyValue::new("switchyard.published", published.is_some()));
+        if let Some(v) = published.or_else(|| self.publisher.current().map(|p| p.version)) {
+            publish_span.set_attribute(KeyValue::new(
+                "switchyard.snapshot.version",
+                i64::try_from(v).unwrap_or(i64::MAX),
+            ));
+        }
+        publish_span.end();
+        if let Some(version) = published {
             self.metrics.publications.inc();
             self.metrics
                 .snapshot_version

@@ -30,6 +30,7 @@ pub mod reconcile;
 mod route_policy;
 pub mod run;
 pub mod status;
+pub mod telemetry;
 pub mod tls;
 pub mod usage;
 

@@ -12,6 +12,9 @@ use switchyard_operator::leader::LeaseConfig;
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Args {
+    /// OpenTelemetry traces (OTLP), off unless an endpoint is set.
+    #[command(flatten)]
+    otel: switchyard_operator::telemetry::OtelArgs,
     /// Watch only this namespace (default: all namespaces, compiled as one scope).
     #[arg(long)]
     namespace: Option<String>,
@@ -69,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
         builder.init();
     }
 
+    let tracer_provider =
+        switchyard_operator::telemetry::init(&args.otel).map_err(anyhow::Error::msg)?;
     let token = std::fs::read_to_string(&args.control_token_file)
         .with_context(|| format!("cannot read {}", args.control_token_file.display()))?
         .trim()
@@ -113,6 +118,11 @@ async fn main() -> anyhow::Result<()> {
         identity,
         ping: Duration::from_secs(args.ping_interval.max(1)),
     };
-    switchyard_operator::run(settings).await?;
+    let result = switchyard_operator::run(settings).await;
+    if let Some(provider) = tracer_provider {
+        // Flushes what is queued; a dead collector only makes this fail.
+        let _ = provider.shutdown();
+    }
+    result?;
     Ok(())
 }

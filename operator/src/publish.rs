@@ -63,6 +63,16 @@ impl Publisher {
     /// Publishes the outcome's snapshot when its content hash or credentials differ from the
     /// live version; returns the new version. A failed compile publishes nothing.
     pub fn publish(&self, outcome: &Outcome) -> Result<Option<u64>, serde_json::Error> {
+        self.publish_traced(outcome, None)
+    }
+
+    /// [`Publisher::publish`], the envelope naming `traceparent` (the publish span) so that
+    /// the proxies' apply spans join the trace.
+    pub fn publish_traced(
+        &self,
+        outcome: &Outcome,
+        traceparent: Option<String>,
+    ) -> Result<Option<u64>, serde_json::Error> {
         let Some(snapshot) = &outcome.snapshot else {
             return Ok(None);
         };
@@ -101,6 +111,7 @@ impl Publisher {
             snapshot: snapshot.clone(),
             credentials: outcome.credentials.clone(),
             client_keys: outcome.client_keys.clone(),
+            traceparent,
             shadow: outcome.shadow.clone(),
         };
         let data: Arc<str> = serde_json::to_string(&envelope)?.into();
@@ -297,6 +308,24 @@ mod tests {
             generations: [(key, generation)].into(),
             ..Outcome::default()
         }
+    }
+
+    #[test]
+    fn the_envelope_names_the_publish_span_when_traced() {
+        let p = Publisher::default();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string();
+        let envelope = |p: &Publisher| -> SnapshotEnvelope {
+            serde_json::from_str(&p.current().expect("live").data).expect("envelope")
+        };
+        assert_eq!(
+            p.publish_traced(&outcome("h1", 1), Some(tp.clone()))
+                .expect("json"),
+            Some(1)
+        );
+        assert_eq!(envelope(&p).traceparent, Some(tp));
+        assert_eq!(p.publish(&outcome("h2", 2)).expect("json"), Some(2));
+        assert_eq!(envelope(&p).traceparent, None);
+        assert!(!p.current().expect("live").data.contains("traceparent"));
     }
 
     #[test]

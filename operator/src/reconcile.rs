@@ -82,6 +82,28 @@ fn label(kind: Kind) -> &'static str {
 }
 
 /// Reconciles one object of any watched kind.
+/// The `reconcile` span of one object, as the parent context of its compile and publish.
+fn reconcile_span(
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    generation: Option<i64>,
+) -> opentelemetry::Context {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    let tracer = opentelemetry::global::tracer(crate::telemetry::TRACER);
+    let span = tracer
+        .span_builder("reconcile")
+        .with_attributes([
+            KeyValue::new("switchyard.object.kind", label(kind)),
+            KeyValue::new("k8s.namespace.name", namespace.to_owned()),
+            KeyValue::new("switchyard.object.name", name.to_owned()),
+            KeyValue::new("switchyard.object.generation", generation.unwrap_or(0)),
+        ])
+        .start(&tracer);
+    opentelemetry::Context::new().with_span(span)
+}
+
 pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let kind = label(K::KIND);
     ctx.metrics.reconciles.with_label_values(&[kind]).inc();
@@ -98,7 +120,8 @@ pub async fn reconcile<K: Watched>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         .name
         .clone()
         .ok_or(Error::MissingField("metadata.name"))?;
-    let outcome = ctx.compile_and_publish().await?;
+    let cx = reconcile_span(K::KIND, &namespace, &name, obj.meta().generation);
+    let outcome = ctx.compile_and_publish(&cx).await?;
     let key = ObjectKey::of(K::KIND, obj.as_ref());
     let live = ctx.publisher.current();
     let rollout = live.as_ref().map(|l| ctx.pods.rollout(l.version));

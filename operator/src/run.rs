@@ -242,7 +242,10 @@ pub async fn run_with(
         }
         ready_ctx.caches_ready.send_replace(true);
         loop {
-            match ready_ctx.compile_and_publish().await {
+            match ready_ctx
+                .compile_and_publish(&opentelemetry::Context::new())
+                .await
+            {
                 Ok(_) => {
                     ready_flag.store(true, Ordering::Relaxed);
                     return;

@@ -44,6 +44,10 @@ pub struct RequestCtx {
     pub hedged: Option<String>,
     /// `hit`, `miss` or `bypass` on a route with `cache for`, for `x-switchyard-cache`.
     pub cache: Option<&'static str>,
+    /// What the budgets decided: `admitted`, `downgraded` or `refused` (none applied: `None`).
+    pub budget: Option<&'static str>,
+    /// The request's trace, when it is traced or carries a client's trace context.
+    pub trace: Option<std::sync::Arc<crate::telemetry::RequestTrace>>,
 }
 
 impl RequestCtx {
@@ -70,6 +74,8 @@ impl RequestCtx {
             rerouted: Vec::new(),
             hedged: None,
             cache: None,
+            budget: None,
+            trace: None,
         }
     }
 }

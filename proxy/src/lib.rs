@@ -45,6 +45,7 @@ pub mod service;
 pub mod settings;
 pub mod shadow;
 pub mod stream;
+pub mod telemetry;
 pub mod translate;
 pub mod upstream;
 

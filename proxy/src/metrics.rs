@@ -19,6 +19,30 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 ];
 
+/// `gen_ai.client.token.usage` buckets, as the GenAI semantic conventions advise.
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// `gen_ai.client.operation.duration` buckets (seconds), as the conventions advise.
+const OPERATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// `gen_ai.server.time_to_first_token` buckets (seconds), as the conventions advise.
+const TTFT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Labels of the GenAI families: the conventions' attributes with `.` written `_`.
+const GEN_AI_LABELS: &[&str] = &[
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+];
+
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -36,6 +60,69 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     connections_open: IntGaugeVec,
     connections_refused: IntCounterVec,
+    gen_ai: GenAi,
+}
+
+/// The OpenTelemetry GenAI metrics under their Prometheus names, so dashboards built for
+/// other GenAI gateways read Switchyard too.
+struct GenAi {
+    token_usage: HistogramVec,
+    operation_duration: HistogramVec,
+    time_to_first_token: HistogramVec,
+}
+
+impl GenAi {
+    fn new(registry: &Registry) -> Self {
+        let histogram = |name: &str, help: &str, buckets: &[f64], extra: Option<&str>| {
+            let mut labels = GEN_AI_LABELS.to_vec();
+            labels.extend(extra);
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                &labels,
+            )
+            .expect("static metric definition is valid");
+            register(registry, h.clone());
+            h
+        };
+        Self {
+            token_usage: histogram(
+                "gen_ai_client_token_usage",
+                "gen_ai.client.token.usage: tokens per upstream operation, by gen_ai_token_type \
+                 (input or output).",
+                TOKEN_BUCKETS,
+                Some("gen_ai_token_type"),
+            ),
+            operation_duration: histogram(
+                "gen_ai_client_operation_duration_seconds",
+                "gen_ai.client.operation.duration: time of a GenAI operation through the \
+                 gateway; error_type is the status of a failed one, empty on success.",
+                OPERATION_BUCKETS,
+                Some("error_type"),
+            ),
+            time_to_first_token: histogram(
+                "gen_ai_server_time_to_first_token_seconds",
+                "gen_ai.server.time_to_first_token: time from the request to the first token \
+                 sent to the client.",
+                TTFT_BUCKETS,
+                None,
+            ),
+        }
+    }
+}
+
+/// One finished GenAI operation, for [`Metrics::gen_ai`].
+#[derive(Debug, Clone, Copy)]
+pub struct GenAiOperation<'a> {
+    /// `chat`, `embeddings`.
+    pub operation: &'a str,
+    /// The catalogue name of the provider that served (or was last tried).
+    pub provider: &'a str,
+    pub request_model: &'a str,
+    pub response_model: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+    pub ttft: Option<Duration>,
+    pub usage: Option<crate::api::Usage>,
 }
 
 impl fmt::Debug for Metrics {
@@ -143,6 +230,7 @@ impl Metrics {
         // Both results appear from the start, so `rate()` and alerts see zeros, not gaps.
         config_reloads.with_label_values(&["ok"]);
         config_reloads.with_label_values(&["error"]);
+        let gen_ai = GenAi::new(&registry);
         Self {
             registry,
             requests,
@@ -156,6 +244,41 @@ impl Metrics {
             config_reloads,
             connections_open,
             connections_refused,
+            gen_ai,
+        }
+    }
+
+    /// The GenAI families of one operation that reached a route.
+    pub fn gen_ai(&self, op: &GenAiOperation<'_>) {
+        let g = &self.gen_ai;
+        let labels = [
+            op.operation,
+            op.provider,
+            op.request_model,
+            op.response_model,
+        ];
+        let mut buf = [0u8; 5];
+        let error = if (200..400).contains(&op.status) {
+            ""
+        } else {
+            status_label(op.status, &mut buf)
+        };
+        let [a, b, c, d] = labels;
+        g.operation_duration
+            .with_label_values(&[a, b, c, d, error])
+            .observe(op.duration.as_secs_f64());
+        if let Some(t) = op.ttft {
+            g.time_to_first_token
+                .with_label_values(&labels)
+                .observe(t.as_secs_f64());
+        }
+        if let Some(u) = op.usage {
+            g.token_usage
+                .with_label_values(&[a, b, c, d, "input"])
+                .observe(u.input as f64);
+            g.token_usage
+                .with_label_values(&[a, b, c, d, "output"])
+                .observe(u.output as f64);
         }
     }
 
@@ -312,6 +435,53 @@ mod tests {
         assert_eq!(status_label(0, &mut buf), "0");
         assert_eq!(status_label(65535, &mut buf), "65535");
         assert_eq!(status_label(7, &mut buf), "7");
+    }
+
+    #[test]
+    fn gen_ai_families_follow_the_semantic_conventions() {
+        let m = Metrics::new();
+        let op = GenAiOperation {
+            operation: "chat",
+            provider: "openai",
+            request_model: "gpt-4o",
+            response_model: "gpt-4o-2024-08-06",
+            status: 200,
+            duration: Duration::from_millis(300),
+            ttft: Some(Duration::from_millis(30)),
+            usage: Some(crate::api::Usage {
+                input: 100,
+                output: 5000,
+                ..Default::default()
+            }),
+        };
+        m.gen_ai(&op);
+        m.gen_ai(&GenAiOperation {
+            status: 502,
+            ttft: None,
+            usage: None,
+            ..op
+        });
+        let text = m.render();
+        let labels = r#"gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_response_model="gpt-4o-2024-08-06""#;
+        for line in [
+            format!(
+                r#"gen_ai_client_token_usage_bucket{{{labels},gen_ai_token_type="output",le="4096"}} 0"#
+            ),
+            format!(
+                r#"gen_ai_client_token_usage_bucket{{{labels},gen_ai_token_type="output",le="16384"}} 1"#
+            ),
+            format!(r#"gen_ai_client_token_usage_sum{{{labels},gen_ai_token_type="input"}} 100"#),
+            format!(
+                r#"gen_ai_client_operation_duration_seconds_count{{error_type="",{labels}}} 1"#
+            ),
+            format!(
+                r#"gen_ai_client_operation_duration_seconds_count{{error_type="502",{labels}}} 1"#
+            ),
+            format!(r#"gen_ai_server_time_to_first_token_seconds_bucket{{{labels},le="0.04"}} 1"#),
+            format!(r#"gen_ai_server_time_to_first_token_seconds_count{{{labels}}} 1"#),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Shared {
     pub health: Arc<HealthRegistry>,
     pub stats: Arc<StatsRegistry>,
     pub observer: Arc<RoutingObserver>,
+    /// OpenTelemetry traces, when `--otel-endpoint` (or `OTEL_*`) configures them.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// Shadow counts: of the operator's shadow snapshots, or of the `--shadow` policy.
     pub shadow: Arc<crate::shadow::Shadow>,
 }
@@ -44,8 +46,19 @@ impl Shared {
             health: Arc::new(HealthRegistry::default()),
             stats: Arc::new(StatsRegistry::default()),
             observer,
+            telemetry: None,
             shadow: Arc::new(crate::shadow::Shadow::new()),
         }
+    }
+
+    /// Starts the trace exporter that `settings` configure (none when tracing is off).
+    pub fn start_telemetry(&mut self, settings: &Settings) -> Result<()> {
+        self.telemetry = crate::telemetry::Telemetry::start(
+            &settings.telemetry,
+            "switchyard-proxy",
+            self.metrics.registry(),
+        )?;
+        Ok(())
     }
 }
 
@@ -85,6 +98,7 @@ pub fn gateway(settings: &Settings, shared: &Shared) -> Gateway {
         draw,
     );
     gateway.allow_anonymous = settings.allow_anonymous;
+    gateway.telemetry = shared.telemetry.clone();
     gateway.shadow = Some(Arc::clone(&shared.shadow));
     // In control-plane mode the keys arrive with the first snapshot.
     if !settings.allow_anonymous
@@ -233,6 +247,7 @@ pub fn run(settings: &Settings) -> Result<()> {
         }
     };
     let mut shared = Shared::new(active);
+    shared.start_telemetry(settings)?;
     if let Some(dir) = &settings.shadow {
         let shadow = crate::config::load_dir(dir, 1)
             .map_err(|e| Error::Config(format!("--shadow {}: {e}", dir.display())))?;
@@ -250,6 +265,7 @@ pub fn run(settings: &Settings) -> Result<()> {
                 remote,
                 Arc::clone(&shared.config),
                 Arc::clone(&shared.metrics),
+                shared.telemetry.clone(),
             )
             .map_err(|e| Error::Config(format!("control plane {url}: {e}")))?;
         }

@@ -68,6 +68,8 @@ pub struct Gateway {
     pub models_cache: models::ModelsCache,
     /// Responses API answers kept for `previous_response_id`.
     pub responses: Arc<crate::responses_store::ResponsesStore>,
+    /// OpenTelemetry traces, when configured.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// Counts of the shadow snapshot decided beside the live one (`/admin/shadow`).
     pub shadow: Option<Arc<crate::shadow::Shadow>>,
 }
@@ -148,6 +150,7 @@ impl Gateway {
             cache: Arc::new(crate::cache::ResponseCache::default()),
             models_cache: models::ModelsCache::default(),
             responses: Arc::new(crate::responses_store::ResponsesStore::default()),
+            telemetry: None,
             shadow: None,
         }
     }
@@ -191,6 +194,9 @@ impl Gateway {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
+        if let Some(t) = &self.telemetry {
+            ctx.trace = t.begin(session.req_header());
+        }
         // Anthropic clients get every error, auth included, in Anthropic's shape.
         ctx.client = crate::api::client::ClientApi::from_path(&path);
         if ctx.client == crate::api::client::ClientApi::AnthropicMessages {
@@ -411,6 +417,9 @@ impl Gateway {
         ctx.requested_model = Some(crate::api::bounded(&body.model).into_owned());
         ctx.prompt_tokens = Some(body.prompt_tokens);
         ctx.stream = body.stream;
+        if let Some(t) = &ctx.trace {
+            t.note_request(&bytes, body.max_tokens);
+        }
         let cfg = self.config.current();
         let identity = ctx.identity.clone();
         let features = Features {
@@ -451,8 +460,13 @@ impl Gateway {
             .quota
             .admit(&cfg.snapshot, &decision, &features, body.max_tokens)
             .await
-            .inspect_err(|_| ctx.route = Some(decision.route().name.clone()))?;
+            .inspect_err(|_| {
+                ctx.route = Some(decision.route().name.clone());
+                ctx.budget = Some("refused");
+            })?;
+        ctx.budget = admitted.as_ref().map(|_| "admitted");
         if let Some((t, budget)) = admitted.as_ref().and_then(|a| a.downgrade.as_ref()) {
+            ctx.budget = Some("downgraded");
             ctx.downgrade = Some(*t);
             let name = cfg.snapshot.target_name(*t);
             ctx.downgraded = Some(format!("{name} (budget {budget})"));
@@ -488,6 +502,7 @@ impl Gateway {
                     quota: quota_hold.as_ref(),
                     cache_fill: cache_fill.as_ref(),
                 },
+                trace: ctx.trace.clone(),
             };
             self.router.serve(session, ctx, job).await;
         }
@@ -570,6 +585,52 @@ impl Gateway {
             metrics.tokens(provider, model, u.input, u.output);
             metrics.input_tokens(route, provider, model, u.input, u.cached);
         }
+        if let (Some(requested), true) = (&ctx.requested_model, ctx.route.is_some()) {
+            metrics.gen_ai(&crate::metrics::GenAiOperation {
+                operation: crate::telemetry::attrs::operation(ctx.endpoint),
+                provider,
+                request_model: requested,
+                response_model: model,
+                status,
+                duration,
+                ttft: ctx.ttft,
+                usage: ctx.usage,
+            });
+        }
+        if let (Some(t), Some(trace)) = (&self.telemetry, &ctx.trace) {
+            t.finish(trace, server_span(req, ctx, status));
+        }
+    }
+}
+
+/// What the request's server span says, from its context.
+fn server_span<'a>(
+    req: &'a RequestHeader,
+    ctx: &'a RequestCtx,
+    status: u16,
+) -> crate::telemetry::spans::ServerSpan<'a> {
+    let identity = ctx.identity.as_ref();
+    crate::telemetry::spans::ServerSpan {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        endpoint: ctx.endpoint,
+        status,
+        requested_model: ctx.requested_model.as_deref(),
+        route: ctx.route.as_deref(),
+        provider: ctx.provider.as_deref(),
+        model: ctx.model.as_deref(),
+        attempts: ctx.attempts,
+        stream: ctx.stream,
+        usage: ctx.usage,
+        ttft: ctx.ttft,
+        rerouted: &ctx.rerouted,
+        hedged: ctx.hedged.as_deref(),
+        cache: ctx.cache,
+        budget: ctx.budget,
+        downgraded: ctx.downgraded.as_deref(),
+        key_id: identity.map(|i| i.key.as_str()),
+        team: identity.and_then(|i| i.team.as_deref()),
+        error: ctx.error.as_deref(),
     }
 }
 

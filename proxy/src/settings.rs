@@ -159,6 +159,10 @@ pub struct Settings {
     #[command(flatten)]
     pub responses: crate::responses_store::StoreSettings,
 
+    /// OpenTelemetry traces (OTLP), off unless an endpoint is set.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetrySettings,
+
     // -- Security in transit (control channel) and at the admin port.
     /// PEM file of the CA that signed the operator's control-channel certificate (`ca.crt` of
     /// the chart's TLS Secret). Required with an `https://` --control-plane; read again when
@@ -252,6 +256,7 @@ impl Settings {
         {
             return bad("--responses-redis-url is not a valid redis:// URL".into());
         }
+        self.telemetry.exporter("switchyard-proxy")?;
         if self.max_body_bytes == 0 {
             return bad("--max-body-bytes must be at least 1".into());
         }
@@ -304,6 +309,7 @@ impl Settings {
             cache_redis_url: None,
             limits: crate::listener::ConnectionLimits::default(),
             responses: crate::responses_store::StoreSettings::default(),
+            telemetry: crate::telemetry::TelemetrySettings::default(),
             control_ca_file: None,
             control_tls_server_name: None,
             control_plane_insecure: false,

@@ -329,6 +329,7 @@ fn envelope(version: u64, route: &str, model: &str, mock: &MockServer) -> Snapsh
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::from([("up".to_string(), "sk-test-key".to_string())]),
         client_keys: Vec::new(),
+        traceparent: None,
         shadow: None,
     }
 }
@@ -672,6 +673,7 @@ async fn budget_usage_is_reported_to_the_operator() {
             allow_ips: Vec::new(),
             expires_at: None,
         }],
+        traceparent: None,
         shadow: None,
     };
     operator.publish(env);
@@ -735,6 +737,7 @@ async fn a_ten_thousand_route_snapshot_is_applied_and_timed() {
         snapshot: snapshot(&policy, vec![provider]),
         credentials: BTreeMap::new(),
         client_keys: Vec::new(),
+        traceparent: None,
         shadow: None,
     };
     let bytes = serde_json::to_vec(&env).unwrap().len();
@@ -978,4 +981,101 @@ async fn a_capture_of_the_tls_channel_never_shows_the_provider_key() {
     );
     assert!(contains(&plain, TOKEN));
     upstream.shutdown();
+}
+
+/// The OTLP receiver of `tests/python/otlp_receiver.py` (the `opentelemetry-proto` package),
+/// with the repository's `.venv` Python when there is one; killed when dropped.
+struct OtlpReceiver {
+    child: Child,
+    url: String,
+}
+
+impl OtlpReceiver {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let venv = root.join(".venv/bin/python");
+        let python = if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        };
+        let mut child = Command::new(&python)
+            .arg(root.join("tests/python/otlp_receiver.py"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the OTLP receiver did not start ({line:?}); it needs \
+                 `{python} -m pip install -r tests/python/requirements.txt`"
+                )
+            });
+        let url = format!("http://{addr}");
+        Self { child, url }
+    }
+
+    async fn spans(&self) -> Vec<serde_json::Value> {
+        match reqwest::get(format!("{}/spans", self.url)).await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A snapshot whose envelope names the operator's publish span is applied under that span:
+/// the proxy's `apply snapshot` span continues the operator's trace.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apply_span_joins_the_operators_publish_span() {
+    let receiver = OtlpReceiver::start();
+    let upstream = mock("up").await;
+    let operator = FakeOperator::start().await;
+    let f = fixture(TOKEN, operator.ca.as_deref());
+    let mut env = envelope(4, "traced", "m1", &upstream);
+    env.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string());
+    operator.publish(env);
+    let proxy = start_proxy_with(
+        &operator.url,
+        &f,
+        true,
+        &[
+            "--otel-endpoint",
+            &receiver.url,
+            "--otel-schedule-delay-ms",
+            "50",
+        ],
+    );
+    wait_ready(&proxy, 200).await;
+    assert!(operator.wait_for_ack(4).await.applied);
+    let start = Instant::now();
+    let span = loop {
+        let spans = receiver.spans().await;
+        if let Some(s) = spans.into_iter().find(|s| s["name"] == "apply snapshot") {
+            break s;
+        }
+        assert!(start.elapsed() < DEADLINE, "no apply span exported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(span["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(span["kind"], "SPAN_KIND_CONSUMER");
+    assert_eq!(span["service"], "switchyard-proxy");
+    let attrs = &span["attributes"];
+    assert_eq!(attrs["switchyard.snapshot.version"], 4);
+    assert_eq!(attrs["switchyard.snapshot.applied"], true);
+    assert_eq!(attrs["k8s.pod.name"], "proxy-0");
 }

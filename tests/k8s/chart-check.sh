@@ -3,8 +3,8 @@
 # a Python library):
 #
 #   1. lint with the default values, and with every optional feature on (HPA, PDB,
-#      ServiceMonitor, Redis, namespace scope, anonymous clients, an existing token Secret,
-#      extra args/env);
+#      ServiceMonitor, Grafana dashboard, Redis, namespace scope, anonymous clients, an existing
+#      token Secret, extra args/env);
 #   2. the chart's CRDs equal the generated crds/*.yaml;
 #   3. against a real kube-apiserver (tests/k8s/start-apiserver.sh), where every manifest is
 #      validated server-side: install with defaults; check the objects and the operator's
@@ -93,6 +93,7 @@ ALL_ON = {
     },
     "redis": {"enabled": True, "url": "redis://redis.example:6379/0", "failureMode": "fail-closed"},
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "LLM"}},
 }
 
 

@@ -217,11 +217,13 @@ pub fn spawn_usage_reporter(
 }
 
 /// Starts the control-channel client on its own thread (a small tokio runtime, apart from
-/// pingora's). It runs for the life of the process.
+/// pingora's). It runs for the life of the process. With `telemetry`, each snapshot it
+/// receives is recorded as an apply span, in the trace of the operator's publish span.
 pub fn spawn_control_client(
     settings: RemoteSettings,
     handle: Arc<ConfigHandle>,
     metrics: Arc<Metrics>,
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 ) -> std::io::Result<()> {
     let target = client::Target::new(&settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -232,7 +234,7 @@ pub fn spawn_control_client(
     std::thread::Builder::new()
         .name("control-channel".to_string())
         .spawn(move || {
-            runtime.block_on(client::run(target, settings, handle, metrics));
+            runtime.block_on(client::run(target, settings, handle, metrics, telemetry));
         })?;
     Ok(())
 }
@@ -268,6 +270,7 @@ mod tests {
                 switchyard_crds::client_keys::entry("alpha", b"{key: sk-alpha, team: t}")
                     .expect("entry"),
             ],
+            traceparent: None,
             shadow: None,
         }
     }

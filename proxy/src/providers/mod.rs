@@ -50,10 +50,32 @@ pub struct AttemptRequest<'a> {
     /// targets that speak the Responses API.
     pub native: Option<crate::api::anthropic::Native>,
     pub stream: bool,
+    /// `traceparent` (and `tracestate`) naming the attempt's span, when the request is traced.
+    pub trace_headers: Option<crate::telemetry::propagate::Outgoing>,
     /// Connect deadline (TCP + TLS).
     pub connect_timeout: Duration,
     /// Longest silence while reading, per read.
     pub read_timeout: Duration,
+}
+
+/// Adds the attempt's `traceparent` (and `tracestate`) to a provider request.
+pub(crate) fn add_trace_headers(
+    h: &mut pingora::http::RequestHeader,
+    req: &AttemptRequest<'_>,
+) -> Result<(), AttemptError> {
+    let Some(t) = &req.trace_headers else {
+        return Ok(());
+    };
+    let internal = |_| AttemptError::Unavailable("cannot build the upstream request".into());
+    if let Some(tp) = &t.traceparent {
+        h.insert_header("traceparent", tp.as_str())
+            .map_err(internal)?;
+    }
+    if let Some(ts) = &t.tracestate {
+        h.insert_header("tracestate", ts.as_str())
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// A response being received from a provider.

@@ -106,6 +106,7 @@ fn request_header(
     h.insert_header("user-agent", "switchyard-proxy")
         .map_err(internal)?;
     authorize(&mut h, req.provider, req.credential)?;
+    super::add_trace_headers(&mut h, req)?;
     Ok(h)
 }
 

@@ -68,6 +68,7 @@ pub fn request_header(
     for (k, v) in extra {
         h.insert_header(*k, *v).map_err(internal)?;
     }
+    super::add_trace_headers(&mut h, req)?;
     match req.credential {
         Some(CredentialState::Resolved(key)) => {
             for (k, v) in auth(key.expose()) {

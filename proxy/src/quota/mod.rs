@@ -226,6 +226,9 @@ struct QuotaMetrics {
     store_errors: IntCounterVec,
     store_seconds: HistogramVec,
     auth_failures: IntCounterVec,
+    /// Counter value and limit of the scope an admission last charged, per budget and metric.
+    used: prometheus::IntGaugeVec,
+    limit: prometheus::IntGaugeVec,
 }
 
 impl QuotaMetrics {
@@ -249,7 +252,22 @@ impl QuotaMetrics {
         )
         .expect("static metric definition is valid");
         let _ = registry.register(Box::new(store_seconds.clone()));
+        let gauge = |name: &str, help: &str| {
+            let g = prometheus::IntGaugeVec::new(Opts::new(name, help), &["budget", "metric"])
+                .expect("static metric definition is valid");
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
         Self {
+            used: gauge(
+                "switchyard_budget_used",
+                "What the budget scope charged last has used in its window (reservations \
+                 included), in the unit of `metric`; compare with switchyard_budget_limit.",
+            ),
+            limit: gauge(
+                "switchyard_budget_limit",
+                "The limit of a budget per window, in the unit of `metric`.",
+            ),
             warnings: counter(
                 "switchyard_budget_warnings_total",
                 "Admissions that took a budget counter past a warning threshold (basis points).",
@@ -615,6 +633,12 @@ impl Quota {
         };
         let mut downgrade = None;
         for (c, &b) in charges.iter().zip(&before) {
+            let labels = [c.budget.as_str(), metric_name(c.metric)];
+            self.metrics
+                .used
+                .with_label_values(&labels)
+                .set(b.saturating_add(c.op.amount));
+            self.metrics.limit.with_label_values(&labels).set(c.limit);
             let budget = applied.iter().find(|x| x.name == c.budget);
             if let Some(budget) = budget {
                 for &bp in &budget.warn_at_bp {

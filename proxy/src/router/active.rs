@@ -163,6 +163,8 @@ async fn schedule(
                     native: None,
                     stats: stats.target(&name),
                     holds: Holds::default(),
+                    trace: None,
+                    hedge: false,
                 };
                 check(&providers, &plan, &name, &health).await;
                 if let Ok(mut r) = running.lock() {

@@ -17,6 +17,7 @@ use crate::config::CredentialState;
 use crate::ctx::RequestCtx;
 use crate::metrics::Metrics;
 use crate::providers::{AttemptError, AttemptRequest, Providers, ResponseSource};
+use crate::telemetry::AttemptSpan;
 use crate::{api::Endpoint, stream};
 
 /// Connect deadline when neither route nor provider sets one.
@@ -63,6 +64,8 @@ pub struct Opened {
     /// The provider said its rate limit is used up for this long (`x-ratelimit-remaining-*`).
     pub rate_limited_for: Option<Duration>,
     in_flight: InFlight,
+    /// The attempt's client span, when the request is traced; ends with the attempt.
+    span: Option<AttemptSpan>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -212,6 +215,10 @@ pub struct AttemptPlan<'a> {
     pub stats: std::sync::Arc<TargetStats>,
     /// What the request holds while it is answered.
     pub holds: Holds<'a>,
+    /// The request's trace, when traced: the attempt records a client span in it.
+    pub trace: Option<std::sync::Arc<crate::telemetry::RequestTrace>>,
+    /// Sent as a hedge beside a slow first attempt (an attribute of its span).
+    pub hedge: bool,
 }
 
 /// What a request holds of the gateway's services while it is answered: the budget
@@ -256,7 +263,53 @@ async fn read_body(
 }
 
 /// Runs an attempt up to its first token without touching the client; see [`Opened`].
+/// A traced attempt records a client span, and the provider request names it as parent.
 pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opened, OpenFailure> {
+    let Some(trace) = &plan.trace else {
+        return open_untraced(providers, plan, None).await;
+    };
+    let id = opentelemetry_sdk::trace::IdGenerator::new_span_id(
+        &opentelemetry_sdk::trace::RandomIdGenerator::default(),
+    );
+    let mut span = AttemptSpan::begin(
+        trace,
+        id,
+        crate::telemetry::spans::AttemptOf {
+            provider: plan.provider,
+            model: plan.model,
+            endpoint: plan.endpoint,
+            stream: plan.stream,
+            hedge: plan.hedge,
+        },
+    );
+    let headers = crate::telemetry::propagate::inject(span.context());
+    // Dropped here when a hedge race cancels this attempt: the span says `cancelled`.
+    let result = open_untraced(providers, plan, Some(headers)).await;
+    match result {
+        Ok(mut opened) => {
+            span.status(opened.status);
+            match &opened.body {
+                OpenedBody::Stream(first) => span.first_token(first, true),
+                OpenedBody::Whole { body, .. } => span.first_token(body, false),
+            }
+            opened.span = Some(span);
+            Ok(opened)
+        }
+        Err(f) => {
+            if let Some(r) = &f.response {
+                span.status(r.status);
+            }
+            span.failed(f.failure.class.as_str(), &f.failure.detail);
+            Err(f)
+        }
+    }
+}
+
+async fn open_untraced(
+    providers: &Providers,
+    plan: &AttemptPlan<'_>,
+    trace_headers: Option<crate::telemetry::propagate::Outgoing>,
+) -> Result<Opened, OpenFailure> {
     let started = Instant::now();
     let in_flight = InFlight::new(&plan.stats);
     let failed = |e: AttemptError| OpenFailure {
@@ -315,6 +368,7 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
         body: plan.body.clone(),
         native: plan.native.clone(),
         stream: plan.stream,
+        trace_headers,
         connect_timeout: connect.unwrap_or(DEFAULT_CONNECT),
         read_timeout: if plan.stream {
             idle
@@ -417,12 +471,31 @@ pub async fn open(providers: &Providers, plan: &AttemptPlan<'_>) -> Result<Opene
         ttft: started.elapsed(),
         rate_limited_for,
         in_flight,
+        span: None,
     })
 }
 
 /// Sends an opened attempt to the client. A stream whose first event the budget meter
 /// refuses still fails over: nothing has been written yet.
 pub async fn commit(
+    metrics: &Metrics,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    plan: &AttemptPlan<'_>,
+    mut opened: Opened,
+) -> Outcome {
+    let span = opened.span.take();
+    let outcome = deliver(metrics, session, ctx, plan, opened).await;
+    if let Some(mut span) = span {
+        match &outcome {
+            Outcome::Served { ok } => span.served(*ok, ctx.usage),
+            Outcome::Failed(f, _) => span.failed(f.class.as_str(), &f.detail),
+        }
+    }
+    outcome
+}
+
+async fn deliver(
     metrics: &Metrics,
     session: &mut Session,
     ctx: &mut RequestCtx,

@@ -54,6 +54,8 @@ pub struct Job<'a> {
     pub native: Option<&'a crate::api::anthropic::Native>,
     /// The request's budget reservation and cache capture buffer.
     pub holds: attempt::Holds<'a>,
+    /// The request's trace: each attempt records a client span in it.
+    pub trace: Option<Arc<crate::telemetry::RequestTrace>>,
 }
 
 /// One candidate's turn in [`Router::serve`].
@@ -151,6 +153,8 @@ impl Router {
             native: job.native.cloned(),
             stats: Arc::clone(&c.stats),
             holds: job.holds,
+            trace: job.trace.clone(),
+            hedge: false,
         }
     }
 
@@ -348,8 +352,10 @@ impl Router {
                     // Planned only when the hedge is sent: a plan copies the body.
                     let hedge_plan = std::sync::OnceLock::new();
                     let start_hedge = || {
-                        let p =
-                            hedge_plan.get_or_init(|| self.plan(job, next, turn.total_deadline));
+                        let p = hedge_plan.get_or_init(|| AttemptPlan {
+                            hedge: true,
+                            ..self.plan(job, next, turn.total_deadline)
+                        });
                         attempt::open(&self.providers, p)
                     };
                     let first = attempt::open(&self.providers, &plan);

@@ -100,6 +100,7 @@ pub async fn run(
     settings: RemoteSettings,
     handle: Arc<ConfigHandle>,
     metrics: Arc<Metrics>,
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -109,6 +110,7 @@ pub async fn run(
             settings: &settings,
             handle: &handle,
             metrics: &metrics,
+            telemetry: telemetry.as_deref(),
             connected: false,
         };
         let result = session.stream(have).await;
@@ -140,6 +142,7 @@ struct Session<'a> {
     settings: &'a RemoteSettings,
     handle: &'a Arc<ConfigHandle>,
     metrics: &'a Metrics,
+    telemetry: Option<&'a crate::telemetry::Telemetry>,
     /// The operator answered 200 (resets the backoff).
     connected: bool,
 }
@@ -213,6 +216,7 @@ impl Session<'_> {
             );
             return;
         }
+        let started = std::time::SystemTime::now();
         let ack = match envelope_config(&env, current.version) {
             Ok(next) => {
                 tracing::info!(
@@ -258,6 +262,14 @@ impl Session<'_> {
                 }
             }
         };
+        if let Some(t) = self.telemetry {
+            t.export(crate::telemetry::spans::apply_span(
+                (t.new_trace_id(), t.new_span_id()),
+                env.traceparent.as_deref(),
+                &ack,
+                started,
+            ));
+        }
         if let Err(e) = self.ack(&ack).await {
             tracing::warn!(version = ack.version, error = %e, "ack not delivered");
         }

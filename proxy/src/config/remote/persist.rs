@@ -80,6 +80,7 @@ mod tests {
             snapshot: active.snapshot,
             credentials: [("a".to_string(), "sk-x".to_string())].into(),
             client_keys: Vec::new(),
+            traceparent: None,
             shadow: None,
         };
         persist(&state, &env)?;
