@@ -30,6 +30,7 @@ pub mod parser;
 mod render;
 pub mod source;
 pub mod units;
+pub mod window;
 
 pub use check::{Checked, check};
 pub use decide::{Decision, RequestFeatures, RequestView, decide};

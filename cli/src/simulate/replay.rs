@@ -13,8 +13,9 @@ use switchyard_dsl::decide;
 use switchyard_dsl::headers::hashed;
 use switchyard_dsl::ir::{
     Budget, BudgetScope, Condition, LimitMetric, OnExhausted, Selection, Snapshot, StringMatch,
-    TargetId, Window,
+    TargetId,
 };
+use switchyard_dsl::window;
 
 use super::record::Record;
 
@@ -155,7 +156,7 @@ impl<'s> Replay<'s> {
         let mut downgrade = None;
         for &(i, budget, scope) in &applying {
             for (li, limit) in budget.limits.iter().enumerate() {
-                let key = (i, scope, li, window_start(limit.window, record.time));
+                let key = (i, scope, li, window::start(limit.window, record.time));
                 if self.counters.get(&key).copied().unwrap_or(0) < limit.amount {
                     continue;
                 }
@@ -192,7 +193,7 @@ impl<'s> Replay<'s> {
                     LimitMetric::TotalTokens => input + output,
                     LimitMetric::MicroUsd => cost,
                 };
-                let key = (i, scope, li, window_start(limit.window, record.time));
+                let key = (i, scope, li, window::start(limit.window, record.time));
                 let counter = self.counters.entry(key).or_insert(0);
                 let before = *counter;
                 *counter += amount;
@@ -222,7 +223,7 @@ impl Replay<'_> {
             budgets
                 .get(b)
                 .and_then(|b| b.limits.get(l))
-                .is_some_and(|limit| window_end(limit.window, start) > now)
+                .is_some_and(|limit| window::end(limit.window, start) > now)
         });
     }
 }
@@ -260,77 +261,4 @@ fn hash(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
     h.finish()
-}
-
-/// Unix seconds of the start of the UTC calendar window holding `now` (as the proxy counts).
-pub(crate) fn window_start(window: Window, now: u64) -> u64 {
-    match window {
-        Window::Second => now,
-        Window::Minute => now - now % 60,
-        Window::Hour => now - now % 3600,
-        Window::Day => now - now % 86_400,
-        Window::Month => {
-            let (y, m, _) = civil_from_days((now / 86_400) as i64);
-            (days_from_civil(y, m, 1) * 86_400) as u64
-        }
-    }
-}
-
-/// Unix seconds of the end (exclusive) of the window that starts at `start`.
-fn window_end(window: Window, start: u64) -> u64 {
-    match window {
-        Window::Second => start + 1,
-        Window::Minute => start + 60,
-        Window::Hour => start + 3600,
-        Window::Day => start + 86_400,
-        Window::Month => {
-            let (y, m, _) = civil_from_days((start / 86_400) as i64);
-            let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (days_from_civil(y, m, 1) * 86_400) as u64
-        }
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date `(year, month, day)` of a day number since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_are_calendar_aligned() {
-        // 2026-12-02T10:11:12Z
-        let t = 1_796_206_272;
-        assert_eq!(window_start(Window::Minute, t), t - 12);
-        assert_eq!(window_start(Window::Day, t), t - (10 * 3600 + 11 * 60 + 12));
-        // 2026-12-01T00:00:00Z, and 2027-01-01T00:00:00Z
-        assert_eq!(window_start(Window::Month, t), 1_796_083_200);
-        assert_eq!(
-            window_end(Window::Month, 1_796_083_200),
-            1_796_083_200 + 31 * 86_400
-        );
-    }
 }

@@ -20,7 +20,7 @@ pub mod meter;
 pub mod redis;
 pub mod status;
 pub mod store;
-pub mod window;
+pub use switchyard_dsl::window;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;

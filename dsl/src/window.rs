@@ -1,7 +1,9 @@
 //! Budget windows aligned to the UTC calendar, so that every replica agrees on when a window
 //! starts and ends: seconds, minutes, hours and days on their boundaries, months on the 1st.
+//! Here, beside the IR's `Window`, because the proxy's budgets and `switchyard simulate` must
+//! agree to the second.
 
-use switchyard_dsl::ir::Window;
+use crate::ir::Window;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -122,5 +124,19 @@ mod tests {
         let jan = (days_from_civil(2027, 1, 1) * 86_400) as u64;
         assert_eq!(end(Window::Month, jan - 1), jan);
         assert_eq!(start(Window::Month, jan), jan);
+    }
+
+    #[test]
+    fn a_window_ends_where_the_next_starts() {
+        // 2026-12-02T10:11:12Z
+        let t = 1_796_206_272;
+        assert_eq!(start(Window::Minute, t), t - 12);
+        assert_eq!(start(Window::Day, t), t - (10 * 3600 + 11 * 60 + 12));
+        // 2026-12-01T00:00:00Z, and 2027-01-01T00:00:00Z
+        assert_eq!(start(Window::Month, t), 1_796_083_200);
+        assert_eq!(
+            end(Window::Month, 1_796_083_200),
+            1_796_083_200 + 31 * 86_400
+        );
     }
 }
