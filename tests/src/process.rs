@@ -256,11 +256,14 @@ impl ProxyProcess {
             if self.guard.exited().is_some() {
                 return Err(Exit::Early);
             }
-            // Ready, and the client port bound too: pingora starts the admin service first.
+            // Ready, and the client port bound too (pingora starts the admin service first):
+            // the proxy says so once its port accepts. Not a connection of ours, which tests
+            // of the connection cap would count.
             if let Ok(response) = http::get(self.admin, "/readyz")
                 && response.status == 200
-                && std::net::TcpStream::connect_timeout(&self.listen, Duration::from_millis(200))
-                    .is_ok()
+                && self
+                    .log()
+                    .contains(&format!("listening on {}", self.listen))
             {
                 return Ok(());
             }
